@@ -1,0 +1,400 @@
+"""Raster I/O on GDAL: grid description, checks, windowed reads with a validity mask, scaled writes.
+
+Conventions (see SPEC.md "Data model"):
+
+* reflectance in the core is float32, ``reflectance = stored value x scale`` (0.0001 for Landsat/MODIS surface
+  reflectance stored as 0-10000 integers; 1 for rasters already in 0-1);
+* a pixel is *valid* when every band is finite and differs from that band's nodata value, and the optional mask
+  raster is non-zero (and not its own nodata) there. Invalid pixels are written back as nodata;
+* outputs are tiled, compressed GeoTIFFs on the grid of a reference raster, written through
+  :class:`OutputTransaction`, so they appear complete or not at all.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .errors import GridMismatchError, InputError, StfError
+from .tiles import Window
+
+gdal.UseExceptions()
+osr.UseExceptions()
+
+GTIFF_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+
+_NUMPY_TO_GDAL = {
+    "uint8": gdal.GDT_Byte,
+    "int16": gdal.GDT_Int16,
+    "uint16": gdal.GDT_UInt16,
+    "int32": gdal.GDT_Int32,
+    "uint32": gdal.GDT_UInt32,
+    "float32": gdal.GDT_Float32,
+    "float64": gdal.GDT_Float64,
+}
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the core needs to know of a raster file without reading its pixels."""
+
+    path: str
+    width: int
+    height: int
+    bands: int
+    crs_wkt: str
+    geotransform: tuple[float, float, float, float, float, float]
+    nodata: tuple[float | None, ...]
+    dtype: str
+    descriptions: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """File name without folder, for messages."""
+        return os.path.basename(self.path)
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        """Pixel width and height in map units (both positive)."""
+        return abs(self.geotransform[1]), abs(self.geotransform[5])
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """xmin, ymin, xmax, ymax of a north-up raster."""
+        gt = self.geotransform
+        xs = (gt[0], gt[0] + gt[1] * self.width)
+        ys = (gt[3], gt[3] + gt[5] * self.height)
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+def _open(path: str, what: str = "raster") -> gdal.Dataset:
+    path = os.fspath(path) if path else path
+    if not path:
+        raise InputError(f"No {what} file given.")
+    if not os.path.exists(path):
+        raise InputError(f"The {what} file '{path}' does not exist.")
+    try:
+        ds = gdal.Open(path, gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise InputError(f"The {what} file '{path}' cannot be read as a raster: {exc}") from None
+    if ds is None or ds.RasterCount == 0:
+        raise InputError(f"The {what} file '{path}' holds no raster band.")
+    return ds
+
+
+def raster_info(path: str, what: str = "raster") -> RasterInfo:
+    """Describe the raster at ``path``; a missing or unreadable file is an :class:`InputError` naming it."""
+    path = os.fspath(path)
+    ds = _open(path, what)
+    band = ds.GetRasterBand(1)
+    dtype = gdal.GetDataTypeName(band.DataType)
+    np_dtype = next((k for k, v in _NUMPY_TO_GDAL.items() if v == band.DataType), None)
+    if np_dtype is None:
+        raise InputError(f"The {what} file '{path}' has the unsupported data type {dtype}.")
+    gt = ds.GetGeoTransform(can_return_null=True)
+    if gt is None:
+        raise InputError(f"The {what} file '{path}' has no georeferencing (geotransform).")
+    if gt[2] != 0 or gt[4] != 0:
+        raise InputError(f"The {what} file '{path}' is rotated; only north-up rasters are supported.")
+    info = RasterInfo(
+        path=path,
+        width=ds.RasterXSize,
+        height=ds.RasterYSize,
+        bands=ds.RasterCount,
+        crs_wkt=ds.GetProjection() or "",
+        geotransform=tuple(gt),
+        nodata=tuple(ds.GetRasterBand(i + 1).GetNoDataValue() for i in range(ds.RasterCount)),
+        dtype=np_dtype,
+        descriptions=tuple(ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)),
+    )
+    ds = None
+    return info
+
+
+def crs_label(wkt: str) -> str:
+    """Short human name of a CRS: ``EPSG:32633`` where an authority code exists, else its name."""
+    if not wkt:
+        return "no CRS"
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(wkt)
+    if srs.GetAuthorityCode(None) is None:
+        try:
+            srs.AutoIdentifyEPSG()
+        except RuntimeError:
+            pass
+    code = srs.GetAuthorityCode(None)
+    name = srs.GetAuthorityName(None)
+    return f"{name}:{code}" if code and name else srs.GetName() or "unnamed CRS"
+
+
+def same_crs(a: str, b: str) -> bool:
+    """True if two WKT strings describe the same CRS (both empty counts as the same)."""
+    if not a or not b:
+        return not a and not b
+    sa, sb = osr.SpatialReference(), osr.SpatialReference()
+    sa.ImportFromWkt(a)
+    sb.ImportFromWkt(b)
+    return bool(sa.IsSame(sb))
+
+
+def grid_differences(ref: RasterInfo, other: RasterInfo, check_bands: bool = True) -> list[str]:
+    """Properties in which ``other`` differs from ``ref``: each as 'property: other vs ref'."""
+    diffs = []
+    if not same_crs(ref.crs_wkt, other.crs_wkt):
+        diffs.append(f"CRS: {crs_label(other.crs_wkt)} vs {crs_label(ref.crs_wkt)}")
+    px = min(ref.pixel_size)
+    gt_r, gt_o = ref.geotransform, other.geotransform
+    if abs(gt_r[1] - gt_o[1]) > 1e-6 * px or abs(gt_r[5] - gt_o[5]) > 1e-6 * px:
+        diffs.append(f"pixel size: {other.pixel_size} vs {ref.pixel_size}")
+    elif abs(gt_r[0] - gt_o[0]) > 1e-3 * px or abs(gt_r[3] - gt_o[3]) > 1e-3 * px:
+        diffs.append(f"geotransform origin: ({gt_o[0]}, {gt_o[3]}) vs ({gt_r[0]}, {gt_r[3]})")
+    if (ref.width, ref.height) != (other.width, other.height):
+        diffs.append(f"size: {other.width} x {other.height} vs {ref.width} x {ref.height} pixels")
+    if check_bands and ref.bands != other.bands:
+        diffs.append(f"band count: {other.bands} vs {ref.bands}")
+    return diffs
+
+
+def check_same_grid(ref: RasterInfo, other: RasterInfo, check_bands: bool = True) -> None:
+    """Raise :class:`GridMismatchError` naming both files and every differing property."""
+    diffs = grid_differences(ref, other, check_bands)
+    if diffs:
+        raise GridMismatchError(
+            f"'{other.name}' is not on the grid of '{ref.name}': " + "; ".join(diffs)
+            + f" (files: {other.path} and {ref.path})."
+        )
+
+
+def read_raw(path: str, window: Window | None = None) -> np.ndarray:
+    """Stored values of all bands as ``[bands, rows, cols]`` in the file's data type."""
+    ds = _open(path)
+    if window is None:
+        window = Window(0, 0, ds.RasterXSize, ds.RasterYSize)
+    if window.x < 0 or window.y < 0 or window.x + window.width > ds.RasterXSize or \
+            window.y + window.height > ds.RasterYSize:
+        raise InputError(f"Window {window} lies outside '{path}' ({ds.RasterXSize} x {ds.RasterYSize}).")
+    try:
+        data = ds.ReadAsArray(window.x, window.y, window.width, window.height)
+    except RuntimeError as exc:
+        raise InputError(f"Reading '{path}' failed: {exc}") from None
+    return data.reshape(ds.RasterCount, window.height, window.width)
+
+
+def valid_mask(raw: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
+    """Per-pixel validity ``[rows, cols]``: every band finite and different from its nodata value."""
+    valid = np.ones(raw.shape[-2:], dtype=bool)
+    for band, nd in zip(raw, nodata):
+        if np.issubdtype(band.dtype, np.floating):
+            valid &= np.isfinite(band)
+            if nd is not None and np.isnan(nd):
+                continue
+        if nd is not None:
+            valid &= band != nd
+    return valid
+
+
+def read_mask_raster(mask_path: str, ref: RasterInfo, window: Window | None = None) -> np.ndarray:
+    """Validity from a mask raster on the grid of ``ref``: non-zero and not nodata means valid."""
+    info = raster_info(mask_path, "mask")
+    check_same_grid(ref, info, check_bands=False)
+    raw = read_raw(mask_path, window)[0]
+    valid = raw != 0
+    return valid & valid_mask(raw[None], info.nodata[:1])
+
+
+def to_reflectance(raw: np.ndarray, scale: float) -> np.ndarray:
+    """Stored values to float32 reflectance: ``raw * scale``."""
+    return raw.astype(np.float32) * np.float32(scale)
+
+
+def read_block(
+    path: str, window: Window | None = None, scale: float = 1.0, mask_path: str | None = None,
+    info: RasterInfo | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``window`` (default: whole raster) as float32 reflectance ``[bands, rows, cols]`` and validity.
+
+    Invalid pixels (nodata in any band, non-finite, or masked by ``mask_path``) are set to 0 in the data and False
+    in the returned ``[rows, cols]`` mask, so they cannot leak into neighbours through arithmetic.
+    """
+    info = info or raster_info(path)
+    raw = read_raw(path, window)
+    valid = valid_mask(raw, info.nodata)
+    if mask_path:
+        valid &= read_mask_raster(mask_path, info, window)
+    data = to_reflectance(raw, scale)
+    data[:, ~valid] = 0.0
+    return data, valid
+
+
+def from_reflectance(values: np.ndarray, scale: float, dtype: str) -> np.ndarray:
+    """Float reflectance back to stored values: ``values / scale``, rounded and clipped for integer types."""
+    stored = values / np.float32(scale) if scale != 1 else values
+    np_type = np.dtype(dtype)
+    if np.issubdtype(np_type, np.integer):
+        limits = np.iinfo(np_type)
+        stored = np.clip(np.rint(stored), limits.min, limits.max)
+    return stored.astype(np_type)
+
+
+def default_nodata(dtype: str) -> float:
+    """A nodata value for ``dtype`` that reflectance never takes."""
+    return {"uint8": 255, "uint16": 65535, "uint32": 4294967295}.get(dtype, -9999)
+
+
+class RasterWriter:
+    """A GeoTIFF on the grid of ``like``, filled window by window with float reflectance.
+
+    ``path`` should be a temporary path of an :class:`OutputTransaction`. Values are divided by ``scale`` and
+    converted to ``dtype``; pixels where ``valid`` is False become ``nodata``. A non-finite value in a valid pixel
+    is an error: predictions are never written silently with holes.
+    """
+
+    def __init__(
+        self, path: str, like: RasterInfo, bands: int | None = None, dtype: str | None = None,
+        scale: float = 1.0, nodata: float | None = None, descriptions: Sequence[str] | None = None,
+    ) -> None:
+        self.path = path
+        self.like = like
+        self.bands = bands or like.bands
+        self.dtype = dtype or like.dtype
+        self.scale = scale
+        self.nodata = nodata if nodata is not None else default_nodata(self.dtype)
+        options = GTIFF_OPTIONS + ["PREDICTOR=3" if self.dtype.startswith("float") else "PREDICTOR=2"]
+        driver = gdal.GetDriverByName("GTiff")
+        try:
+            self.ds = driver.Create(path, like.width, like.height, self.bands, _NUMPY_TO_GDAL[self.dtype], options)
+        except RuntimeError as exc:
+            raise StfError(f"Cannot create the output raster '{path}': {exc}") from None
+        self.ds.SetGeoTransform(like.geotransform)
+        if like.crs_wkt:
+            self.ds.SetProjection(like.crs_wkt)
+        for i in range(self.bands):
+            band = self.ds.GetRasterBand(i + 1)
+            band.SetNoDataValue(self.nodata)
+            if descriptions is not None and i < len(descriptions):
+                band.SetDescription(descriptions[i])
+
+    def write(self, values: np.ndarray, window: Window | None = None, valid: np.ndarray | None = None) -> None:
+        """Write reflectance ``[bands, rows, cols]`` at ``window`` (default: whole raster)."""
+        if window is None:
+            window = Window(0, 0, self.like.width, self.like.height)
+        values = np.asarray(values, dtype=np.float32).reshape(self.bands, window.height, window.width)
+        finite = np.isfinite(values).all(axis=0)
+        bad = ~finite if valid is None else (~finite & valid)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise StfError(
+                f"{int(bad.sum())} non-finite values in valid pixels of '{os.path.basename(self.path)}' "
+                f"(first at row {window.y + row}, column {window.x + col}); nothing was written."
+            )
+        stored = from_reflectance(np.where(finite, values, 0), self.scale, self.dtype)
+        if valid is not None:
+            stored[:, ~valid] = self.nodata
+        for i in range(self.bands):
+            self.ds.GetRasterBand(i + 1).WriteArray(stored[i], window.x, window.y)
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self.ds is not None:
+            self.ds.FlushCache()
+            self.ds = None
+
+    def __enter__(self) -> "RasterWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.close()
+        return False
+
+
+def write_raster(
+    path: str, values: np.ndarray, like: RasterInfo, valid: np.ndarray | None = None, scale: float = 1.0,
+    dtype: str | None = None, nodata: float | None = None, descriptions: Sequence[str] | None = None,
+) -> None:
+    """Write a whole ``[bands, rows, cols]`` reflectance array to ``path`` on the grid of ``like``."""
+    with RasterWriter(path, like, values.shape[0], dtype, scale, nodata, descriptions) as writer:
+        writer.write(values, valid=valid)
+
+
+def grid_info(
+    path: str, width: int, height: int, bands: int, geotransform: Sequence[float], crs_wkt: str,
+    dtype: str = "float32",
+) -> RasterInfo:
+    """A :class:`RasterInfo` for a grid that has no file yet (synthetic data, resampling targets)."""
+    return RasterInfo(path, width, height, bands, crs_wkt, tuple(geotransform), (None,) * bands, dtype)
+
+
+def _remove(path: str) -> None:
+    for candidate in (path, path + ".aux.xml", path + ".msk"):
+        try:
+            os.remove(candidate)
+        except FileNotFoundError:
+            pass
+
+
+class OutputTransaction:
+    """All-or-nothing outputs: files are written under temporary names and renamed when every one is complete.
+
+    ::
+
+        with OutputTransaction() as tx:
+            tmp = tx.add("out/prediction_2021-05-01.tif")
+            write_raster(tmp, ...)
+        # here every added file exists under its final name; after an exception or a cancel none does
+
+    The temporary file lives in the destination folder (so the rename is atomic) under a hidden name.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str]] = []
+        self.committed: list[str] = []
+
+    def add(self, final_path: str) -> str:
+        """Register ``final_path`` and return the temporary path to write instead."""
+        final_path = os.path.abspath(final_path)
+        folder, name = os.path.split(final_path)
+        if any(final == final_path for _, final in self._pending):
+            raise InputError(f"The output '{final_path}' would be written twice in one run.")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"Cannot create the output folder '{folder}': {exc}") from None
+        stem, ext = os.path.splitext(name)
+        temp = os.path.join(folder, f".{stem}.partial-{uuid.uuid4().hex[:8]}{ext}")
+        self._pending.append((temp, final_path))
+        return temp
+
+    def commit(self) -> list[str]:
+        """Rename every temporary file to its final name; returns the final paths."""
+        for temp, _ in self._pending:
+            if not os.path.exists(temp):
+                self.rollback()
+                raise StfError(f"Internal error: the output '{temp}' was never written.")
+        for temp, final in self._pending:
+            _remove(final + ".aux.xml")
+            os.replace(temp, final)
+            if os.path.exists(temp + ".aux.xml"):
+                os.replace(temp + ".aux.xml", final + ".aux.xml")
+            self.committed.append(final)
+        self._pending = []
+        return list(self.committed)
+
+    def rollback(self) -> None:
+        """Delete every temporary file written so far."""
+        for temp, _ in self._pending:
+            _remove(temp)
+        self._pending = []
+
+    def __enter__(self) -> "OutputTransaction":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+        return False

@@ -1,0 +1,88 @@
+"""Resampling of coarse rasters onto the fine grid with GDAL warp (never done silently: callers report it)."""
+from __future__ import annotations
+
+import os
+
+from osgeo import gdal
+
+from .errors import CancelledError, InputError, StfError
+from .feedback import Feedback, SubFeedback, check_cancel
+from .raster import GTIFF_OPTIONS, OutputTransaction, RasterInfo, raster_info
+
+RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic")
+_GDAL_ALG = {"nearest": "near", "bilinear": "bilinear", "bicubic": "cubic"}
+
+
+def resample_to_grid(
+    src_path: str, ref: RasterInfo, dst_path: str, method: str = "bicubic", feedback: Feedback | None = None,
+) -> str:
+    """Warp ``src_path`` onto the grid of ``ref`` (CRS, extent, pixel size) and write it to ``dst_path``.
+
+    The data type and nodata of the source are kept. ``dst_path`` should be a temporary path of an
+    :class:`~.raster.OutputTransaction`. Pixels of the fine grid outside the source become nodata.
+    """
+    if method not in RESAMPLING_METHODS:
+        raise InputError(f"Unknown resampling method '{method}'; use one of {', '.join(RESAMPLING_METHODS)}.")
+    src = raster_info(src_path, "coarse")
+    if not src.crs_wkt or not ref.crs_wkt:
+        missing = src.path if not src.crs_wkt else ref.path
+        raise InputError(f"'{missing}' has no CRS; cannot resample between grids without one.")
+    nodata = src.nodata[0]
+    if nodata is None:
+        nodata = -9999 if src.dtype not in ("uint8", "uint16", "uint32") else 0
+    xmin, ymin, xmax, ymax = ref.bounds
+
+    def progress(complete: float, _message, _data) -> int:
+        if feedback is None:
+            return 1
+        feedback.set_progress(100.0 * complete)
+        return 0 if feedback.is_canceled() else 1
+
+    options = gdal.WarpOptions(
+        format="GTiff",
+        outputBounds=(xmin, ymin, xmax, ymax),
+        width=ref.width,
+        height=ref.height,
+        dstSRS=ref.crs_wkt,
+        resampleAlg=_GDAL_ALG[method],
+        srcNodata=src.nodata[0],
+        dstNodata=nodata,
+        creationOptions=GTIFF_OPTIONS + ["PREDICTOR=2" if "int" in src.dtype else "PREDICTOR=3"],
+        callback=progress,
+    )
+    try:
+        result = gdal.Warp(dst_path, src_path, options=options)
+    except RuntimeError as exc:
+        if feedback is not None and feedback.is_canceled():
+            raise CancelledError() from None
+        raise StfError(f"Resampling '{src_path}' to the grid of '{ref.path}' failed: {exc}") from None
+    if result is None:
+        if feedback is not None and feedback.is_canceled():
+            raise CancelledError()
+        raise StfError(f"Resampling '{src_path}' to the grid of '{ref.path}' failed.")
+    result.FlushCache()
+    result = None
+    if not os.path.exists(dst_path):
+        raise StfError(f"Resampling '{src_path}' wrote no file.")
+    return dst_path
+
+
+def resample_many(
+    jobs: list[tuple[str, str]], ref: RasterInfo, method: str, transaction: OutputTransaction, feedback: Feedback | None = None,
+) -> list[str]:
+    """Resample each ``(source, final destination)`` onto ``ref``'s grid inside ``transaction``.
+
+    Returns the temporary paths written (renamed to the destinations when the transaction commits). A destination
+    that is one of the sources is refused: inputs are never modified.
+    """
+    sources = {os.path.abspath(src) for src, _ in jobs}
+    temps = []
+    for i, (src, dst) in enumerate(jobs):
+        if os.path.abspath(dst) in sources:
+            raise InputError(f"The output '{dst}' would overwrite an input; choose another output folder.")
+        check_cancel(feedback)
+        sub = SubFeedback(feedback, 100.0 * i / len(jobs), 100.0 * (i + 1) / len(jobs)) if feedback else None
+        temps.append(resample_to_grid(src, ref, transaction.add(dst), method, sub))
+        if feedback is not None:
+            feedback.info(f"Resampled {os.path.basename(src)} -> {os.path.basename(dst)} ({method}).")
+    return temps

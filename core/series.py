@@ -1,0 +1,173 @@
+"""Scene series: dated coarse rasters on every date, dated fine rasters on some (the pairs).
+
+A series is validated once, when it is built: dates known and unique, a coarse image on every pair date, all
+fine images on one grid with one band count, all coarse images on one grid (the fine grid, or else a coarser
+grid that :func:`resample_series` puts onto the fine grid), coarse and fine with the same band count.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field, replace
+
+from .dates import dates_for_files
+from .errors import InputError
+from .feedback import Feedback
+from .raster import OutputTransaction, RasterInfo, check_same_grid, grid_differences, raster_info
+from .resample import resample_many
+
+
+@dataclass(frozen=True)
+class DatedRaster:
+    """One image of the series."""
+
+    date: _dt.date
+    path: str
+    info: RasterInfo = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SceneSeries:
+    """Coarse images on every date, fine images on the pair dates, all sorted by date."""
+
+    coarse: tuple[DatedRaster, ...]
+    fine: tuple[DatedRaster, ...]
+
+    @property
+    def dates(self) -> list[_dt.date]:
+        """Every date of the series (the coarse dates)."""
+        return [c.date for c in self.coarse]
+
+    @property
+    def pair_dates(self) -> list[_dt.date]:
+        """Dates with both a fine and a coarse image."""
+        return [f.date for f in self.fine]
+
+    @property
+    def predict_dates(self) -> list[_dt.date]:
+        """Coarse dates without a fine image: what fusion predicts by default."""
+        pairs = set(self.pair_dates)
+        return [d for d in self.dates if d not in pairs]
+
+    @property
+    def grid(self) -> RasterInfo:
+        """The fine grid every output is written on."""
+        return self.fine[0].info
+
+    @property
+    def coarse_on_fine_grid(self) -> bool:
+        """True when the coarse images already share the fine grid."""
+        return not grid_differences(self.grid, self.coarse[0].info, check_bands=False)
+
+    def coarse_at(self, date: _dt.date) -> DatedRaster:
+        """The coarse image of ``date``."""
+        for c in self.coarse:
+            if c.date == date:
+                return c
+        raise InputError(f"No coarse image on {date.isoformat()}; coarse dates: {_fmt(self.dates)}.")
+
+    def fine_at(self, date: _dt.date) -> DatedRaster:
+        """The fine image of ``date``."""
+        for f in self.fine:
+            if f.date == date:
+                return f
+        raise InputError(f"No fine image on {date.isoformat()}; pair dates: {_fmt(self.pair_dates)}.")
+
+    def check_predict_dates(self, dates: list[_dt.date] | None) -> list[_dt.date]:
+        """The dates to predict: ``dates`` (each must have a coarse image) or, if empty, every non-pair date."""
+        if not dates:
+            result = self.predict_dates
+            if not result:
+                raise InputError("Every coarse date has a fine image: there is no date left to predict.")
+            return result
+        known = set(self.dates)
+        missing = [d for d in dates if d not in known]
+        if missing:
+            raise InputError(
+                f"No coarse image on the prediction date(s) {_fmt(missing)}; coarse dates: {_fmt(self.dates)}."
+            )
+        return sorted(set(dates))
+
+
+def _fmt(dates: list[_dt.date]) -> str:
+    return ", ".join(d.isoformat() for d in dates) or "none"
+
+
+def _dated(paths: list[str], dates: list[_dt.date] | None, what: str) -> list[DatedRaster]:
+    items = [DatedRaster(d, p, raster_info(p, what)) for p, d in zip(paths, dates_for_files(paths, dates, what))]
+    items.sort(key=lambda r: r.date)
+    for a, b in zip(items, items[1:]):
+        if a.date == b.date:
+            raise InputError(
+                f"Two {what} images share the date {a.date.isoformat()}: '{a.path}' and '{b.path}'. "
+                "Give one image per date."
+            )
+    return items
+
+
+def build_series(
+    fine_paths: list[str], coarse_paths: list[str], dates: list[_dt.date] | None = None,
+) -> SceneSeries:
+    """Build and validate a series.
+
+    ``dates``, when given, has one date per file: the fine files' dates first, then the coarse files'. Without
+    it the dates are parsed from the file names (:mod:`.dates`).
+    """
+    if not fine_paths:
+        raise InputError("No fine image given: fusion needs at least one fine/coarse pair.")
+    if not coarse_paths:
+        raise InputError("No coarse image given.")
+    fine_dates = coarse_dates = None
+    if dates:
+        if len(dates) != len(fine_paths) + len(coarse_paths):
+            raise InputError(
+                f"{len(dates)} dates given for {len(fine_paths)} fine and {len(coarse_paths)} coarse files: give one "
+                "date per file, the fine files' dates first, then the coarse files'."
+            )
+        fine_dates, coarse_dates = dates[: len(fine_paths)], dates[len(fine_paths):]
+    fine = _dated(fine_paths, fine_dates, "fine")
+    coarse = _dated(coarse_paths, coarse_dates, "coarse")
+    for f in fine[1:]:
+        check_same_grid(fine[0].info, f.info)
+    for c in coarse[1:]:
+        check_same_grid(coarse[0].info, c.info)
+    ref, first = fine[0].info, coarse[0].info
+    if first.bands != ref.bands:
+        raise InputError(
+            f"The coarse image '{first.path}' has {first.bands} bands but the fine image '{ref.path}' has "
+            f"{ref.bands}; fusion needs the same bands in the same order."
+        )
+    coarse_dates_set = {c.date for c in coarse}
+    for f in fine:
+        if f.date not in coarse_dates_set:
+            raise InputError(
+                f"The fine image '{f.path}' ({f.date.isoformat()}) has no coarse image on its date; every pair "
+                "needs both."
+            )
+    return SceneSeries(tuple(coarse), tuple(fine))
+
+
+def require_fine_grid(series: SceneSeries) -> None:
+    """Raise unless the coarse images are on the fine grid, saying how to get them there."""
+    diffs = grid_differences(series.grid, series.coarse[0].info, check_bands=False)
+    if diffs:
+        raise InputError(
+            f"The coarse image '{series.coarse[0].path}' is not on the grid of the fine image '{series.grid.path}' "
+            f"({'; '.join(diffs)}). Resample the coarse images first (stf:resample_coarse) or choose a "
+            "resampling method."
+        )
+
+
+def resample_series(
+    series: SceneSeries, folder: str, method: str, transaction: OutputTransaction,
+    feedback: Feedback | None = None,
+) -> SceneSeries:
+    """Resample every coarse image onto the fine grid into ``folder`` (files ``coarse_<date>.tif``).
+
+    The files are registered with ``transaction`` (so a failure leaves none); the returned series points at the
+    temporary paths, valid until the transaction commits.
+    """
+    jobs = [(c.path, os.path.join(folder, f"coarse_{c.date.isoformat()}.tif")) for c in series.coarse]
+    temps = resample_many(jobs, series.grid, method, transaction, feedback)
+    coarse = [replace(c, path=t, info=raster_info(t)) for c, t in zip(series.coarse, temps)]
+    return SceneSeries(tuple(coarse), series.fine)

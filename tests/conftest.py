@@ -1,0 +1,52 @@
+"""Test set-up: the plugin importable as ``stf_fusion`` (build/plugins/stf_fusion -> repository root), the
+``stf`` provider registered on top of pytest-qgis, and small synthetic series made once per session."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGIN_DIR = os.path.join(ROOT, "build", "plugins")
+PLUGIN_ID = "stf_fusion"
+os.makedirs(PLUGIN_DIR, exist_ok=True)
+if not os.path.islink(os.path.join(PLUGIN_DIR, PLUGIN_ID)):
+    os.symlink(os.path.join("..", ".."), os.path.join(PLUGIN_DIR, PLUGIN_ID))
+if PLUGIN_DIR not in sys.path:
+    sys.path.insert(0, PLUGIN_DIR)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series  # noqa: E402
+
+SMALL = SampleSeriesConfig(size=64, factor=16, n_dates=6, pair_indices=(0, 5), flood_indices=(3,), seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_series(tmp_path_factory):
+    """A 64 x 64 series: 6 dates, pairs on the first and last, coarse on a 4 x 4 grid."""
+    return make_sample_series(str(tmp_path_factory.mktemp("small_series")), SMALL)
+
+
+@pytest.fixture(scope="session")
+def provider(qgis_processing):
+    """The ``stf`` provider, registered once; the reference is kept so Python does not delete it."""
+    from qgis.core import QgsApplication
+
+    from stf_fusion.stf_plugin.provider import StfProvider
+
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("stf")
+    if existing is not None:
+        return existing
+    instance = StfProvider()
+    assert registry.addProvider(instance)
+    return instance
+
+
+def files_in(folder) -> list[str]:
+    """Every file under ``folder`` (hidden temporaries included), relative names, sorted."""
+    found = []
+    for base, _dirs, names in os.walk(folder):
+        found += [os.path.relpath(os.path.join(base, n), folder) for n in names]
+    return sorted(found)

@@ -1,0 +1,37 @@
+"""Small raster factories for the tests."""
+from __future__ import annotations
+
+import numpy as np
+from osgeo import gdal, osr
+
+UTM33 = 32633
+
+
+def wkt(epsg: int = UTM33) -> str:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    return srs.ExportToWkt()
+
+
+def make_raster(path, data, geotransform=(600000.0, 30.0, 0.0, 5800020.0, 0.0, -30.0), epsg=UTM33,
+                nodata=None, dtype=gdal.GDT_Int16):
+    """Write ``data`` ([bands, rows, cols] or [rows, cols]) as it is, with the given georeferencing."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), data.shape[2], data.shape[1], data.shape[0], dtype)
+    ds.SetGeoTransform(geotransform)
+    if epsg:
+        ds.SetProjection(wkt(epsg))
+    for i, band in enumerate(data):
+        if nodata is not None:
+            ds.GetRasterBand(i + 1).SetNoDataValue(nodata)
+        ds.GetRasterBand(i + 1).WriteArray(band)
+    ds = None
+    return str(path)
+
+
+def read(path) -> np.ndarray:
+    ds = gdal.Open(str(path))
+    data = ds.ReadAsArray()
+    return data.reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
