@@ -1,0 +1,38 @@
+# Spatiotemporal fusion QGIS plugin. On a fresh Debian 12 machine: `make demo` and `make test`
+# (each does the set-up first: Debian packages, .venv with the pinned requirements).
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PLUGIN_ID := stf_fusion
+STAMP     := $(VENV)/.setup-done
+QGIS_PROCESS := scripts/qgis_process
+
+.PHONY: setup test demo bench package plugin-link clean qgis-list
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+plugin-link:
+	@bash -c 'source scripts/env.sh'
+
+test: setup plugin-link
+	bash -c 'source scripts/env.sh && $(PY) -m pytest -q $(PYTEST_ARGS)'
+
+demo: setup plugin-link
+	bash scripts/demo.sh
+
+bench: setup plugin-link
+	bash -c 'source scripts/env.sh && $(PY) -m bench.run $(BENCH_ARGS)'
+
+package: setup
+	$(PY) scripts/package.py $(PLUGIN_ID) build/$(PLUGIN_ID).zip
+
+# qgis_process with the plugin enabled, e.g. make qgis-list; or call scripts/qgis_process directly.
+qgis-list: setup plugin-link
+	$(QGIS_PROCESS) list | grep -E '^\s+stf:'
+
+clean:
+	rm -rf build .qgis-settings

@@ -1,0 +1,5 @@
+"""One Processing algorithm per module; ``ALGORITHMS`` is what the provider registers."""
+from .make_sample_series import MakeSampleSeries
+from .resample_coarse import ResampleCoarse
+
+ALGORITHMS = [MakeSampleSeries, ResampleCoarse]

@@ -1,0 +1,215 @@
+"""Shared base class of every ``stf`` algorithm: ids, groups, typed parameters, help, errors, feedback.
+
+Algorithms are thin: they read parameters with the helpers here, call ``core`` and return their outputs. Errors
+the core raises on purpose (:class:`~..core.errors.StfError`) reach the user as a ``QgsProcessingException`` with
+the core's message; cancelling raises too, after the core has removed its partial outputs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import re
+from typing import Any
+
+from qgis.core import (
+    QgsApplication,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..core.dates import parse_date_list
+from ..core.device import DEVICES
+from ..core.errors import StfError
+
+GROUPS = {
+    "data": "Data preparation",
+    "classic": "Classic fusion methods",
+    "deep": "Deep learning fusion",
+    "evaluation": "Evaluation",
+}
+
+
+class QgisFeedback:
+    """The core's feedback interface on top of a ``QgsProcessingFeedback``."""
+
+    def __init__(self, feedback: QgsProcessingFeedback | None) -> None:
+        self.feedback = feedback or QgsProcessingFeedback()
+
+    def set_progress(self, percent: float) -> None:
+        self.feedback.setProgress(percent)
+
+    def is_canceled(self) -> bool:
+        return self.feedback.isCanceled()
+
+    def info(self, message: str) -> None:
+        self.feedback.pushInfo(message)
+
+
+class StfAlgorithm(QgsProcessingAlgorithm):
+    """Base of the provider's algorithms. Subclasses set the class attributes and implement :meth:`run`."""
+
+    ALG_ID = ""  # stable lowercase id, no spaces
+    DISPLAY_NAME = ""
+    GROUP = "data"  # a key of GROUPS
+    SHORT_HELP = ""  # one paragraph: what it does, the method's reference
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._output_help: dict[str, str] = {}
+
+    # --- identity -------------------------------------------------------------------------------------------
+    def name(self) -> str:
+        return self.ALG_ID
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self) -> str:
+        return self.tr(GROUPS[self.GROUP])
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP
+
+    def createInstance(self) -> "StfAlgorithm":  # noqa: N802
+        return type(self)()
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("stf", text)
+
+    def shortDescription(self) -> str:  # noqa: N802
+        return self.SHORT_HELP.split(". ")[0].rstrip(".") + "."
+
+    # --- help -----------------------------------------------------------------------------------------------
+    def help_items(self) -> list[tuple[str, str]]:
+        """(label, text) for every parameter, then every declared output, that has help."""
+        items = [(f"{p.description()} ({p.name()})", p.help()) for p in self.parameterDefinitions() if p.help()]
+        items += [(f"{o.description()} ({o.name()}, output)", self._output_help[o.name()])
+                  for o in self.outputDefinitions() if o.name() in self._output_help]
+        return items
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        """HTML in the desktop, plain text headless (qgis_process 3.22 prints the string raw)."""
+        items = self.help_items()
+        if QgsApplication.platform() == "desktop":
+            body = f"<p>{html.escape(self.SHORT_HELP)}</p>"
+            body += "".join(f"<h3>{html.escape(k)}</h3><p>{html.escape(v)}</p>" for k, v in items)
+            return body
+        return self.SHORT_HELP + "\n\n" + "\n".join(f"{k}: {v}" for k, v in items)
+
+    # --- parameter helpers ----------------------------------------------------------------------------------
+    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
+        parameter.setHelp(help_text)
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def add_rasters(self, name: str, label: str, help_text: str, optional: bool = False) -> None:
+        """Several raster layers (on the command line: repeat ``NAME=path``)."""
+        self._add(QgsProcessingParameterMultipleLayers(name, label, QgsProcessing.TypeRaster, None, optional),
+                  help_text)
+
+    def add_raster(self, name: str, label: str, help_text: str, optional: bool = False) -> None:
+        self._add(QgsProcessingParameterRasterLayer(name, label, None, optional), help_text)
+
+    def add_int(self, name: str, label: str, help_text: str, default: int, minimum: int | None = None,
+                maximum: int | None = None, advanced: bool = False) -> None:
+        parameter = QgsProcessingParameterNumber(name, label, QgsProcessingParameterNumber.Integer, default)
+        if minimum is not None:
+            parameter.setMinimum(minimum)
+        if maximum is not None:
+            parameter.setMaximum(maximum)
+        self._add(parameter, help_text, advanced)
+
+    def add_float(self, name: str, label: str, help_text: str, default: float, minimum: float | None = None,
+                  maximum: float | None = None, advanced: bool = False) -> None:
+        parameter = QgsProcessingParameterNumber(name, label, QgsProcessingParameterNumber.Double, default)
+        if minimum is not None:
+            parameter.setMinimum(minimum)
+        if maximum is not None:
+            parameter.setMaximum(maximum)
+        self._add(parameter, help_text, advanced)
+
+    def add_enum(self, name: str, label: str, help_text: str, options: list[str] | tuple[str, ...],
+                 default: str, advanced: bool = False) -> None:
+        """A choice; qgis_process accepts the option text (``METHOD=bicubic``) or its index."""
+        parameter = QgsProcessingParameterEnum(name, label, list(options), False, default, False)
+        parameter.setUsesStaticStrings(True)
+        self._add(parameter, help_text + " Options: " + ", ".join(options) + ".", advanced)
+
+    def add_string(self, name: str, label: str, help_text: str, default: str = "", optional: bool = True,
+                   advanced: bool = False) -> None:
+        self._add(QgsProcessingParameterString(name, label, default, False, optional), help_text, advanced)
+
+    def add_bool(self, name: str, label: str, help_text: str, default: bool, advanced: bool = False) -> None:
+        self._add(QgsProcessingParameterBoolean(name, label, default), help_text, advanced)
+
+    def add_scale(self) -> None:
+        """The ``SCALE`` parameter: reflectance = stored value x SCALE."""
+        self.add_float("SCALE", "Reflectance scale factor",
+                       "Reflectance = stored value x SCALE: 0.0001 for surface reflectance stored as 0-10000 "
+                       "integers (Landsat, MODIS), 1 for rasters already in 0-1.", 0.0001, minimum=1e-12)
+
+    def add_device(self) -> None:
+        """The ``DEVICE`` parameter: auto (CUDA if available, else CPU), cpu or cuda."""
+        self.add_enum("DEVICE", "Device", "Where torch computes: auto picks a CUDA GPU when one is usable, "
+                      "else the CPU.", DEVICES, "auto", advanced=True)
+
+    def add_output_folder(self, help_text: str) -> None:
+        """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
+        self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"), help_text)
+
+    def add_output_layers(self, name: str, label: str, help_text: str) -> None:
+        """A list of files the algorithm wrote, declared so that the modeler can chain it."""
+        self.addOutput(QgsProcessingOutputMultipleLayers(name, label))
+        self._output_help[name] = help_text
+
+    # --- parameter readers (accept what qgis_process passes: strings) ---------------------------------------
+    def raster_paths(self, parameters: dict, name: str, context: QgsProcessingContext) -> list[str]:
+        """File paths of a multiple-raster parameter, in the order given."""
+        layers = self.parameterAsLayerList(parameters, name, context) or []
+        return [layer.source().split("|")[0] for layer in layers]
+
+    def raster_path(self, parameters: dict, name: str, context: QgsProcessingContext) -> str | None:
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        return layer.source().split("|")[0] if layer is not None else None
+
+    def enum_string(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
+        return self.parameterAsEnumString(parameters, name, context)
+
+    def dates(self, parameters: dict, name: str, context: QgsProcessingContext) -> list[_dt.date]:
+        """A list of dates (YYYY-MM-DD, YYYYMMDD or YYYYDDD, separated by commas or spaces); empty -> []."""
+        return parse_date_list(self.parameterAsString(parameters, name, context))
+
+    def int_list(self, parameters: dict, name: str, context: QgsProcessingContext) -> list[int]:
+        """A list of integers separated by commas or spaces; empty -> []."""
+        text = self.parameterAsString(parameters, name, context) or ""
+        tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t]
+        try:
+            return [int(t) for t in tokens]
+        except ValueError:
+            raise QgsProcessingException(f"{name} must be a list of whole numbers, got '{text}'.") from None
+
+    # --- running --------------------------------------------------------------------------------------------
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        try:
+            return self.run(parameters, context, QgisFeedback(feedback))
+        except StfError as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    def run(self, parameters: dict, context: QgsProcessingContext, feedback: QgisFeedback) -> dict[str, Any]:
+        """Do the work; raise :class:`StfError` for anything the user must fix."""
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""QGIS glue: plugin class and Processing provider."""
