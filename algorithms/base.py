@@ -59,7 +59,7 @@ class QgisFeedback:
 
 
 class StfAlgorithm(QgsProcessingAlgorithm):
-    """Base of the provider's algorithms. Subclasses set the class attributes and implement :meth:`run`."""
+    """Base of the provider's algorithms. Subclasses set the class attributes and implement :meth:`execute`."""
 
     ALG_ID = ""  # stable lowercase id, no spaces
     DISPLAY_NAME = ""
@@ -206,10 +206,10 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         try:
-            return self.run(parameters, context, QgisFeedback(feedback))
+            return self.execute(parameters, context, QgisFeedback(feedback))
         except StfError as exc:
             raise QgsProcessingException(str(exc)) from None
 
-    def run(self, parameters: dict, context: QgsProcessingContext, feedback: QgisFeedback) -> dict[str, Any]:
+    def execute(self, parameters: dict, context: QgsProcessingContext, feedback: QgisFeedback) -> dict[str, Any]:
         """Do the work; raise :class:`StfError` for anything the user must fix."""
         raise NotImplementedError

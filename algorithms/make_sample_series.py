@@ -47,7 +47,7 @@ class MakeSampleSeries(StfAlgorithm):
         self.add_output_layers("COARSE", "Coarse images", "The coarse images of every date, on the coarse grid.")
         self.add_output_layers("TRUTH", "Fine truth", "The fine truth of every date, for evaluation.")
 
-    def run(self, parameters, context, feedback):
+    def execute(self, parameters, context, feedback):
         start = self.dates(parameters, "START_DATE", context)
         config = SampleSeriesConfig(
             size=self.parameterAsInt(parameters, "SIZE", context),

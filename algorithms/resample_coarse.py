@@ -32,7 +32,7 @@ class ResampleCoarse(StfAlgorithm):
                                "of the inputs when that would overwrite them.")
         self.add_output_layers("OUTPUT_FILES", "Resampled images", "The resampled images, in the input order.")
 
-    def run(self, parameters, context, feedback):
+    def execute(self, parameters, context, feedback):
         sources = self.raster_paths(parameters, "COARSE", context)
         reference = raster_info(self.raster_path(parameters, "REFERENCE", context), "fine grid reference")
         method = self.enum_string(parameters, "METHOD", context)

@@ -296,6 +296,9 @@ class RasterWriter:
             stored[:, ~valid] = self.nodata
         for i in range(self.bands):
             self.ds.GetRasterBand(i + 1).WriteArray(stored[i], window.x, window.y)
+        # Hand finished blocks to the file now: otherwise GDAL's block cache (5 % of RAM by default) grows with the
+        # scene, and memory would not be bounded by the tile size.
+        self.ds.FlushCache()
 
     def close(self) -> None:
         """Flush and close the file."""

@@ -47,13 +47,17 @@ class Tile:
         return slice(dy, dy + self.inner.height), slice(dx, dx + self.inner.width)
 
 
-def tile_size_for_budget(bytes_per_pixel: float, memory_budget: float, halo: int, minimum: int = 32) -> int:
+def tile_size_for_budget(bytes_per_pixel: float, memory_budget: float, halo: int, minimum: int = 32,
+                         align: int = 256) -> int:
     """Largest square inner tile side whose outer window (side + 2 halo) fits ``memory_budget`` bytes.
 
     ``bytes_per_pixel`` is what the operation holds per pixel of the outer window (all bands, inputs, outputs and
-    intermediates). Never below ``minimum`` so that the halo does not dominate the work.
+    intermediates). Sides of ``align`` pixels or more are rounded down to a multiple of ``align`` (the output
+    GeoTIFF block size), so every tile writes whole blocks once. Never below ``minimum``.
     """
     side = int(math.sqrt(max(memory_budget, 1.0) / max(bytes_per_pixel, 1e-9))) - 2 * halo
+    if align and side >= align:
+        side -= side % align
     return max(minimum, side)
 
 

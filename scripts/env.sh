@@ -9,6 +9,8 @@ export QT_QPA_PLATFORM=offscreen
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$ROOT/build/xdg-runtime}"
 export QGIS_CUSTOM_CONFIG_PATH="${QGIS_CUSTOM_CONFIG_PATH:-$ROOT/build/qgis-profile}"
 export QGIS_PLUGINPATH="$PLUGIN_DIR"
+# QGIS 3.22 start-up prints "setapi() is deprecated" from its own code on every run
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)"
 export PYTHONPATH="$PLUGIN_DIR${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$XDG_RUNTIME_DIR" "$QGIS_CUSTOM_CONFIG_PATH" "$PLUGIN_DIR"

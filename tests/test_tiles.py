@@ -29,7 +29,9 @@ def test_inner_windows_partition_the_scene(width, height, size, halo):
 
 def test_tile_size_for_budget():
     # 6 bands x 4 bytes x 10 arrays = 240 bytes per pixel; 64 MiB -> side 541, minus 2 x 15 halo
-    assert tile_size_for_budget(240, 64 * 2**20, 15) == int((64 * 2**20 / 240) ** 0.5) - 30
+    assert tile_size_for_budget(240, 64 * 2**20, 15, align=0) == int((64 * 2**20 / 240) ** 0.5) - 30
+    assert tile_size_for_budget(240, 64 * 2**20, 15) == 256  # 511 rounded down to whole 256-pixel blocks
+    assert tile_size_for_budget(24, 64 * 2**20, 15) == 1536
     assert tile_size_for_budget(240, 1000, 15) == 32  # never below the minimum
 
 

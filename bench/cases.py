@@ -1,0 +1,91 @@
+"""Benchmark cases. Each case has a ``prepare`` step (untimed, in its own process) and a ``run`` step (timed, in a
+fresh process whose peak resident memory is recorded). Method issues register their cases here with @case."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+CIA_ROWS, CIA_COLS, CIA_BANDS = 2040, 1720, 6  # the CIA scene of the STF literature
+
+
+@dataclass
+class Case:
+    name: str
+    description: str
+    prepare: Callable[[str], None]
+    run: Callable[[str], dict]
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(name: str, description: str, prepare: Callable[[str], None]):
+    """Register ``run(workdir) -> dict`` (extra figures, e.g. pixels) as a benchmark case."""
+    def register(run: Callable[[str], dict]) -> Callable[[str], dict]:
+        CASES[name] = Case(name, description, prepare, run)
+        return run
+    return register
+
+
+def _write_scene(path: str, rows: int, cols: int, bands: int = CIA_BANDS) -> None:
+    """A random int16 reflectance scene written in strips (the prepare step itself stays small in memory)."""
+    from stf_fusion.core.raster import RasterWriter, grid_info
+    from stf_fusion.core.synthetic import _srs_wkt
+    from stf_fusion.core.tiles import Window
+
+    if os.path.exists(path):
+        return
+    like = grid_info(path, cols, rows, bands, (600000.0, 30.0, 0.0, 5800020.0, 0.0, -30.0), _srs_wkt(32633), "int16")
+    rng = np.random.default_rng(0)
+    with RasterWriter(path, like, scale=1e-4, nodata=-9999) as writer:
+        for y in range(0, rows, 256):
+            h = min(256, rows - y)
+            writer.write(rng.uniform(0, 0.5, (bands, h, cols)).astype(np.float32), Window(0, y, cols, h))
+
+
+def _tiled_filter(workdir: str, rows: int, cols: int) -> dict:
+    """Read by tiles (halo 15), 31 x 31 moving mean (STARFM's default window), write by tiles."""
+    from scipy import ndimage
+
+    from stf_fusion.core.raster import OutputTransaction, RasterWriter, raster_info, read_block
+    from stf_fusion.core.tiles import plan_tiles, run_tiled, tile_size_for_budget
+
+    src = os.path.join(workdir, f"scene_{rows}x{cols}.tif")
+    info = raster_info(src)
+    halo = 15
+    size = tile_size_for_budget(CIA_BANDS * 4 * 4, 64 * 2**20, halo)
+    tiles = plan_tiles(cols, rows, size, halo)
+
+    def op(tile):
+        block, _ = read_block(src, tile.outer, scale=1e-4, info=info)
+        return ndimage.uniform_filter(block, size=(1, 31, 31), mode="nearest")
+
+    with OutputTransaction() as tx:
+        with RasterWriter(tx.add(os.path.join(workdir, "filtered.tif")), info, scale=1e-4) as writer:
+            run_tiled(op, tiles, lambda t, b: writer.write(b, t.inner))
+    os.remove(os.path.join(workdir, "filtered.tif"))
+    return {"pixels": rows * cols, "tiles": len(tiles), "tile_size": size}
+
+
+for _factor, _label in ((1, "cia"), (2, "cia_x4")):
+    _r, _c = CIA_ROWS * _factor, CIA_COLS * _factor
+    case(
+        f"tiled_filter_{_label}",
+        f"Tiled GeoTIFF read -> 31x31 moving mean -> tiled write, {_r} x {_c} x 6, 64 MiB tile budget "
+        "(memory must not grow with the scene)",
+        lambda w, r=_r, c=_c: _write_scene(os.path.join(w, f"scene_{r}x{c}.tif"), r, c),
+    )(lambda w, r=_r, c=_c: _tiled_filter(w, r, c))
+
+
+@case("sample_series_cia", "Synthetic series generator, CIA size (2040 x 1720, factor 20), 4 dates, 2 pairs",
+      lambda w: None)
+def _sample_series(workdir: str) -> dict:
+    from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
+
+    config = SampleSeriesConfig(size=CIA_ROWS, width=CIA_COLS, factor=20, n_dates=4, pair_indices=(0, 3),
+                                flood_indices=(2,))
+    make_sample_series(os.path.join(workdir, "series"), config)
+    return {"pixels": CIA_ROWS * CIA_COLS * 4}

@@ -1,0 +1,41 @@
+"""The provider registers, lists its algorithms with stable ids, help and declared outputs."""
+import re
+
+from qgis.core import QgsApplication, QgsProcessingOutputMultipleLayers
+
+
+EXPECTED = {"stf:make_sample_series", "stf:resample_coarse"}
+
+
+def test_provider_lists_its_algorithms(provider):
+    registry = QgsApplication.processingRegistry()
+    assert registry.providerById("stf") is provider
+    ids = {alg.id() for alg in provider.algorithms()}
+    assert EXPECTED <= ids
+    for alg_id in ids:
+        assert registry.algorithmById(alg_id) is not None
+    assert not provider.icon().isNull()
+
+
+def test_ids_names_groups_and_help(provider):
+    for alg in provider.algorithms():
+        assert re.fullmatch(r"[a-z0-9_]+", alg.name()), alg.name()
+        assert alg.group() and alg.groupId() in ("data", "classic", "deep", "evaluation")
+        text = alg.shortHelpString()
+        assert not re.search(r"</?(p|h3|br|b|ul|li)>", text), "headless help must be plain text"
+        for parameter in alg.parameterDefinitions():
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*", parameter.name()), parameter.name()
+            assert parameter.help(), f"{alg.id()} {parameter.name()} has no help"
+            assert f"({parameter.name()})" in text
+        outputs = [o for o in alg.outputDefinitions() if isinstance(o, QgsProcessingOutputMultipleLayers)]
+        assert outputs, f"{alg.id()} declares no file list output"
+
+
+def test_plugin_entry_point():
+    import stf_fusion
+
+    from stf_fusion.stf_plugin.plugin import StfPlugin
+
+    plugin = stf_fusion.classFactory(None)
+    assert isinstance(plugin, StfPlugin)
+    assert all(callable(getattr(plugin, m)) for m in ("initProcessing", "initGui", "unload"))

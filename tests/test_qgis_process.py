@@ -1,0 +1,56 @@
+"""Smoke test of the command line: qgis_process with the plugin enabled through QGIS_PLUGINPATH."""
+import json
+import os
+import subprocess
+import zipfile
+
+import pytest
+from conftest import ROOT, files_in
+
+QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis_process")
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/qgis_process.bin"), reason="qgis_process not installed")
+
+
+def qgis_process(tmp_path, *args):
+    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"))
+    return subprocess.run([QGIS_PROCESS, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_list_shows_the_algorithms(tmp_path):
+    result = qgis_process(tmp_path, "list")
+    assert result.returncode == 0, result.stderr
+    assert "stf:resample_coarse" in result.stdout and "stf:make_sample_series" in result.stdout
+
+
+def test_json_run_and_chain(tmp_path):
+    out = tmp_path / "series"
+    result = qgis_process(tmp_path, "--json", "run", "stf:make_sample_series", "--", f"OUTPUT_FOLDER={out}",
+                          "SIZE=32", "N_DATES=3", "PAIRS=0,2", "FLOOD=1")
+    assert result.returncode == 0, result.stderr
+    outputs = json.loads(result.stdout)["results"]
+    assert len(outputs["COARSE"]) == 3 and all(os.path.exists(p) for p in outputs["FINE"])
+    args = [f"COARSE={p}" for p in outputs["COARSE"]]
+    result = qgis_process(tmp_path, "--json", "run", "stf:resample_coarse", "--", *args,
+                          f"REFERENCE={outputs['FINE'][0]}", "METHOD=bicubic", f"OUTPUT_FOLDER={tmp_path / 'res'}")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["results"]["OUTPUT_FILES"]) == 3
+
+
+def test_bad_input_fails_with_the_message_and_no_output(tmp_path):
+    out = tmp_path / "bad"
+    result = qgis_process(tmp_path, "--json", "run", "stf:make_sample_series", "--", f"OUTPUT_FOLDER={out}",
+                          "SIZE=40", "FACTOR=16")
+    assert result.returncode == 1 and result.stdout.strip() == ""
+    assert "must be a multiple of the coarse factor 16" in result.stderr
+    assert not out.exists() or files_in(out) == []
+
+
+def test_package_has_the_plugin_folder_at_the_top(tmp_path):
+    target = tmp_path / "stf_fusion.zip"
+    subprocess.run(["python3", os.path.join(ROOT, "scripts", "package.py"), "stf_fusion", str(target)], check=True,
+                   capture_output=True)
+    names = zipfile.ZipFile(target).namelist()
+    assert {n.split("/")[0] for n in names} == {"stf_fusion"}
+    for required in ("metadata.txt", "__init__.py", "stf_plugin/provider.py", "core/raster.py", "resources/icon.svg"):
+        assert f"stf_fusion/{required}" in names
+    assert not any("/tests/" in n or "__pycache__" in n for n in names)
