@@ -167,6 +167,30 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         self.add_enum("DEVICE", "Device", "Where torch computes: auto picks a CUDA GPU when one is usable, "
                       "else the CPU.", DEVICES, "auto", advanced=True)
 
+    def add_series_inputs(self, predict_dates: bool = True) -> None:
+        """FINE, COARSE, DATES (and PREDICT_DATES), SCALE: the scene series every fusion algorithm takes."""
+        self.add_rasters("FINE", "Fine images (pairs)",
+                         "The fine (Landsat-like) images of the pair dates.")
+        self.add_rasters("COARSE", "Coarse images",
+                         "The coarse (MODIS-like) images: one on every pair date and on every date to predict, on "
+                         "the fine grid (see stf:resample_coarse).")
+        self.add_string("DATES", "Dates (optional)",
+                        "One date per file, the FINE files' first, then the COARSE files' (YYYY-MM-DD, YYYYMMDD or "
+                        "YYYYDDD, separated by commas). Empty: dates are read from the file names.")
+        if predict_dates:
+            self.add_string("PREDICT_DATES", "Dates to predict (optional)",
+                            "The dates to predict, separated by commas. Empty: every coarse date without a fine "
+                            "image.")
+        self.add_scale()
+
+    def read_series(self, parameters: dict, context: QgsProcessingContext):
+        """The validated scene series of FINE, COARSE and DATES."""
+        from ..core.series import build_series
+
+        return build_series(self.raster_paths(parameters, "FINE", context),
+                            self.raster_paths(parameters, "COARSE", context),
+                            self.dates(parameters, "DATES", context))
+
     def add_output_folder(self, help_text: str) -> None:
         """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
         self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"), help_text)

@@ -31,4 +31,27 @@ files = json.load(open(sys.argv[1]))["results"]["OUTPUT_FILES"]
 ds = gdal.Open(files[0])
 print(f"  {len(files)} files, {ds.RasterXSize} x {ds.RasterYSize} x {ds.RasterCount} at {ds.GetGeoTransform()[1]:g} m")
 PY
-echo "== Done: outputs in $OUT"
+echo "== stf:fuse_naive: the nearest-fine-image benchmark for every date without a fine image"
+fine=()
+for f in "$SAMPLE"/fine/fine_*.tif; do fine+=("FINE=$f"); done
+coarse=()
+for f in "$OUT"/coarse_on_fine_grid/coarse_*.tif; do coarse+=("COARSE=$f"); done
+"$QP" --json run stf:fuse_naive -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
+    > "$OUT/fuse_naive.json"
+
+echo "== stf:evaluate: every prediction against the truth, naive as the MAEC baseline"
+preds=()
+for f in "$OUT"/predictions/*.tif; do preds+=("PREDICTIONS=$f"); done
+refs=()
+for f in "$SAMPLE"/truth/truth_*.tif; do refs+=("REFERENCES=$f"); done
+base=()
+for f in "$OUT"/predictions/naive_*.tif; do base+=("BASELINE=$f"); done
+"$QP" --json run stf:evaluate -- "${preds[@]}" "${refs[@]}" "${base[@]}" RATIO=0.0625 \
+    OUTPUT_CSV="$OUT/evaluation.csv" OUTPUT_HTML="$OUT/evaluation.html" > "$OUT/evaluate.json"
+"$ROOT/.venv/bin/python" - "$OUT/evaluate.json" <<'PY'
+import json, sys
+for line in json.load(open(sys.argv[1]))["log"]["info"]:
+    if not line.startswith("Conventions"):
+        print("  " + line)
+PY
+echo "== Done: outputs in $OUT; open $OUT/evaluation.html"

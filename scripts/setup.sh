@@ -3,7 +3,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-PACKAGES="qgis python3-qgis qgis-providers python3-venv"
+PACKAGES="qgis python3-qgis qgis-providers python3-venv python3-matplotlib"
 if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

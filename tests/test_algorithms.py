@@ -84,14 +84,50 @@ class CancelAfter(QgsProcessingFeedback):
             self.cancel()
 
 
-@pytest.mark.parametrize("alg_id", ["stf:make_sample_series", "stf:resample_coarse"])
+@pytest.mark.parametrize("alg_id", ["stf:make_sample_series", "stf:resample_coarse", "stf:fuse_naive"])
 def test_cancel_leaves_no_output(provider, small_series, tmp_path, alg_id):
     out = tmp_path / "cancelled"
     params = {"OUTPUT_FOLDER": str(out)}
     if alg_id == "stf:resample_coarse":
         params.update(COARSE=small_series.coarse, REFERENCE=small_series.fine[0])
+    elif alg_id == "stf:fuse_naive":
+        coarse = run("stf:resample_coarse", {"COARSE": small_series.coarse, "REFERENCE": small_series.fine[0],
+                                             "OUTPUT_FOLDER": str(tmp_path / "coarse")})["OUTPUT_FILES"]
+        params.update(FINE=small_series.fine, COARSE=coarse)
     else:
         params.update(SIZE=64, N_DATES=6, PAIRS="0,5", FLOOD="")
     with pytest.raises(QgsProcessingException, match="Cancelled"):
         run(alg_id, params, CancelAfter(40))
     assert not out.exists() or files_in(out) == []
+
+
+def test_fuse_naive_then_evaluate(provider, small_series, tmp_path):
+    coarse = run("stf:resample_coarse", {"COARSE": small_series.coarse, "REFERENCE": small_series.fine[0],
+                                         "OUTPUT_FOLDER": str(tmp_path / "coarse")})["OUTPUT_FILES"]
+    naive = run("stf:fuse_naive", {"FINE": small_series.fine, "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                   "OUTPUT_FOLDER": str(tmp_path / "pred")})["OUTPUT_FILES"]
+    assert [os.path.basename(p) for p in naive] == ["naive_2021-05-03.tif"]
+    result = run("stf:evaluate", {"PREDICTIONS": naive, "REFERENCES": small_series.truth, "BASELINE": naive,
+                                  "RATIO": 0.0625, "OUTPUT_CSV": str(tmp_path / "ev.csv"),
+                                  "OUTPUT_HTML": str(tmp_path / "ev.html")})
+    assert os.path.exists(result["OUTPUT_CSV"]) and os.path.exists(result["OUTPUT_HTML"])
+    lines = open(result["OUTPUT_CSV"]).read().splitlines()
+    assert len(lines) == 1 + 7 and lines[-1].startswith("2021-05-03,naive,all,4096,")
+
+
+def test_fuse_naive_needs_coarse_on_fine_grid_and_writes_nothing(provider, small_series, tmp_path):
+    out = tmp_path / "pred"
+    with pytest.raises(QgsProcessingException, match="Resample the coarse images first"):
+        run("stf:fuse_naive", {"FINE": small_series.fine, "COARSE": small_series.coarse, "OUTPUT_FOLDER": str(out)})
+    with pytest.raises(QgsProcessingException, match="has no coarse image on its date"):
+        run("stf:fuse_naive", {"FINE": small_series.fine, "COARSE": small_series.coarse[1:],
+                               "OUTPUT_FOLDER": str(out)})
+    assert not out.exists() or files_in(out) == []
+
+
+def test_evaluate_bad_scale_writes_nothing(provider, small_series, tmp_path):
+    with pytest.raises(QgsProcessingException, match="not reflectance within the data range"):
+        run("stf:evaluate", {"PREDICTIONS": small_series.truth[:1], "REFERENCES": small_series.truth[:1],
+                             "SCALE": 1.0, "OUTPUT_CSV": str(tmp_path / "e" / "ev.csv"),
+                             "OUTPUT_HTML": str(tmp_path / "e" / "ev.html")})
+    assert not (tmp_path / "e").exists() or files_in(tmp_path / "e") == []

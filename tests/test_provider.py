@@ -4,7 +4,7 @@ import re
 from qgis.core import QgsApplication, QgsProcessingOutputMultipleLayers
 
 
-EXPECTED = {"stf:make_sample_series", "stf:resample_coarse"}
+EXPECTED = {"stf:make_sample_series", "stf:resample_coarse", "stf:fuse_naive", "stf:evaluate"}
 
 
 def test_provider_lists_its_algorithms(provider):
@@ -27,8 +27,17 @@ def test_ids_names_groups_and_help(provider):
             assert re.fullmatch(r"[A-Z][A-Z0-9_]*", parameter.name()), parameter.name()
             assert parameter.help(), f"{alg.id()} {parameter.name()} has no help"
             assert f"({parameter.name()})" in text
-        outputs = [o for o in alg.outputDefinitions() if isinstance(o, QgsProcessingOutputMultipleLayers)]
-        assert outputs, f"{alg.id()} declares no file list output"
+        assert alg.outputDefinitions(), f"{alg.id()} declares no output"
+        if "OUTPUT_FOLDER" in [p.name() for p in alg.parameterDefinitions()]:
+            assert any(isinstance(o, QgsProcessingOutputMultipleLayers) for o in alg.outputDefinitions()), \
+                f"{alg.id()} writes a folder but does not declare the list of files"
+
+
+def test_evaluate_declares_an_html_output(provider):
+    from qgis.core import QgsProcessingOutputHtml
+
+    alg = QgsApplication.processingRegistry().algorithmById("stf:evaluate")
+    assert isinstance(alg.outputDefinition("OUTPUT_HTML"), QgsProcessingOutputHtml)
 
 
 def test_plugin_entry_point():

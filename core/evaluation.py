@@ -1,0 +1,226 @@
+"""Evaluation of predictions against reference images: matching by date, scale and grid checks, the metric table.
+
+Rows: one per prediction x band plus an ``all`` row per prediction (band-wise metrics averaged over bands; SAM and
+ERGAS are defined over all bands and appear on the ``all`` row only). Conventions: :data:`.metrics.CONVENTIONS`.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import metrics
+from .dates import date_from_name
+from .errors import InputError
+from .feedback import Feedback, check_cancel
+from .raster import OutputTransaction, RasterInfo, check_same_grid, raster_info, read_block
+
+COLUMNS = ("date", "method", "band", "n_pixels") + metrics.METRICS + ("prediction",)
+_DATE_TOKEN = re.compile(r"(\d{4}[-_]\d{2}[-_]\d{2}|A?\d{7,8})")
+
+
+def method_from_name(path: str) -> str:
+    """The method name in a prediction file name: ``starfm_2021-05-03.tif`` -> ``starfm``."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = _DATE_TOKEN.sub("", stem).strip("_-. ")
+    return re.sub(r"[_\-.]{2,}", "_", name) or "prediction"
+
+
+@dataclass
+class Match:
+    """One prediction with its reference (and optional baseline) image."""
+
+    prediction: str
+    reference: str
+    baseline: str | None
+    date: _dt.date | None
+    method: str
+
+
+def match_files(predictions: list[str], references: list[str], baselines: list[str] | None = None) -> list[Match]:
+    """Pair predictions with references by the date in their names, or else by order.
+
+    By date when every file name holds a date (several methods may then share one reference); by order otherwise,
+    which needs one reference (and baseline) per prediction.
+    """
+    if not predictions:
+        raise InputError("No prediction given to evaluate.")
+    if not references:
+        raise InputError("No reference image given to evaluate against.")
+    baselines = baselines or []
+    pred_dates = [date_from_name(p) for p in predictions]
+    ref_dates = [date_from_name(r) for r in references]
+    base_dates = [date_from_name(b) for b in baselines]
+    if all(pred_dates) and all(ref_dates) and all(base_dates):
+        refs = _by_date(references, ref_dates, "reference")
+        bases = _by_date(baselines, base_dates, "baseline")
+        matches = []
+        for path, date in zip(predictions, pred_dates):
+            if date not in refs:
+                raise InputError(
+                    f"No reference image for the prediction '{path}' ({date.isoformat()}); reference dates: "
+                    + ", ".join(sorted(d.isoformat() for d in refs)) + ".")
+            if baselines and date not in bases:
+                raise InputError(f"No baseline image for the prediction '{path}' ({date.isoformat()}).")
+            matches.append(Match(path, refs[date], bases.get(date), date, method_from_name(path)))
+        return matches
+    if len(references) != len(predictions) or (baselines and len(baselines) != len(predictions)):
+        raise InputError(
+            f"Cannot match {len(predictions)} predictions with {len(references)} references"
+            + (f" and {len(baselines)} baselines" if baselines else "")
+            + " by order (some file names hold no date): give one reference per prediction, in the same order, or "
+              "put dates in the file names.")
+    return [Match(p, r, baselines[i] if baselines else None, d, method_from_name(p))
+            for i, (p, r, d) in enumerate(zip(predictions, references, pred_dates))]
+
+
+def _by_date(paths: list[str], dates: list[_dt.date], what: str) -> dict[_dt.date, str]:
+    result: dict[_dt.date, str] = {}
+    for path, date in zip(paths, dates):
+        if date in result:
+            raise InputError(f"Two {what} images share the date {date.isoformat()}: '{result[date]}' and '{path}'.")
+        result[date] = path
+    return result
+
+
+def _check_scale(values: np.ndarray, valid: np.ndarray, path: str, scale: float, data_range: float) -> None:
+    if not valid.any():
+        raise InputError(f"'{path}' has no valid pixel (all nodata or masked).")
+    high = float(np.percentile(values[:, valid], 99))
+    if high > 1.5 * data_range:
+        raise InputError(
+            f"After SCALE={scale:g}, '{path}' has values up to {high:.4g}, not reflectance within the data range "
+            f"{data_range:g}: the scale does not match the file (0.0001 for 0-10000 integers, 1 for 0-1 floats).")
+
+
+@dataclass
+class Evaluation:
+    """The table and what the report needs beside it."""
+
+    rows: list[dict]
+    conventions: dict[str, str]
+    details: list[dict] = field(default_factory=list)
+
+
+def evaluate_files(
+    predictions: list[str], references: list[str], baselines: list[str] | None = None, mask: str | None = None,
+    scale: float = 1e-4, data_range: float = 1.0, ratio: float = 0.0, feedback: Feedback | None = None,
+    keep_details: bool = True,
+) -> Evaluation:
+    """Compute every metric for every prediction; see the module docstring for the rows.
+
+    ``ratio`` is h/l for ERGAS (fine / coarse pixel size); 0 means unknown, in which case h/l = 1 is used and the
+    conventions say so.
+    """
+    matches = match_files(predictions, references, baselines)
+    conventions = dict(metrics.CONVENTIONS)
+    conventions["data range"] = f"L = {data_range:g} (reflectance = stored value x {scale:g})"
+    conventions["h/l"] = f"{ratio:g}" if ratio > 0 else "1 (not given: set the ratio of fine to coarse pixel size)"
+    conventions["masked pixels"] = "nodata in any band, non-finite, or 0 in the mask raster: excluded everywhere"
+    rows, details = [], []
+    for i, match in enumerate(matches):
+        check_cancel(feedback)
+        ref_info = raster_info(match.reference, "reference")
+        pred_info = raster_info(match.prediction, "prediction")
+        check_same_grid(ref_info, pred_info)
+        pred, pred_valid = read_block(match.prediction, scale=scale, info=pred_info)
+        ref, ref_valid = read_block(match.reference, scale=scale, mask_path=mask, info=ref_info)
+        valid = pred_valid & ref_valid
+        _check_scale(ref, ref_valid, match.reference, scale, data_range)
+        _check_scale(pred, pred_valid, match.prediction, scale, data_range)
+        base = None
+        if match.baseline:
+            base_info = raster_info(match.baseline, "baseline")
+            check_same_grid(ref_info, base_info)
+            base, base_valid = read_block(match.baseline, scale=scale, info=base_info)
+            valid &= base_valid
+        if not valid.any():
+            raise InputError(f"'{match.prediction}' and '{match.reference}' have no valid pixel in common.")
+        factor = float(np.mean(pred[:, valid])) / max(float(np.mean(ref[:, valid])), 1e-12)
+        if not 0.2 < factor < 5.0:
+            raise InputError(
+                f"The prediction '{match.prediction}' is on average {factor:.3g} times the reference "
+                f"'{match.reference}': they are not stored in the same scale (one SCALE applies to both).")
+        result = metrics.compute_all(pred, ref, valid, data_range, ratio if ratio > 0 else 1.0, base)
+        rows += _rows(match, result, ref_info)
+        if keep_details:
+            details.append(_details(match, pred, ref, valid))
+        if feedback is not None:
+            feedback.set_progress(100.0 * (i + 1) / len(matches))
+    return Evaluation(rows, conventions, details)
+
+
+def _rows(match: Match, result: dict, info: RasterInfo) -> list[dict]:
+    date = match.date.isoformat() if match.date else ""
+    bands = len(result["rmse"])
+    names = [d if d else f"b{i + 1}" for i, d in enumerate(info.descriptions or [""] * bands)]
+    base = dict(date=date, method=match.method, n_pixels=result["n_pixels"],
+                prediction=os.path.basename(match.prediction))
+    rows = []
+    for b in range(bands):
+        row = dict(base, band=names[b])
+        row.update({k: float(result[k][b]) for k in metrics.BAND_METRICS})
+        row.update(sam=float("nan"), ergas=float("nan"))
+        rows.append(row)
+    overall = dict(base, band="all")
+    overall.update({k: float(np.mean(result[k])) for k in metrics.BAND_METRICS})
+    overall.update(sam=float(result["sam"]), ergas=float(result["ergas"]))
+    rows.append(overall)
+    return rows
+
+
+def _details(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, max_side: int = 400,
+             max_points: int = 4000) -> dict:
+    """A small error map (per-pixel RMSE over bands) and a sample of (reference, prediction) pairs for plots."""
+    error = np.sqrt(np.mean((pred - ref) ** 2, axis=0))
+    error[~valid] = np.nan
+    step = max(1, int(np.ceil(max(error.shape) / max_side)))
+    rng = np.random.default_rng(0)
+    idx = np.flatnonzero(valid)
+    idx = rng.choice(idx, size=min(max_points, idx.size), replace=False)
+    return dict(prediction=match.prediction, method=match.method,
+                date=match.date.isoformat() if match.date else os.path.basename(match.prediction),
+                error_map=error[::step, ::step], ref_sample=ref.reshape(ref.shape[0], -1)[:, idx],
+                pred_sample=pred.reshape(pred.shape[0], -1)[:, idx])
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else ("inf" if np.isinf(value) else f"{value:.6g}")
+    return str(value)
+
+
+def write_csv(evaluation: Evaluation, path: str, transaction: OutputTransaction) -> str:
+    """Write the table (columns :data:`COLUMNS`) and ``<path>.conventions.json`` beside it."""
+    temp = transaction.add(path)
+    with open(temp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in evaluation.rows:
+            writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
+    with open(transaction.add(os.path.splitext(path)[0] + ".conventions.json"), "w", encoding="utf-8") as fh:
+        json.dump(evaluation.conventions, fh, indent=2)
+    return path
+
+
+def method_means(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean of the ``all`` rows per method (over dates), NaN-aware."""
+    by_method: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["band"] == "all":
+            by_method.setdefault(row["method"], []).append(row)
+    means = {}
+    for method, items in by_method.items():
+        values = {}
+        for k in metrics.METRICS:
+            column = np.array([r[k] for r in items], dtype=float)
+            finite = column[np.isfinite(column)]
+            values[k] = float(finite.mean()) if finite.size else float("nan")
+        values["n_predictions"] = len(items)
+        means[method] = values
+    return means

@@ -1,0 +1,56 @@
+"""What every fusion method shares: output naming, and writing predictions date by date and tile by tile."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from typing import Callable
+
+import numpy as np
+
+from .feedback import Feedback, SubFeedback, check_cancel
+from .raster import OutputTransaction, RasterWriter, default_nodata
+from .series import SceneSeries
+from .tiles import Tile, plan_tiles, tile_size_for_budget
+
+DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes per tile (all arrays of the method together)
+
+PredictTile = Callable[[_dt.date, Tile], "tuple[np.ndarray, np.ndarray]"]
+
+
+def prediction_path(folder: str, method: str, date: _dt.date) -> str:
+    """``<folder>/<method>_<YYYY-MM-DD>.tif`` (SPEC.md naming)."""
+    return os.path.join(folder, f"{method}_{date.isoformat()}.tif")
+
+
+def write_predictions(
+    series: SceneSeries, dates: list[_dt.date], method: str, folder: str, predict: PredictTile, scale: float,
+    halo: int = 0, bytes_per_pixel: float = 64.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    feedback: Feedback | None = None,
+) -> list[str]:
+    """Write one GeoTIFF per date on the fine grid, in the fine images' data type and scale.
+
+    ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` covering
+    ``tile.outer``; only ``tile.inner`` is written. All files are committed together at the end: a failure or a
+    cancel leaves none of them.
+    """
+    grid = series.grid
+    nodata = grid.nodata[0] if grid.nodata and grid.nodata[0] is not None else default_nodata(grid.dtype)
+    size = tile_size_for_budget(bytes_per_pixel * grid.bands, memory_budget, halo)
+    tiles = plan_tiles(grid.width, grid.height, size, halo)
+    if feedback is not None:
+        feedback.info(f"{method}: {len(dates)} date(s), {len(tiles)} tile(s) of up to {size} x {size} pixels "
+                      f"(halo {halo}).")
+    with OutputTransaction() as tx:
+        for i, date in enumerate(dates):
+            sub = SubFeedback(feedback, 100.0 * i / len(dates), 100.0 * (i + 1) / len(dates)) if feedback else None
+            path = tx.add(prediction_path(folder, method, date))
+            with RasterWriter(path, grid, dtype=grid.dtype, scale=scale, nodata=nodata,
+                              descriptions=grid.descriptions) as writer:
+                for tile in tiles:
+                    check_cancel(sub)
+                    values, valid = predict(date, tile)
+                    rows, cols = tile.inner_in_outer
+                    writer.write(values[:, rows, cols], tile.inner, valid[rows, cols])
+                    if sub is not None:
+                        sub.set_progress(100.0 * (tile.index + 1) / tile.count)
+    return tx.committed

@@ -1,0 +1,31 @@
+"""The naive prediction: the fine image of the nearest pair date, unchanged.
+
+It is the benchmark every fusion method must beat (the error a user makes by ignoring the coarse images); the
+papers call it the "nearest fine image" or "no change" prediction.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+from .feedback import Feedback
+from .fusion import write_predictions
+from .raster import read_block
+from .series import DatedRaster, SceneSeries
+
+
+def nearest_pair(series: SceneSeries, date: _dt.date) -> DatedRaster:
+    """The fine image closest in time to ``date``; on a tie the earlier one (it was observed first)."""
+    return min(series.fine, key=lambda f: (abs((f.date - date).days), f.date > date))
+
+
+def fuse_naive(series: SceneSeries, dates: list[_dt.date], folder: str, scale: float = 1e-4,
+               feedback: Feedback | None = None) -> list[str]:
+    """Write ``naive_<date>.tif`` for every date: F^(t) = F(t_k), t_k the nearest pair date."""
+    def predict(date, tile):
+        source = nearest_pair(series, date)
+        return read_block(source.path, tile.outer, scale=scale, info=source.info)
+
+    if feedback is not None:
+        for date in dates:
+            feedback.info(f"naive {date.isoformat()}: fine image of {nearest_pair(series, date).date.isoformat()}")
+    return write_predictions(series, dates, "naive", folder, predict, scale, feedback=feedback)

@@ -1,0 +1,120 @@
+import csv
+import datetime as dt
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import make_raster
+
+from stf_fusion.core.errors import GridMismatchError, InputError
+from stf_fusion.core.evaluation import COLUMNS, evaluate_files, match_files, method_from_name, write_csv
+from stf_fusion.core.naive import fuse_naive, nearest_pair
+from stf_fusion.core.raster import OutputTransaction, read_raw
+from stf_fusion.core.report import write_html
+from stf_fusion.core.series import build_series
+
+
+@pytest.mark.parametrize("name, method", [
+    ("starfm_2021-05-03.tif", "starfm"), ("/x/stfdcnn_v2_20210503.tif", "stfdcnn_v2"),
+    ("2021-05-03.tif", "prediction"), ("naive-2021_05_03.tif", "naive"),
+])
+def test_method_from_name(name, method):
+    assert method_from_name(name) == method
+
+
+def test_matching_by_date_and_by_order():
+    preds = ["a/starfm_2021-05-03.tif", "a/naive_2021-05-03.tif", "a/starfm_2021-05-19.tif"]
+    refs = ["r/truth_2021-05-19.tif", "r/truth_2021-05-03.tif"]
+    matches = match_files(preds, refs)
+    assert [(m.method, m.reference) for m in matches] == [
+        ("starfm", refs[1]), ("naive", refs[1]), ("starfm", refs[0])]
+    with pytest.raises(InputError, match="No reference image for the prediction 'a/x_2021-06-01.tif'"):
+        match_files(["a/x_2021-06-01.tif"], refs)
+    by_order = match_files(["p1.tif", "p2.tif"], ["r1.tif", "r2.tif"])
+    assert [m.reference for m in by_order] == ["r1.tif", "r2.tif"] and by_order[0].date is None
+    with pytest.raises(InputError, match="Cannot match 2 predictions with 1 references by order"):
+        match_files(["p1.tif", "p2.tif"], ["r1.tif"])
+
+
+def _series(small, tmp_path):
+    from stf_fusion.core.series import resample_series
+
+    series = build_series(small.fine, small.coarse)
+    with OutputTransaction() as tx:
+        resample_series(series, str(tmp_path / "coarse"), "bilinear", tx)
+    return build_series(small.fine, sorted(str(p) for p in (tmp_path / "coarse").iterdir()))
+
+
+def test_naive_copies_the_nearest_pair(small_series, tmp_path):
+    series = _series(small_series, tmp_path)
+    d = series.pair_dates  # 2021-04-01 and 2021-06-20, 80 days apart
+    assert nearest_pair(series, d[0] + dt.timedelta(days=39)).date == d[0]
+    assert nearest_pair(series, d[0] + dt.timedelta(days=40)).date == d[0]  # tie: the earlier
+    assert nearest_pair(series, d[0] + dt.timedelta(days=41)).date == d[1]
+    files = fuse_naive(series, series.predict_dates, str(tmp_path / "pred"))
+    assert [os.path.basename(f) for f in files] == [f"naive_{x.isoformat()}.tif" for x in series.predict_dates]
+    for path, date in zip(files, series.predict_dates):
+        np.testing.assert_array_equal(read_raw(path), read_raw(nearest_pair(series, date).path))
+
+
+def test_evaluation_table_report_and_conventions(small_series, tmp_path):
+    series = _series(small_series, tmp_path)
+    naive = fuse_naive(series, series.predict_dates, str(tmp_path / "pred"))
+    # a second "method": the truth plus a small bias, named like a method's output
+    better = []
+    for path in small_series.truth[1:5]:
+        date = os.path.basename(path)[6:16]
+        values = read_raw(path).astype(np.int32) + 20
+        better.append(make_raster(tmp_path / f"biased_{date}.tif", values))
+    evaluation = evaluate_files(naive + better, small_series.truth, baselines=naive, ratio=1 / 16)
+    assert len(evaluation.rows) == 8 * 7
+    csv_path, html_path = str(tmp_path / "out" / "m.csv"), str(tmp_path / "out" / "m.html")
+    with OutputTransaction() as tx:
+        write_csv(evaluation, csv_path, tx)
+        write_html(evaluation, html_path, tx)
+    rows = list(csv.DictReader(open(csv_path)))
+    assert tuple(rows[0]) == COLUMNS
+    biased = [r for r in rows if r["method"] == "biased" and r["band"] == "all"]
+    assert len(biased) == 4 and all(float(r["ad"]) == pytest.approx(0.002, abs=1e-6) for r in biased)
+    assert all(float(r["rmse"]) < 0.0025 for r in biased)
+    naive_all = [r for r in rows if r["method"] == "naive" and r["band"] == "all"]
+    assert all(float(r["maec"]) == 0 for r in naive_all)  # the baseline against itself
+    assert all(r["sam"] == "" for r in rows if r["band"] != "all")
+    conventions = json.load(open(str(tmp_path / "out" / "m.conventions.json")))
+    assert "degrees" in conventions["sam"] and conventions["h/l"] == "0.0625"
+    page = open(html_path).read()
+    assert page.count("data:image/png;base64,") == 1 + 8 and "Conventions" in page and "biased" in page
+
+
+def test_scale_and_grid_mismatch_are_clear_errors(small_series, tmp_path):
+    truth = small_series.truth[0]
+    with pytest.raises(InputError, match="After SCALE=1, '.*truth_2021-04-01.tif' has values up to"):
+        evaluate_files([truth], [truth], scale=1.0)
+    as_float = make_raster(tmp_path / "float_2021-04-01.tif", read_raw(truth) * 1e-4, dtype=6)
+    with pytest.raises(InputError, match="not stored in the same scale"):
+        evaluate_files([as_float], [truth])
+    shifted = make_raster(tmp_path / "shifted_2021-04-01.tif", read_raw(truth),
+                          geotransform=(600030.0, 30.0, 0.0, 5800020.0, 0.0, -30.0))
+    with pytest.raises(GridMismatchError, match="shifted_2021-04-01.tif' is not on the grid of 'truth_2021-04-01"):
+        evaluate_files([shifted], [truth])
+
+
+def test_evaluation_mask_excludes_pixels(small_series, tmp_path):
+    truth = small_series.truth[2]  # 2021-05-03
+    raw = read_raw(truth)
+    noisy = raw + np.random.default_rng(0).integers(-50, 50, raw.shape)
+    pred = make_raster(tmp_path / "p_2021-05-03.tif", noisy)
+    mask = np.ones((64, 64), np.uint8)
+    mask[:, :32] = 0
+    mask_path = make_raster(tmp_path / "mask.tif", mask, dtype=1)
+    masked = evaluate_files([pred], [truth], mask=mask_path, keep_details=False).rows[-1]
+    assert masked["n_pixels"] == 64 * 32
+    damaged = noisy.copy()
+    damaged[:, :, :32] = 9999
+    damaged_path = make_raster(tmp_path / "d_2021-05-03.tif", damaged)
+    again = evaluate_files([damaged_path], [truth], mask=mask_path, keep_details=False).rows[-1]
+    for name in ("rmse", "ssim", "q", "sam", "edge", "lbp"):
+        assert again[name] == masked[name], name
+    unmasked = evaluate_files([damaged_path], [truth], keep_details=False).rows[-1]
+    assert unmasked["rmse"] > 10 * masked["rmse"]
