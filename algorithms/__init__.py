@@ -1,7 +1,10 @@
 """One Processing algorithm per module; ``ALGORITHMS`` is what the provider registers."""
 from .evaluate import Evaluate
+from .fuse_estarfm import FuseEstarfm
+from .fuse_fsdaf import FuseFsdaf
 from .fuse_naive import FuseNaive
+from .fuse_starfm import FuseStarfm
 from .make_sample_series import MakeSampleSeries
 from .resample_coarse import ResampleCoarse
 
-ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, Evaluate]
+ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, FuseStarfm, FuseEstarfm, FuseFsdaf, Evaluate]

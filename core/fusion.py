@@ -25,17 +25,18 @@ def prediction_path(folder: str, method: str, date: _dt.date) -> str:
 def write_predictions(
     series: SceneSeries, dates: list[_dt.date], method: str, folder: str, predict: PredictTile, scale: float,
     halo: int = 0, bytes_per_pixel: float = 64.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
-    feedback: Feedback | None = None,
+    tile_size: int | None = None, feedback: Feedback | None = None,
 ) -> list[str]:
     """Write one GeoTIFF per date on the fine grid, in the fine images' data type and scale.
 
     ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` covering
-    ``tile.outer``; only ``tile.inner`` is written. All files are committed together at the end: a failure or a
+    ``tile.inner``; it may read ``tile.outer`` (the inner window plus ``halo``) for its moving windows. Tiles are
+    ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per band. All files are committed together at the end: a failure or a
     cancel leaves none of them.
     """
     grid = series.grid
     nodata = grid.nodata[0] if grid.nodata and grid.nodata[0] is not None else default_nodata(grid.dtype)
-    size = tile_size_for_budget(bytes_per_pixel * grid.bands, memory_budget, halo)
+    size = tile_size or tile_size_for_budget(bytes_per_pixel * grid.bands, memory_budget, halo)
     tiles = plan_tiles(grid.width, grid.height, size, halo)
     if feedback is not None:
         feedback.info(f"{method}: {len(dates)} date(s), {len(tiles)} tile(s) of up to {size} x {size} pixels "
@@ -49,8 +50,7 @@ def write_predictions(
                 for tile in tiles:
                     check_cancel(sub)
                     values, valid = predict(date, tile)
-                    rows, cols = tile.inner_in_outer
-                    writer.write(values[:, rows, cols], tile.inner, valid[rows, cols])
+                    writer.write(values, tile.inner, valid)
                     if sub is not None:
                         sub.set_progress(100.0 * (tile.index + 1) / tile.count)
     return tx.committed

@@ -23,7 +23,7 @@ def fuse_naive(series: SceneSeries, dates: list[_dt.date], folder: str, scale: f
     """Write ``naive_<date>.tif`` for every date: F^(t) = F(t_k), t_k the nearest pair date."""
     def predict(date, tile):
         source = nearest_pair(series, date)
-        return read_block(source.path, tile.outer, scale=scale, info=source.info)
+        return read_block(source.path, tile.inner, scale=scale, info=source.info)
 
     if feedback is not None:
         for date in dates:

@@ -1,0 +1,39 @@
+"""Shared base of the classic fusion algorithms (stf:fuse_starfm, stf:fuse_estarfm, stf:fuse_fsdaf)."""
+from __future__ import annotations
+
+import time
+
+from ..core.series import require_fine_grid
+from .base import StfAlgorithm
+
+
+class ClassicFusion(StfAlgorithm):
+    """Series inputs, method parameters, DEVICE, OUTPUT_FOLDER -> OUTPUT_FILES."""
+
+    GROUP = "classic"
+
+    def add_method_parameters(self) -> None:
+        raise NotImplementedError
+
+    def fuse(self, series, dates, folder, scale, device, parameters, context, feedback) -> list[str]:
+        raise NotImplementedError
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.add_series_inputs()
+        self.add_method_parameters()
+        self.add_device()
+        self.add_output_folder("Folder for the predictions (created if needed), one GeoTIFF per date named "
+                               f"{self.ALG_ID.replace('fuse_', '')}_<YYYY-MM-DD>.tif.")
+        self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
+
+    def execute(self, parameters, context, feedback):
+        series = self.read_series(parameters, context)
+        require_fine_grid(series)
+        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
+        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        scale = self.parameterAsDouble(parameters, "SCALE", context)
+        device = self.enum_string(parameters, "DEVICE", context)
+        start = time.perf_counter()
+        files = self.fuse(series, dates, folder, scale, device, parameters, context, feedback)
+        feedback.info(f"{len(files)} prediction(s) in {time.perf_counter() - start:.1f} s.")
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

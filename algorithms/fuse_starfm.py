@@ -1,0 +1,46 @@
+"""stf:fuse_starfm."""
+from __future__ import annotations
+
+from ..core.classic.starfm import StarfmParams, fuse_starfm
+from .classic_base import ClassicFusion
+
+
+class FuseStarfm(ClassicFusion):
+    ALG_ID = "fuse_starfm"
+    DISPLAY_NAME = "STARFM"
+    SHORT_HELP = (
+        "Spatial and Temporal Adaptive Reflectance Fusion Model (Gao et al. 2006, IEEE TGRS 44(8)). Each fine pixel "
+        "is predicted from the spectrally similar pixels of a moving window: the coarse change since a pair date is "
+        "added to their fine reflectance, weighted by the inverse of spectral difference x temporal difference x "
+        "relative distance. One pair (the nearest) or two (before and after the date). Defaults: window 31 pixels, "
+        "4 classes for the similarity threshold (2 sigma / classes), uncertainties 0.002 (fine) and 0.005 "
+        "(coarse), A = half the window. Coarse images must be on the fine grid (stf:resample_coarse)."
+    )
+    _DEFAULT = StarfmParams()
+
+    def add_method_parameters(self) -> None:
+        d = self._DEFAULT
+        self.add_int("WINDOW", "Window size (pixels)", "Side of the moving window in fine pixels (odd).",
+                     d.window, 3, 501)
+        self.add_int("PAIRS", "Pairs used per date", "1: the nearest pair; 2: the pairs before and after the date.",
+                     d.pairs, 1, 2)
+        self.add_int("CLASSES", "Number of classes", "m of the similarity threshold 2 sigma / m.", d.classes, 1, 100,
+                     advanced=True)
+        self.add_float("FINE_UNCERTAINTY", "Fine uncertainty", "sigma_l, reflectance.", d.fine_uncertainty, 0.0,
+                       1.0, advanced=True)
+        self.add_float("COARSE_UNCERTAINTY", "Coarse uncertainty", "sigma_m, reflectance.", d.coarse_uncertainty,
+                       0.0, 1.0, advanced=True)
+        self.add_bool("LOG_WEIGHTS", "Logarithmic weights",
+                      "Use C = ln(S B + 1) ln(T B + 1) D (paper eq. 11), less sensitive to the spectral and temporal "
+                      "differences, instead of C = S T D.", d.log_weights, advanced=True)
+
+    def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
+        params = StarfmParams(
+            window=self.parameterAsInt(parameters, "WINDOW", context),
+            pairs=self.parameterAsInt(parameters, "PAIRS", context),
+            classes=self.parameterAsInt(parameters, "CLASSES", context),
+            fine_uncertainty=self.parameterAsDouble(parameters, "FINE_UNCERTAINTY", context),
+            coarse_uncertainty=self.parameterAsDouble(parameters, "COARSE_UNCERTAINTY", context),
+            log_weights=self.parameterAsBool(parameters, "LOG_WEIGHTS", context),
+        )
+        return fuse_starfm(series, dates, folder, scale, params, device, feedback)

@@ -1,0 +1,1 @@
+"""Classic spatiotemporal fusion methods (STARFM, ESTARFM, FSDAF) on torch tensors, CPU or CUDA."""

@@ -1,0 +1,80 @@
+"""The classic methods on the bundled sample series: each beats the naive nearest-fine-image prediction, the
+result does not depend on the tiling, and each runs as a Processing algorithm."""
+import datetime as dt
+import glob
+import os
+
+import numpy as np
+import pytest
+from conftest import ROOT, files_in
+from qgis.core import QgsProcessingException
+
+from stf_fusion.core.classic.estarfm import EstarfmParams, fuse_estarfm
+from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
+from stf_fusion.core.classic.starfm import StarfmParams, fuse_starfm
+from stf_fusion.core.evaluation import evaluate_files
+from stf_fusion.core.naive import fuse_naive
+from stf_fusion.core.raster import OutputTransaction, read_raw
+from stf_fusion.core.series import build_series, resample_series
+
+SAMPLE = os.path.join(ROOT, "resources", "sample")
+# phenology between the pairs (2021-05-03, 2021-06-20) and the flood (2021-07-06)
+DATES = [dt.date(2021, 5, 3), dt.date(2021, 6, 20), dt.date(2021, 7, 6)]
+METHODS = {
+    "starfm": lambda s, d, f, **k: fuse_starfm(s, d, f, params=StarfmParams(**k)),
+    "estarfm": lambda s, d, f, **k: fuse_estarfm(s, d, f, params=EstarfmParams(**k)),
+    "fsdaf": lambda s, d, f, **k: fuse_fsdaf(s, d, f, params=FsdafParams(**k)),
+}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sample")
+    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
+    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
+    with OutputTransaction() as tx:
+        resample_series(series, str(folder / "coarse"), "bicubic", tx)
+    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    naive = fuse_naive(series, DATES, str(folder / "naive"))
+    truth = [os.path.join(SAMPLE, "truth", f"truth_{d.isoformat()}.tif") for d in DATES]
+    return series, folder, naive, truth
+
+
+def _rmse(files, truth):
+    return [r["rmse"] for r in evaluate_files(files, truth, keep_details=False).rows if r["band"] == "all"]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_beats_the_naive_prediction(sample, method):
+    series, folder, naive, truth = sample
+    files = METHODS[method](series, DATES, str(folder / method))
+    ours, baseline = _rmse(files, truth), _rmse(naive, truth)
+    print(method, "RMSE", np.round(ours, 4), "naive", np.round(baseline, 4))
+    for date, a, b in zip(DATES, ours, baseline):
+        assert a < 0.8 * b, f"{method} {date}: RMSE {a:.4f} vs naive {b:.4f}"
+        assert a < 0.045, f"{method} {date}: RMSE {a:.4f}"
+
+
+@pytest.mark.parametrize("method, kwargs", [
+    ("starfm", dict(window=9)), ("estarfm", dict(window=9)), ("fsdaf", dict(window=9, similar=8))])
+def test_tiling_does_not_change_the_result(sample, method, kwargs):
+    series, folder, _, _ = sample
+    date = DATES[:1]
+    small = METHODS[method](series, date, str(folder / f"{method}_t48"), tile_size=48, **kwargs)
+    whole = METHODS[method](series, date, str(folder / f"{method}_t192"), tile_size=192, **kwargs)
+    np.testing.assert_array_equal(read_raw(small[0]), read_raw(whole[0]))
+
+
+@pytest.mark.parametrize("alg_id", ["stf:fuse_starfm", "stf:fuse_estarfm", "stf:fuse_fsdaf"])
+def test_processing_algorithm(provider, sample, tmp_path, alg_id):
+    import processing
+
+    series, _, _, _ = sample
+    params = {"FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse],
+              "PREDICT_DATES": "2021-06-20", "WINDOW": 7, "DEVICE": "cpu", "OUTPUT_FOLDER": str(tmp_path / "out")}
+    result = processing.run(alg_id, params)
+    name = alg_id.split("_")[1]
+    assert [os.path.basename(p) for p in result["OUTPUT_FILES"]] == [f"{name}_2021-06-20.tif"]
+    with pytest.raises(QgsProcessingException, match="No coarse image on the prediction date"):
+        processing.run(alg_id, dict(params, PREDICT_DATES="2022-01-01", OUTPUT_FOLDER=str(tmp_path / "bad")))
+    assert not (tmp_path / "bad").exists() or files_in(tmp_path / "bad") == []
