@@ -5,6 +5,9 @@ from .fuse_fsdaf import FuseFsdaf
 from .fuse_naive import FuseNaive
 from .fuse_starfm import FuseStarfm
 from .make_sample_series import MakeSampleSeries
+from .predict import Predict
 from .resample_coarse import ResampleCoarse
+from .train_stfdcnn import TrainStfdcnn
 
-ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, FuseStarfm, FuseEstarfm, FuseFsdaf, Evaluate]
+ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, FuseStarfm, FuseEstarfm, FuseFsdaf, TrainStfdcnn, Predict,
+              Evaluate]

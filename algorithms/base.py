@@ -191,6 +191,29 @@ class StfAlgorithm(QgsProcessingAlgorithm):
                             self.raster_paths(parameters, "COARSE", context),
                             self.dates(parameters, "DATES", context))
 
+    def add_model_output(self) -> None:
+        """MODEL (the .stfmodel file) plus the loss curve CSV and PNG written beside it."""
+        from qgis.core import QgsProcessingOutputFile, QgsProcessingParameterFileDestination
+
+        self._add(QgsProcessingParameterFileDestination("MODEL", "Trained model", "STF model (*.stfmodel)"),
+                  "The model file (.stfmodel): weights and everything stf:predict needs (method, bands, scale, "
+                  "training dates, loss history, hyper-parameters).")
+        self.addOutput(QgsProcessingOutputFile("LOSS_CSV", "Loss history (CSV)"))
+        self.addOutput(QgsProcessingOutputFile("LOSS_PNG", "Loss curves (PNG)"))
+        self._output_help["LOSS_CSV"] = "Training and validation loss per epoch of every network (<model>.loss.csv)."
+        self._output_help["LOSS_PNG"] = "The same as a plot (<model>.loss.png)."
+
+    def save_trained_model(self, parameters: dict, context: QgsProcessingContext, method: str, networks: dict,
+                           metadata: dict) -> dict[str, Any]:
+        """Write the model and its loss curves all together; returns the algorithm's outputs."""
+        from ..core.deep.api import write_model
+        from ..core.raster import OutputTransaction
+
+        path = self.parameterAsFileOutput(parameters, "MODEL", context)
+        with OutputTransaction() as tx:
+            model, loss_csv, loss_png = write_model(path, method, networks, metadata, tx)
+        return {"MODEL": model, "LOSS_CSV": loss_csv, "LOSS_PNG": loss_png}
+
     def add_output_folder(self, help_text: str) -> None:
         """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
         self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"), help_text)

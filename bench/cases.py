@@ -89,3 +89,57 @@ def _sample_series(workdir: str) -> dict:
                                 flood_indices=(2,))
     make_sample_series(os.path.join(workdir, "series"), config)
     return {"pixels": CIA_ROWS * CIA_COLS * 4}
+
+
+def _prepare_cia_series(workdir: str) -> None:
+    """A CIA-size synthetic series (2040 x 1720 x 6): pairs on dates 0 and 2, the prediction date 1 between them,
+    coarse images (factor 20) resampled onto the fine grid (bicubic)."""
+    import glob
+
+    from stf_fusion.core.raster import OutputTransaction
+    from stf_fusion.core.series import build_series, resample_series
+    from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
+
+    folder = os.path.join(workdir, "cia_series")
+    if os.path.exists(os.path.join(folder, "coarse_fine")):
+        return
+    config = SampleSeriesConfig(size=CIA_ROWS, width=CIA_COLS, factor=20, n_dates=3, pair_indices=(0, 2),
+                                flood_indices=(), interval_days=32, start="2021-05-01")
+    make_sample_series(folder, config)
+    fine = sorted(glob.glob(os.path.join(folder, "fine", "*.tif")))
+    series = build_series(fine, sorted(glob.glob(os.path.join(folder, "coarse", "*.tif"))))
+    with OutputTransaction() as tx:
+        resample_series(series, os.path.join(folder, "coarse_fine"), "bicubic", tx)
+
+
+def _cia_series(workdir: str):
+    import glob
+
+    from stf_fusion.core.series import build_series
+
+    folder = os.path.join(workdir, "cia_series")
+    return build_series(sorted(glob.glob(os.path.join(folder, "fine", "*.tif"))),
+                        sorted(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))))
+
+
+def _classic(workdir: str, method: str) -> dict:
+    from stf_fusion.core.classic.estarfm import fuse_estarfm
+    from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
+    from stf_fusion.core.classic.starfm import fuse_starfm
+
+    series = _cia_series(workdir)
+    out = os.path.join(workdir, f"out_{method}")
+    if method == "fsdaf":
+        files = fuse_fsdaf(series, series.predict_dates, out, params=FsdafParams(factor=20), device="cpu")
+    else:
+        files = {"starfm": fuse_starfm, "estarfm": fuse_estarfm}[method](series, series.predict_dates, out,
+                                                                         device="cpu")
+    for f in files:
+        os.remove(f)
+    return {"pixels": CIA_ROWS * CIA_COLS}
+
+
+for _method, _what in (("starfm", "two pairs, window 31"), ("estarfm", "two pairs, window 51"),
+                       ("fsdaf", "one pair, 5 classes, window 41, 20 similar pixels")):
+    case(f"{_method}_cia_cpu", f"{_method.upper()} on the CPU, CIA size 2040 x 1720 x 6, one date, {_what}",
+         _prepare_cia_series)(lambda w, m=_method: _classic(w, m))

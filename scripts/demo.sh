@@ -39,7 +39,17 @@ for f in "$OUT"/coarse_on_fine_grid/coarse_*.tif; do coarse+=("COARSE=$f"); done
 "$QP" --json run stf:fuse_naive -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
     > "$OUT/fuse_naive.json"
 
-echo "== stf:evaluate: every prediction against the truth, naive as the MAEC baseline"
+for method in starfm estarfm fsdaf; do
+    echo "== stf:fuse_$method: every date without a fine image"
+    "$QP" --json run "stf:fuse_$method" -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
+        > "$OUT/fuse_$method.json"
+    "$ROOT/.venv/bin/python" - "$OUT/fuse_$method.json" <<'PY'
+import json, sys
+print("  " + json.load(open(sys.argv[1]))["log"]["info"][-1])
+PY
+done
+
+echo "== stf:evaluate: every method against the truth, naive as the MAEC baseline"
 preds=()
 for f in "$OUT"/predictions/*.tif; do preds+=("PREDICTIONS=$f"); done
 refs=()

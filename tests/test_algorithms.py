@@ -84,16 +84,19 @@ class CancelAfter(QgsProcessingFeedback):
             self.cancel()
 
 
-@pytest.mark.parametrize("alg_id", ["stf:make_sample_series", "stf:resample_coarse", "stf:fuse_naive"])
+@pytest.mark.parametrize("alg_id", ["stf:make_sample_series", "stf:resample_coarse", "stf:fuse_naive",
+                                    "stf:fuse_starfm", "stf:fuse_fsdaf"])
 def test_cancel_leaves_no_output(provider, small_series, tmp_path, alg_id):
     out = tmp_path / "cancelled"
     params = {"OUTPUT_FOLDER": str(out)}
     if alg_id == "stf:resample_coarse":
         params.update(COARSE=small_series.coarse, REFERENCE=small_series.fine[0])
-    elif alg_id == "stf:fuse_naive":
+    elif alg_id != "stf:make_sample_series":
         coarse = run("stf:resample_coarse", {"COARSE": small_series.coarse, "REFERENCE": small_series.fine[0],
                                              "OUTPUT_FOLDER": str(tmp_path / "coarse")})["OUTPUT_FILES"]
         params.update(FINE=small_series.fine, COARSE=coarse)
+        if alg_id != "stf:fuse_naive":
+            params.update(WINDOW=5, DEVICE="cpu")
     else:
         params.update(SIZE=64, N_DATES=6, PAIRS="0,5", FLOOD="")
     with pytest.raises(QgsProcessingException, match="Cancelled"):

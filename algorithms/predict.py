@@ -1,0 +1,37 @@
+"""stf:predict - prediction with any trained deep model."""
+from __future__ import annotations
+
+from qgis.core import QgsProcessingParameterFile
+
+from ..core.deep.api import predict_with_model
+from ..core.series import require_fine_grid
+from .base import StfAlgorithm
+
+
+class Predict(StfAlgorithm):
+    ALG_ID = "predict"
+    DISPLAY_NAME = "Predict with a trained model"
+    GROUP = "deep"
+    SHORT_HELP = (
+        "Predicts fine images with a model trained by one of the stf:train_* algorithms; the method (STFDCNN, "
+        "STF3DCNN, DCNN) and its settings are read from the model file. The bands must be those the model was "
+        "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif."
+    )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self._add(QgsProcessingParameterFile("MODEL", "Trained model", QgsProcessingParameterFile.File, "stfmodel"),
+                  "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn or stf:train_dcnn.")
+        self.add_series_inputs()
+        self.add_device()
+        self.add_output_folder("Folder for the predictions (created if needed).")
+        self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
+
+    def execute(self, parameters, context, feedback):
+        series = self.read_series(parameters, context)
+        require_fine_grid(series)
+        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
+        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        files = predict_with_model(self.parameterAsFile(parameters, "MODEL", context), series, dates, folder,
+                                   self.parameterAsDouble(parameters, "SCALE", context),
+                                   self.enum_string(parameters, "DEVICE", context), feedback)
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

@@ -1,0 +1,1 @@
+"""Deep-learning fusion methods and what they share (model files, training loop, tiled prediction)."""

@@ -1,0 +1,82 @@
+"""Helpers of the deep methods: resolution changes, patch extraction, reading a series as tensors."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..device import import_torch
+from ..errors import InputError
+from ..raster import read_block
+from ..series import DatedRaster
+
+
+def read_image(item: DatedRaster, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Whole image as reflectance [B, H, W] and validity [H, W]."""
+    return read_block(item.path, scale=scale, info=item.info)
+
+
+def read_window(item: DatedRaster, tile: Any, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The tile's outer window of an image as reflectance [B, h, w] and validity [h, w]."""
+    return read_block(item.path, tile.outer, scale=scale, info=item.info)
+
+
+def lsr_shape(height: int, width: int, factor: int) -> tuple[int, int]:
+    """Size of the low-spatial-resolution grid: ceil(size / factor)."""
+    return math.ceil(height / factor), math.ceil(width / factor)
+
+
+def downsample(image: Any, factor: int) -> Any:
+    """Bicubic (antialiased) downsampling of [N, C, H, W] by ``factor``; the image is first padded by edge
+    replication to a multiple of ``factor`` so the low-resolution grid is exactly ceil(H / factor) pixels."""
+    torch = import_torch()
+    h, w = image.shape[-2:]
+    hl, wl = lsr_shape(h, w, factor)
+    padded = torch.nn.functional.pad(image, (0, wl * factor - w, 0, hl * factor - h), mode="replicate")
+    return torch.nn.functional.interpolate(padded, size=(hl, wl), mode="bicubic", antialias=True,
+                                           align_corners=False)
+
+
+def upsample(image: Any, factor: int, height: int, width: int) -> Any:
+    """Bicubic upsampling of [N, C, h, w] by ``factor``, cropped to ``height`` x ``width``."""
+    torch = import_torch()
+    up = torch.nn.functional.interpolate(image, scale_factor=factor, mode="bicubic", align_corners=False)
+    return up[..., :height, :width]
+
+
+def valid_lsr(valid: np.ndarray, factor: int) -> np.ndarray:
+    """A low-resolution pixel is valid when every fine pixel under it is valid (edge blocks: those present)."""
+    h, w = valid.shape
+    hl, wl = lsr_shape(h, w, factor)
+    padded = np.ones((hl * factor, wl * factor), bool)
+    padded[:h, :w] = valid
+    return padded.reshape(hl, factor, wl, factor).all(axis=(1, 3))
+
+
+def extract_patches(images: list[Any], valid: np.ndarray, size: int, stride: int) -> list[Any]:
+    """Aligned ``size`` x ``size`` patches of each [C, H, W] tensor in ``images`` at ``stride``, keeping the
+    positions whose patch is entirely valid. Returns one [N, C, size, size] tensor per image."""
+    torch = import_torch()
+    h, w = valid.shape
+    if size > h or size > w:
+        raise InputError(f"Training patches of {size} pixels do not fit an image of {w} x {h} pixels; choose a "
+                         "smaller patch size.")
+    ys = list(range(0, h - size + 1, stride))
+    xs = list(range(0, w - size + 1, stride))
+    if ys[-1] != h - size:
+        ys.append(h - size)
+    if xs[-1] != w - size:
+        xs.append(w - size)
+    keep = [(y, x) for y in ys for x in xs if valid[y:y + size, x:x + size].all()]
+    if not keep:
+        raise InputError("No training patch without nodata pixels; choose a smaller patch size.")
+    return [torch.stack([img[:, y:y + size, x:x + size] for y, x in keep]) for img in images]
+
+
+def box_sum(image: Any, window: int) -> Any:
+    """Sum over a centred ``window`` x ``window`` neighbourhood of [N, C, H, W] (zero outside the image)."""
+    torch = import_torch()
+    r = window // 2
+    padded = torch.nn.functional.pad(image, (r, r, r, r))
+    return torch.nn.functional.avg_pool2d(padded, window, stride=1) * (window * window)

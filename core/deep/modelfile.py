@@ -1,0 +1,107 @@
+"""Model files (SPEC.md "Model files"): ONE self-describing ``.stfmodel`` file per trained model.
+
+The file is a zip archive holding ``metadata.json`` (method, format version, plugin version, bands, scale,
+normalisation, halo, training dates, loss history, hyper-parameters) and ``weights.pt``, a ``torch.save`` of a
+plain ``{network name: {parameter name: tensor}}`` dictionary. Loading uses ``torch.load(weights_only=True)``
+(no arbitrary unpickling) with ``map_location``, so a model trained on a GPU loads on a CPU. Every problem with
+a file (not a zip, missing entries, corrupt weights, newer format, unknown method, wrong band count) is a
+:class:`~..errors.InputError` that names the file.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import zipfile
+from typing import Any
+
+from ..device import import_torch
+from ..errors import InputError
+
+FORMAT = "stf-model"
+FORMAT_VERSION = 1
+EXTENSION = ".stfmodel"
+KNOWN_METHODS = ("stfdcnn", "stf3dcnn", "dcnn")
+
+
+def plugin_version() -> str:
+    """The version in the plugin's metadata.txt (two folders up), or 'unknown' outside the plugin."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "metadata.txt")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("version="):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def save_model(path: str, method: str, networks: dict[str, dict[str, Any]], metadata: dict[str, Any]) -> str:
+    """Write ``networks`` (state dicts) and ``metadata`` to ``path`` (normally a temporary path of an
+    :class:`~..raster.OutputTransaction`)."""
+    torch = import_torch()
+    meta = dict(metadata)
+    meta.update(format=FORMAT, format_version=FORMAT_VERSION, method=method, plugin_version=plugin_version(),
+                created=_dt.datetime.now().isoformat(timespec="seconds"), networks=sorted(networks))
+    buffer = io.BytesIO()
+    torch.save({name: {k: v.detach().cpu().contiguous() for k, v in state.items()}
+                for name, state in networks.items()}, buffer)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps(meta, indent=2, default=str))
+        archive.writestr("weights.pt", buffer.getvalue())
+    return path
+
+
+def read_metadata(path: str) -> dict[str, Any]:
+    """The metadata of a model file, checked (format, version, method)."""
+    name = os.path.basename(path or "")
+    if not path or not os.path.isfile(path):
+        raise InputError(f"The model file '{path}' does not exist.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            meta = json.loads(archive.read("metadata.json").decode("utf-8"))
+    except zipfile.BadZipFile:
+        raise InputError(f"'{name}' is not an STF model file (not a zip archive; it may be corrupt or truncated): "
+                         f"{path}.") from None
+    except KeyError:
+        raise InputError(f"'{name}' is not an STF model file (no metadata.json): {path}.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"The metadata of the model file '{path}' is unreadable: {exc}.") from None
+    if meta.get("format") != FORMAT:
+        raise InputError(f"'{name}' is not an STF model file (format '{meta.get('format')}'): {path}.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(
+            f"The model file '{path}' has format version {version}, newer than this plugin understands "
+            f"({FORMAT_VERSION}); update the plugin (the file was made by version {meta.get('plugin_version')}).")
+    if meta.get("method") not in KNOWN_METHODS:
+        raise InputError(f"The model file '{path}' is for the unknown method '{meta.get('method')}'.")
+    return meta
+
+
+def load_model(path: str, map_location: Any = "cpu") -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(metadata, state dicts) of a model file, tensors on ``map_location``; safe (weights only)."""
+    torch = import_torch()
+    meta = read_metadata(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read("weights.pt")
+        weights = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except KeyError:
+        raise InputError(f"The model file '{path}' has no weights (weights.pt is missing).") from None
+    except Exception as exc:  # torch raises many types for corrupt data
+        raise InputError(f"The weights in the model file '{path}' cannot be read (corrupt file?): {exc}") from None
+    missing = [n for n in meta.get("networks", []) if n not in weights]
+    if not isinstance(weights, dict) or missing:
+        raise InputError(f"The model file '{path}' lacks the network(s) {missing or meta.get('networks')}.")
+    return meta, weights
+
+
+def check_compatible(meta: dict[str, Any], path: str, bands: int, what: str) -> None:
+    """Raise unless the model was trained on ``bands`` bands."""
+    if meta.get("bands") != bands:
+        raise InputError(f"The model '{os.path.basename(path)}' was trained on {meta.get('bands')} bands but {what} "
+                         f"has {bands}; use a model trained on the same bands in the same order.")

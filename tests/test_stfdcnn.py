@@ -1,0 +1,191 @@
+"""STFDCNN: networks, the fusion model's equations, training and prediction on the sample series, model files."""
+import glob
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, files_in
+from qgis.core import QgsProcessingException
+
+from stf_fusion.core.deep import modelfile
+from stf_fusion.core.deep.api import predict_with_model, write_model
+from stf_fusion.core.deep.stfdcnn import StfdcnnParams, build_network, change_weights, fuse, hpm, train_stfdcnn
+from stf_fusion.core.errors import InputError
+from stf_fusion.core.evaluation import evaluate_files
+from stf_fusion.core.raster import OutputTransaction, read_raw
+from stf_fusion.core.series import build_series, resample_series
+
+SAMPLE = os.path.join(ROOT, "resources", "sample")
+FAST = dict(epochs=4, stride=48, optimizer="adam", batch=32)
+
+
+def test_network_shapes_and_receptive_field():
+    params = StfdcnnParams()
+    net = build_network(params)
+    assert [tuple(m.weight.shape) for m in (net.conv1, net.conv2, net.conv3)] == [
+        (64, 1, 9, 9), (32, 64, 5, 5), (1, 32, 5, 5)]
+    assert params.receptive_radius == 8
+    x = torch.zeros(1, 1, 40, 40)
+    x[0, 0, 20, 20] = 1.0
+    with torch.no_grad():
+        y = net(x) - net(torch.zeros_like(x))
+    changed = torch.nonzero(y[0, 0].abs() > 0)
+    assert changed[:, 0].min() >= 12 and changed[:, 0].max() <= 28  # a pixel reaches 8 pixels away, no further
+    assert (changed[:, 0].max() - changed[:, 0].min()) == 16
+
+
+def test_fusion_model_equations_by_hand():
+    l1 = torch.tensor([[[[0.2, 0.1]]]])
+    t1 = torch.tensor([[[[0.4, 0.005]]]])  # second pixel: T1 below 0.01, additive guard
+    t2 = torch.tensor([[[[0.5, 0.02]]]])
+    assert torch.allclose(hpm(l1, t2, t1), torch.tensor([[[[0.2 * 0.5 / 0.4, 0.1 + 0.02 - 0.005]]]]))
+    t3 = torch.tensor([[[[0.6, 0.03]]]])
+    w1, w3 = change_weights(t2, t1, t3, 1)  # window 1: per pixel
+    # |T2 - T1| = 0.1, |T2 - T3| = 0.1 -> equal weights; second pixel 0.015 vs 0.01 -> w1 = (1/.015)/(1/.015+1/.01)
+    assert torch.allclose(w1, torch.tensor([[[[0.5, 0.4]]]]), atol=1e-6) and torch.allclose(w1 + w3, torch.ones(1))
+    l3 = torch.tensor([[[[0.3, 0.2]]]])
+    expected = 0.5 * (0.2 * 0.5 / 0.4) + 0.5 * (0.3 * 0.5 / 0.6)
+    assert fuse(l1, l3, t1, t2, t3, 1)[0, 0, 0, 0].item() == pytest.approx(expected, rel=1e-6)
+    # a 3 x 3 window sums the changes of the neighbours
+    big = torch.ones(1, 1, 3, 3)
+    w1, _ = change_weights(big * 2, big * 1, big * 1.5, 3)
+    assert w1[0, 0, 1, 1].item() == pytest.approx((1 / 9) / (1 / 9 + 1 / 4.5))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stfdcnn")
+    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
+    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
+    with OutputTransaction() as tx:
+        resample_series(series, str(folder / "coarse"), "bicubic", tx)
+    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    networks, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(**FAST), "cpu")
+    with OutputTransaction() as tx:
+        model, loss_csv, loss_png = write_model(str(folder / "m.stfmodel"), "stfdcnn", networks, meta, tx)
+    return series, folder, model, meta
+
+
+def test_training_lowers_the_loss_and_writes_its_curves(trained):
+    _, folder, model, meta = trained
+    sr = meta["history"]["sr"]
+    assert sr["train"][-1] < sr["train"][0] and sr["validation"][-1] < sr["validation"][0]
+    assert {"m.loss.csv", "m.loss.png", "m.stfmodel"} <= set(files_in(folder))
+    assert modelfile.read_metadata(model)["training_pairs"] == ["2021-04-01", "2021-06-04", "2021-08-23"]
+
+
+def test_prediction_beats_the_naive_prediction(trained):
+    series, folder, model, _ = trained
+    dates = [d for d in series.predict_dates if d.isoformat() in ("2021-05-03", "2021-06-20", "2021-07-06")]
+    files = predict_with_model(model, series, dates, str(folder / "pred"), 1e-4, "cpu")
+    from stf_fusion.core.naive import fuse_naive
+
+    naive = fuse_naive(series, dates, str(folder / "naive"))
+    truth = [os.path.join(SAMPLE, "truth", f"truth_{d.isoformat()}.tif") for d in dates]
+    rows = [r for r in evaluate_files(files + naive, truth, keep_details=False).rows if r["band"] == "all"]
+    ours = {r["date"]: r for r in rows if r["method"] == "stfdcnn"}
+    base = {r["date"]: r for r in rows if r["method"] == "naive"}
+    for date in ours:
+        print(date, "STFDCNN RMSE", round(ours[date]["rmse"], 4), "SSIM", round(ours[date]["ssim"], 4),
+              "naive", round(base[date]["rmse"], 4), round(base[date]["ssim"], 4))
+        assert ours[date]["rmse"] < 0.8 * base[date]["rmse"] and ours[date]["rmse"] < 0.04
+
+
+def test_save_load_round_trip_gives_identical_predictions(trained, tmp_path):
+    series, folder, model, _ = trained
+    meta, weights = modelfile.load_model(model)
+    with OutputTransaction() as tx:
+        again, _, _ = write_model(str(tmp_path / "copy.stfmodel"), "stfdcnn", weights, meta, tx)
+    date = series.predict_dates[:1]
+    a = predict_with_model(model, series, date, str(tmp_path / "a"), 1e-4, "cpu")
+    b = predict_with_model(again, series, date, str(tmp_path / "b"), 1e-4, "cpu")
+    np.testing.assert_array_equal(read_raw(a[0]), read_raw(b[0]))
+
+
+def _retag_as_cuda(path, target):
+    """Copy a model file whose weight storages say they were saved on 'cuda:0' (what a GPU-trained file holds)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "weights.pt":
+                inner = zipfile.ZipFile(io.BytesIO(data))
+                out = io.BytesIO()
+                with zipfile.ZipFile(out, "w") as z:
+                    for entry in inner.infolist():
+                        payload = inner.read(entry)
+                        if entry.filename.endswith("data.pkl"):  # the storages' location strings
+                            tags = {b"X\x03\x00\x00\x00cpu": b"X\x06\x00\x00\x00cuda:0",
+                                    b"\x8c\x03cpu": b"\x8c\x06cuda:0"}
+                            assert any(old in payload for old in tags)
+                            for old, new in tags.items():
+                                payload = payload.replace(old, new)
+                        z.writestr(entry, payload)
+                data = out.getvalue()
+            dst.writestr(item, data)
+    return str(target)
+
+
+def test_a_model_saved_on_cuda_loads_on_the_cpu(trained, tmp_path):
+    _, _, model, _ = trained
+    cuda_file = _retag_as_cuda(model, tmp_path / "gpu.stfmodel")
+    with zipfile.ZipFile(cuda_file) as z:
+        raw = z.read("weights.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError):
+            torch.load(io.BytesIO(raw), weights_only=True)  # what a loader without map_location does
+    _, weights = modelfile.load_model(cuda_file, map_location="cpu")
+    assert weights["sr"]["conv1.weight"].device.type == "cpu"
+
+
+def test_bad_model_files_are_clear_errors(trained, tmp_path):
+    series, _, model, _ = trained
+    truncated = tmp_path / "truncated.stfmodel"
+    truncated.write_bytes(open(model, "rb").read()[:2000])
+    with pytest.raises(InputError, match="truncated.stfmodel' is not an STF model file"):
+        modelfile.load_model(str(truncated))
+    with zipfile.ZipFile(model) as z:
+        meta = z.read("metadata.json")
+    broken = tmp_path / "broken.stfmodel"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("metadata.json", meta)
+        z.writestr("weights.pt", b"not a torch file")
+    with pytest.raises(InputError, match="cannot be read \\(corrupt file\\?\\)"):
+        modelfile.load_model(str(broken))
+    future = tmp_path / "future.stfmodel"
+    with zipfile.ZipFile(future, "w") as z:
+        z.writestr("metadata.json", meta.replace(b'"format_version": 1', b'"format_version": 99'))
+    with pytest.raises(InputError, match="format version 99, newer than this plugin"):
+        modelfile.load_model(str(future))
+    with pytest.raises(InputError, match="does not exist"):
+        modelfile.load_model(str(tmp_path / "missing.stfmodel"))
+    from stf_fusion.core.deep.modelfile import check_compatible
+
+    with pytest.raises(InputError, match="trained on 6 bands but the test image has 4"):
+        check_compatible(modelfile.read_metadata(model), model, 4, "the test image")
+
+
+def test_train_predict_evaluate_chain_in_processing(provider, trained, tmp_path):
+    import processing
+
+    series, _, _, _ = trained
+    common = {"FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse], "DEVICE": "cpu"}
+    trained_model = processing.run("stf:train_stfdcnn", dict(common, EPOCHS=1, STRIDE=96, OPTIMIZER="adam",
+                                                             TRAIN_DATES="2021-04-01,2021-08-23",
+                                                             MODEL=str(tmp_path / "model.stfmodel")))
+    assert os.path.exists(trained_model["LOSS_PNG"]) and os.path.exists(trained_model["LOSS_CSV"])
+    predicted = processing.run("stf:predict", dict(common, MODEL=trained_model["MODEL"], PREDICT_DATES="2021-06-20",
+                                                   OUTPUT_FOLDER=str(tmp_path / "pred")))
+    assert [os.path.basename(p) for p in predicted["OUTPUT_FILES"]] == ["stfdcnn_2021-06-20.tif"]
+    result = processing.run("stf:evaluate", {"PREDICTIONS": predicted["OUTPUT_FILES"],
+                                             "REFERENCES": glob.glob(os.path.join(SAMPLE, "truth", "*.tif")),
+                                             "OUTPUT_CSV": str(tmp_path / "e.csv"),
+                                             "OUTPUT_HTML": str(tmp_path / "e.html")})
+    assert os.path.exists(result["OUTPUT_HTML"])
+    bad = tmp_path / "bad.stfmodel"
+    bad.write_text("nonsense")
+    with pytest.raises(QgsProcessingException, match="bad.stfmodel' is not an STF model file"):
+        processing.run("stf:predict", dict(common, MODEL=str(bad), OUTPUT_FOLDER=str(tmp_path / "none")))
+    assert not (tmp_path / "none").exists() or files_in(tmp_path / "none") == []
