@@ -7,7 +7,8 @@ from .fuse_starfm import FuseStarfm
 from .make_sample_series import MakeSampleSeries
 from .predict import Predict
 from .resample_coarse import ResampleCoarse
+from .train_dcnn import TrainDcnn
 from .train_stfdcnn import TrainStfdcnn
 
-ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, FuseStarfm, FuseEstarfm, FuseFsdaf, TrainStfdcnn, Predict,
-              Evaluate]
+ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, FuseStarfm, FuseEstarfm, FuseFsdaf, TrainStfdcnn, TrainDcnn,
+              Predict, Evaluate]

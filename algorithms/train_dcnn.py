@@ -1,0 +1,60 @@
+"""stf:train_dcnn."""
+from __future__ import annotations
+
+from ..core.deep.dcnn import METHOD, DcnnParams, train_dcnn
+from ..core.series import require_fine_grid
+from .base import StfAlgorithm
+
+_D = DcnnParams()
+
+
+class TrainDcnn(StfAlgorithm):
+    ALG_ID = "train_dcnn"
+    DISPLAY_NAME = "Train patch DCNN"
+    GROUP = "deep"
+    SHORT_HELP = (
+        "Trains the 3 x 3 patch regression DCNN (seed 002) as its equivalent fully convolutional network: per band, "
+        "the coarse image of the prediction date, the coarse and the fine image of a reference pair date -> the "
+        "fine image of the prediction date (learned as the change from the reference). Samples come from every "
+        "ordered pair of training pair dates. Defaults are the paper's Table 1: MSE, 50 epochs, SGD momentum 0.9, "
+        "learning rate 0.01, weight decay 1e-4, batch 64. Predict with stf:predict. Coarse images must be on the "
+        "fine grid (stf:resample_coarse, bicubic)."
+    )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.add_series_inputs(predict_dates=False)
+        self.add_string("TRAIN_DATES", "Training pair dates (optional)",
+                        "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
+        self.add_int("EPOCHS", "Epochs", "Passes over the training patches (paper: 50).", _D.epochs, 1, 100000)
+        self.add_int("MAX_PATCHES", "Training patches", "At most this many 3 x 3 patches, drawn once.",
+                     _D.max_patches, 1, 100_000_000)
+        self.add_int("BATCH", "Batch size", "Patches per gradient step (paper: 64).", _D.batch, 1, 65536,
+                     advanced=True)
+        self.add_float("LR", "Learning rate", "Initial learning rate of SGD (paper: 0.01).", _D.lr, 1e-9, 10.0,
+                       advanced=True)
+        self.add_float("WEIGHT_DECAY", "Weight decay", "Paper: 1e-4.", _D.weight_decay, 0.0, 1.0, advanced=True)
+        self.add_bool("TWO_REFERENCES", "Blend both neighbouring pairs",
+                      "At prediction, blend the predictions from the pairs before and after each date, weighted by "
+                      "the coarse change in 9 x 9 windows; off: the nearest pair only.", _D.two_references)
+        self.add_int("SEED", "Random seed", "Same seed, data and device: same model.", _D.seed, 0, 2**31 - 1,
+                     advanced=True)
+        self.add_device()
+        self.add_model_output()
+
+    def execute(self, parameters, context, feedback):
+        series = self.read_series(parameters, context)
+        require_fine_grid(series)
+        params = DcnnParams(
+            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+            max_patches=self.parameterAsInt(parameters, "MAX_PATCHES", context),
+            batch=self.parameterAsInt(parameters, "BATCH", context),
+            lr=self.parameterAsDouble(parameters, "LR", context),
+            weight_decay=self.parameterAsDouble(parameters, "WEIGHT_DECAY", context),
+            two_references=self.parameterAsBool(parameters, "TWO_REFERENCES", context),
+            seed=self.parameterAsInt(parameters, "SEED", context),
+        )
+        networks, metadata = train_dcnn(
+            series, self.dates(parameters, "TRAIN_DATES", context),
+            self.parameterAsDouble(parameters, "SCALE", context), params,
+            self.enum_string(parameters, "DEVICE", context), feedback)
+        return self.save_trained_model(parameters, context, METHOD, networks, metadata)
