@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from .feedback import Feedback, SubFeedback, check_cancel
+from .feedback import Feedback, check_cancel
 from .raster import OutputTransaction, RasterWriter, default_nodata
 from .series import SceneSeries
 from .tiles import Tile, plan_tiles, tile_size_for_budget
@@ -42,15 +42,19 @@ def write_predictions(
         feedback.info(f"{method}: {len(dates)} date(s), {len(tiles)} tile(s) of up to {size} x {size} pixels "
                       f"(halo {halo}).")
     with OutputTransaction() as tx:
-        for i, date in enumerate(dates):
-            sub = SubFeedback(feedback, 100.0 * i / len(dates), 100.0 * (i + 1) / len(dates)) if feedback else None
-            path = tx.add(prediction_path(folder, method, date))
-            with RasterWriter(path, grid, dtype=grid.dtype, scale=scale, nodata=nodata,
-                              descriptions=grid.descriptions) as writer:
-                for tile in tiles:
-                    check_cancel(sub)
+        writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype, scale=scale,
+                                nodata=nodata, descriptions=grid.descriptions) for date in dates]
+        try:
+            # tile by tile, every date of a tile in turn: methods that predict a whole series at once (STF3DCNN)
+            # compute a tile once and serve its dates from a cache
+            for tile in tiles:
+                for date, writer in zip(dates, writers):
+                    check_cancel(feedback)
                     values, valid = predict(date, tile)
                     writer.write(values, tile.inner, valid)
-                    if sub is not None:
-                        sub.set_progress(100.0 * (tile.index + 1) / tile.count)
+                if feedback is not None:
+                    feedback.set_progress(100.0 * (tile.index + 1) / tile.count)
+        finally:
+            for writer in writers:
+                writer.close()
     return tx.committed
