@@ -22,6 +22,10 @@ class Predict(StfAlgorithm):
         self._add(QgsProcessingParameterFile("MODEL", "Trained model", QgsProcessingParameterFile.File, "stfmodel"),
                   "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn or stf:train_dcnn.")
         self.add_series_inputs()
+        self.add_enum("TIME_WEIGHTING", "Time weighting (STF3DCNN)",
+                      "STF3DCNN only: model = the setting saved in the model; off = the nearest pair only; distance "
+                      "/ change = blend the pairs before and after each date by days / by coarse change.",
+                      ("model", "off", "distance", "change"), "model", advanced=True)
         self.add_device()
         self.add_output_folder("Folder for the predictions (created if needed).")
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
@@ -31,7 +35,9 @@ class Predict(StfAlgorithm):
         require_fine_grid(series)
         dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
         folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        weighting = self.enum_string(parameters, "TIME_WEIGHTING", context)
         files = predict_with_model(self.parameterAsFile(parameters, "MODEL", context), series, dates, folder,
                                    self.parameterAsDouble(parameters, "SCALE", context),
-                                   self.enum_string(parameters, "DEVICE", context), feedback)
+                                   self.enum_string(parameters, "DEVICE", context), feedback,
+                                   time_weighting=None if weighting == "model" else weighting)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

@@ -300,6 +300,17 @@ class RasterWriter:
         # scene, and memory would not be bounded by the tile size.
         self.ds.FlushCache()
 
+    def write_band(self, index: int, values: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Write one whole band (0-based ``index``) of reflectance [rows, cols]."""
+        values = np.asarray(values, dtype=np.float32)
+        if not np.isfinite(values[valid] if valid is not None else values).all():
+            raise StfError(f"Non-finite values in valid pixels of band {index + 1} of '{self.path}'.")
+        stored = from_reflectance(np.nan_to_num(values), self.scale, self.dtype)
+        if valid is not None:
+            stored[~valid] = self.nodata
+        self.ds.GetRasterBand(index + 1).WriteArray(stored)
+        self.ds.FlushCache()
+
     def close(self) -> None:
         """Flush and close the file."""
         if self.ds is not None:

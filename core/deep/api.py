@@ -64,9 +64,10 @@ def _plot_history(history: dict[str, Any], path: str, title: str) -> None:
 
 def predict_with_model(
     model_path: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, device: str = "auto",
-    feedback: Feedback | None = None,
+    feedback: Feedback | None = None, time_weighting: str | None = None,
 ) -> list[str]:
-    """Predict ``dates`` with the method stored in ``model_path``; writes ``<method>_<date>.tif`` files."""
+    """Predict ``dates`` with the method stored in ``model_path``; writes ``<method>_<date>.tif`` files.
+    ``time_weighting`` overrides the saved setting of an STF3DCNN model (ignored by the other methods)."""
     dev = resolve_device(device)
     meta, weights = load_model(model_path, map_location=dev)
     check_compatible(meta, model_path, series.grid.bands, f"the fine image '{os.path.basename(series.grid.path)}'")
@@ -76,7 +77,8 @@ def predict_with_model(
                       f"{', '.join(meta.get('training_pairs', []))} ({meta.get('trained_on', '?')}), plugin "
                       f"{meta.get('plugin_version')}.")
     try:
-        return module.predict(meta, weights, series, dates, folder, scale, device, feedback)
+        extra = {"time_weighting": time_weighting} if meta["method"] == "stf3dcnn" and time_weighting else {}
+        return module.predict(meta, weights, series, dates, folder, scale, device, feedback, **extra)
     except (KeyError, RuntimeError) as exc:
         raise InputError(f"The model file '{model_path}' does not fit its method's networks (incompatible or "
                          f"corrupt): {exc}") from None

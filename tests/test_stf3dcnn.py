@@ -1,0 +1,132 @@
+"""STF3DCNN: the 4D arrangement and its storage orders, the masked loss, training and whole-series prediction on
+the sample series (flood dates reported apart), tiling, save/load, the processing chain."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+from osgeo import gdal
+
+from stf_fusion.core.deep.api import predict_with_model, write_model
+from stf_fusion.core.deep.arrangement import ORDERS, convert
+from stf_fusion.core.deep.modelfile import load_model
+from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, build_network, masked_mse, predict, train_stf3dcnn
+from stf_fusion.core.errors import InputError
+from stf_fusion.core.evaluation import evaluate_files
+from stf_fusion.core.naive import fuse_naive
+from stf_fusion.core.raster import OutputTransaction, read_raw
+from stf_fusion.core.series import build_series, resample_series
+
+SAMPLE = os.path.join(ROOT, "resources", "sample")
+FLOOD = {"2021-07-06", "2021-07-22"}
+
+
+def test_every_storage_order_round_trips():
+    tsb = np.random.default_rng(0).random((6, 5, 7, 8))  # band, time, row, col
+    for order in ORDERS:
+        np.testing.assert_array_equal(convert(convert(tsb, "TSB", order), order, "TSB"), tsb)
+    tsp, tib, tis = (convert(tsb, "TSB", o) for o in ("TSP", "TIB", "TIS"))
+    assert tsp.shape == (7, 8, 5, 6) and tib.shape == (5, 6, 7, 8) and tis.shape == (5, 7, 8, 6)
+    assert tsp[3, 4, 2, 1] == tib[2, 1, 3, 4] == tis[2, 3, 4, 1] == tsb[1, 2, 3, 4]
+    np.testing.assert_array_equal(convert(convert(tsp, "TSP", "TIS"), "TIS", "TIB"), tib)
+    with pytest.raises(InputError, match="Unknown storage order 'XYZ'"):
+        convert(tsb, "TSB", "XYZ")
+
+
+def test_masked_loss_ignores_unknown_dates():
+    output = torch.zeros(1, 2, 3, 2, 2)
+    target = torch.zeros(1, 3, 3, 2, 2)
+    target[:, :2, 0] = 1.0  # date 0: known, error 1 everywhere
+    target[:, 2, 0] = 1.0
+    target[:, :2, 1] = 50.0  # date 1: unknown, huge "error" that must not count
+    assert masked_mse(output, target).item() == pytest.approx(1.0)
+    target[:, 2, 2] = 1.0  # date 2 known and exact: the mean halves
+    assert masked_mse(output, target).item() == pytest.approx(0.5)
+
+
+def test_network_keeps_the_series_shape_and_starts_from_dc():
+    params = Stf3dcnnParams(depth=3, width=8, residual_blocks=1)
+    net = build_network(params, 6)
+    x = torch.rand(2, 6, 7, 16, 16)
+    assert net(x).shape == x.shape and params.spatial_radius == 5
+    for parameter in net.parameters():
+        torch.nn.init.zeros_(parameter)
+    torch.testing.assert_close(net(x), x)  # dF = dC + net(dC)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stf3dcnn")
+    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
+    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
+    with OutputTransaction() as tx:
+        resample_series(series, str(folder / "coarse"), "bicubic", tx)
+    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    networks, meta = train_stf3dcnn(series, 1e-4, Stf3dcnnParams(epochs=4, max_samples=48), "cpu")
+    with OutputTransaction() as tx:
+        model, _, _ = write_model(str(folder / "s3.stfmodel"), "stf3dcnn", networks, meta, tx)
+    return series, folder, model, meta
+
+
+def test_whole_series_prediction_beats_the_naive_prediction(trained):
+    series, folder, model, meta = trained
+    assert meta["history"]["stf3dcnn"]["train"][-1] < meta["history"]["stf3dcnn"]["train"][0]
+    dates = series.predict_dates
+    naive = fuse_naive(series, dates, str(folder / "naive"))
+    truth = [os.path.join(SAMPLE, "truth", f"truth_{d.isoformat()}.tif") for d in dates]
+    for weighting in ("off", "distance", "change"):
+        files = predict_with_model(model, series, dates, str(folder / weighting), 1e-4, "cpu",
+                                   time_weighting=weighting)
+        assert len(files) == len(dates)
+        rows = [r for r in evaluate_files(files + naive, truth, keep_details=False).rows if r["band"] == "all"]
+        ours = {r["date"]: r["rmse"] for r in rows if r["method"] == "stf3dcnn"}
+        base = {r["date"]: r["rmse"] for r in rows if r["method"] == "naive"}
+        calm = [d for d in ours if d not in FLOOD]
+        print(f"STF3DCNN time weighting {weighting}: mean RMSE {np.mean([ours[d] for d in calm]):.4f} (naive "
+              f"{np.mean([base[d] for d in calm]):.4f}) without the flood; flood dates "
+              + ", ".join(f"{d} {ours[d]:.4f} (naive {base[d]:.4f})" for d in sorted(FLOOD)))
+        assert np.mean([ours[d] for d in calm]) < 0.8 * np.mean([base[d] for d in calm])
+        assert np.mean(list(ours.values())) < np.mean(list(base.values()))
+
+
+def test_tiling_and_round_trip(trained, tmp_path):
+    series, _, model, _ = trained
+    meta, weights = load_model(model)
+    date = [d for d in series.predict_dates if d.isoformat() == "2021-06-20"]
+    a = predict(meta, weights, series, date, str(tmp_path / "a"), 1e-4, "cpu", tile_size=48)
+    b = predict(meta, weights, series, date, str(tmp_path / "b"), 1e-4, "cpu", tile_size=192)
+    # no seams: the halo covers the receptive field. The convolution library sums in a different order for other
+    # input sizes, so a value may round to the neighbouring stored integer (1e-4 reflectance), nothing more.
+    diff = np.abs(read_raw(a[0]).astype(int) - read_raw(b[0]))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    with OutputTransaction() as tx:
+        again, _, _ = write_model(str(tmp_path / "copy.stfmodel"), "stf3dcnn", weights, meta, tx)
+    c = predict_with_model(again, series, date, str(tmp_path / "c"), 1e-4, "cpu")
+    np.testing.assert_array_equal(read_raw(b[0]), read_raw(c[0]))
+
+
+def test_arrange_train_predict_evaluate_in_processing(provider, trained, tmp_path):
+    import processing
+
+    series, _, _, _ = trained
+    common = {"FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse]}
+    arranged = processing.run("stf:arrange_series", dict(common, ORDER="TSB",
+                                                          OUTPUT_COARSE=str(tmp_path / "coarse4d.tif"),
+                                                          OUTPUT_FINE=str(tmp_path / "fine4d.tif")))
+    ds = gdal.Open(arranged["OUTPUT_COARSE"])
+    assert ds.RasterCount == 6 * 10
+    assert ds.GetRasterBand(1).GetDescription() == "blue 2021-04-01"
+    assert ds.GetRasterBand(11).GetDescription() == "green 2021-04-01"
+    np.testing.assert_array_equal(ds.GetRasterBand(12).ReadAsArray(), read_raw(series.coarse[1].path)[1])
+    model = processing.run("stf:train_stf3dcnn", dict(common, EPOCHS=1, MAX_SAMPLES=6, DEPTH=2, DEVICE="cpu",
+                                                      MODEL=str(tmp_path / "m.stfmodel")))["MODEL"]
+    files = processing.run("stf:predict", dict(common, MODEL=model, TIME_WEIGHTING="off", DEVICE="cpu",
+                                               OUTPUT_FOLDER=str(tmp_path / "p")))["OUTPUT_FILES"]
+    assert len(files) == 7 and os.path.basename(files[0]) == "stf3dcnn_2021-04-17.tif"
+    result = processing.run("stf:evaluate", {"PREDICTIONS": files,
+                                             "REFERENCES": glob.glob(os.path.join(SAMPLE, "truth", "*.tif")),
+                                             "OUTPUT_CSV": str(tmp_path / "e.csv"),
+                                             "OUTPUT_HTML": str(tmp_path / "e.html")})
+    assert os.path.exists(result["OUTPUT_CSV"])
