@@ -47,13 +47,14 @@ def write_predictions(
         try:
             # tile by tile, every date of a tile in turn: methods that predict a whole series at once (STF3DCNN)
             # compute a tile once and serve its dates from a cache
+            steps = len(tiles) * len(dates)
             for tile in tiles:
-                for date, writer in zip(dates, writers):
+                for i, (date, writer) in enumerate(zip(dates, writers)):
                     check_cancel(feedback)
                     values, valid = predict(date, tile)
                     writer.write(values, tile.inner, valid)
-                if feedback is not None:
-                    feedback.set_progress(100.0 * (tile.index + 1) / tile.count)
+                    if feedback is not None:
+                        feedback.set_progress(100.0 * (tile.index * len(dates) + i + 1) / steps)
         finally:
             for writer in writers:
                 writer.close()

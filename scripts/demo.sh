@@ -49,6 +49,20 @@ print("  " + json.load(open(sys.argv[1]))["log"]["info"][-1])
 PY
 done
 
+# Deep methods with a small, fast training budget (real use trains longer: see each algorithm's help)
+train() {  # train(method, extra args...)
+    local method=$1; shift
+    echo "== stf:train_$method (small budget) -> $OUT/models/$method.stfmodel"
+    "$QP" --json run "stf:train_$method" -- "${fine[@]}" "${coarse[@]}" "$@" \
+        MODEL="$OUT/models/$method.stfmodel" > "$OUT/train_$method.json"
+    echo "== stf:predict with $method.stfmodel"
+    "$QP" --json run stf:predict -- MODEL="$OUT/models/$method.stfmodel" "${fine[@]}" "${coarse[@]}" \
+        OUTPUT_FOLDER="$OUT/predictions" > "$OUT/predict_$method.json"
+}
+train stfdcnn EPOCHS=2 STRIDE=32 OPTIMIZER=adam
+train dcnn EPOCHS=3 MAX_PATCHES=30000
+train stf3dcnn EPOCHS=5 MAX_SAMPLES=48
+
 echo "== stf:evaluate: every method against the truth, naive as the MAEC baseline"
 preds=()
 for f in "$OUT"/predictions/*.tif; do preds+=("PREDICTIONS=$f"); done
