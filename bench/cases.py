@@ -143,3 +143,104 @@ for _method, _what in (("starfm", "two pairs, window 31"), ("estarfm", "two pair
                        ("fsdaf", "one pair, 5 classes, window 41, 20 similar pixels")):
     case(f"{_method}_cia_cpu", f"{_method.upper()} on the CPU, CIA size 2040 x 1720 x 6, one date, {_what}",
          _prepare_cia_series)(lambda w, m=_method: _classic(w, m))
+
+
+def _prepare_cia_models(workdir: str) -> None:
+    """The CIA-size series plus a tiny STFDCNN and DCNN model (the timed steps measure speed, not accuracy)."""
+    from stf_fusion.core.deep.api import write_model
+    from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
+    from stf_fusion.core.deep.stfdcnn import StfdcnnParams, train_stfdcnn
+    from stf_fusion.core.raster import OutputTransaction
+
+    _prepare_cia_series(workdir)
+    series = _cia_series(workdir)
+    for name, trainer, params in (("stfdcnn", train_stfdcnn, StfdcnnParams(epochs=1, stride=200)),
+                                  ("dcnn", train_dcnn, DcnnParams(epochs=1, max_patches=2000))):
+        path = os.path.join(workdir, f"{name}.stfmodel")
+        if not os.path.exists(path):
+            networks, meta = trainer(series, None, 1e-4, params, "cpu")
+            with OutputTransaction() as tx:
+                write_model(path, name, networks, meta, tx)
+
+
+def _predict_cia(workdir: str, name: str) -> dict:
+    from stf_fusion.core.deep.api import predict_with_model
+
+    series = _cia_series(workdir)
+    files = predict_with_model(os.path.join(workdir, f"{name}.stfmodel"), series, series.predict_dates,
+                               os.path.join(workdir, f"out_{name}"), 1e-4, "auto")
+    for f in files:
+        os.remove(f)
+    return {"pixels": CIA_ROWS * CIA_COLS}
+
+
+def _train_throughput(workdir: str, name: str) -> dict:
+    from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
+    from stf_fusion.core.deep.stfdcnn import StfdcnnParams, train_stfdcnn
+
+    series = _cia_series(workdir)
+    if name == "stfdcnn":
+        _, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(epochs=1, stride=40), "auto")
+        sr = meta["history"]["sr"]
+        return {"sr_sub_images_per_s": sr["samples_per_second"],
+                "nlm_sub_images_per_s": meta["history"]["nlm_0"]["samples_per_second"]}
+    _, meta = train_dcnn(series, None, 1e-4, DcnnParams(epochs=1, max_patches=200_000), "auto")
+    return {"patches_per_s": meta["history"]["dcnn"]["samples_per_second"]}
+
+
+for _name, _what in (("stfdcnn", "NLM + SR CNNs, two pairs"), ("dcnn", "3x3 patch DCNN, nearest pair")):
+    case(f"{_name}_predict_cia", f"{_name.upper()} prediction of one CIA-size date (2040 x 1720 x 6), {_what}",
+         _prepare_cia_models)(lambda w, n=_name: _predict_cia(w, n))
+case("stfdcnn_train", "STFDCNN training throughput, 1 epoch, CIA-size pairs (33 x 33 sub-images, stride 40)",
+     _prepare_cia_series)(lambda w: _train_throughput(w, "stfdcnn"))
+case("dcnn_train", "DCNN training throughput, 1 epoch of 200 000 3x3 patches, batch 64",
+     _prepare_cia_series)(lambda w: _train_throughput(w, "dcnn"))
+
+
+def _prepare_cia17(workdir: str) -> None:
+    """A CIA-like series of 17 dates (2040 x 1720 x 6, pairs on dates 0, 8, 16) and a tiny STF3DCNN model."""
+    import glob
+
+    from stf_fusion.core.deep.api import write_model
+    from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
+    from stf_fusion.core.raster import OutputTransaction
+    from stf_fusion.core.series import build_series, resample_series
+    from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
+
+    folder = os.path.join(workdir, "cia17")
+    if not os.path.exists(os.path.join(folder, "coarse_fine")):
+        config = SampleSeriesConfig(size=CIA_ROWS, width=CIA_COLS, factor=20, n_dates=17, pair_indices=(0, 8, 16),
+                                    flood_indices=(11, 12), interval_days=9, start="2021-04-01")
+        make_sample_series(folder, config)
+        fine = sorted(glob.glob(os.path.join(folder, "fine", "*.tif")))
+        series = build_series(fine, sorted(glob.glob(os.path.join(folder, "coarse", "*.tif"))))
+        with OutputTransaction() as tx:
+            resample_series(series, os.path.join(folder, "coarse_fine"), "bicubic", tx)
+    path = os.path.join(workdir, "stf3dcnn.stfmodel")
+    if not os.path.exists(path):
+        networks, meta = train_stf3dcnn(_cia17(workdir), 1e-4, Stf3dcnnParams(epochs=1, max_samples=6), "cpu")
+        with OutputTransaction() as tx:
+            write_model(path, "stf3dcnn", networks, meta, tx)
+
+
+def _cia17(workdir: str):
+    import glob
+
+    from stf_fusion.core.series import build_series
+
+    folder = os.path.join(workdir, "cia17")
+    return build_series(sorted(glob.glob(os.path.join(folder, "fine", "*.tif"))),
+                        sorted(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))))
+
+
+@case("stf3dcnn_predict_cia17", "STF3DCNN whole-series prediction, CIA-like 17 dates x 2040 x 1720 x 6 (14 dates "
+      "predicted, time weighting by distance; the paper reports 552 s for CIA)", _prepare_cia17)
+def _stf3dcnn_series(workdir: str) -> dict:
+    from stf_fusion.core.deep.api import predict_with_model
+
+    series = _cia17(workdir)
+    files = predict_with_model(os.path.join(workdir, "stf3dcnn.stfmodel"), series, series.predict_dates,
+                               os.path.join(workdir, "out_stf3dcnn"), 1e-4, "auto")
+    for f in files:
+        os.remove(f)
+    return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates_predicted": len(files)}

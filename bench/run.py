@@ -64,12 +64,16 @@ def write_table() -> str:
             with open(os.path.join(RESULTS, name), encoding="utf-8") as fh:
                 rows.append(json.load(fh))
     lines = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); one JSON per case beside this file.",
-             "", "| case | seconds | Mpixel/s | peak RSS (MiB) | device | CPUs | date | what |",
-             "|---|---:|---:|---:|---|---:|---|---|"]
+             "", "| case | seconds | Mpixel/s | peak RSS (MiB) | device | CPUs | date | what | other figures |",
+             "|---|---:|---:|---:|---|---:|---|---|---|"]
     for r in rows:
         mpx = f"{r['pixels'] / r['seconds'] / 1e6:.2f}" if r.get("pixels") else ""
+        standard = {"case", "seconds", "pixels", "peak_rss_mib", "machine", "date", "description"}
+        other = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in r.items() if k not in standard)
         lines.append(f"| {r['case']} | {r['seconds']:.2f} | {mpx} | {r['peak_rss_mib']:.0f} | "
-                     f"{r['machine']['device']} | {r['machine']['cpu_count']} | {r['date']} | {r['description']} |")
+                     f"{r['machine']['device']} | {r['machine']['cpu_count']} | {r['date']} | {r['description']} | "
+                     f"{other} |")
     table = "\n".join(lines) + "\n"
     with open(os.path.join(RESULTS, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(table)
