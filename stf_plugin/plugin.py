@@ -12,6 +12,8 @@ class StfPlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider: StfProvider | None = None
+        self.action = None
+        self.dialog = None
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
         """Called by QGIS, also under qgis_process, where :meth:`initGui` is not."""
@@ -20,11 +22,39 @@ class StfPlugin:
             QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:  # noqa: N802 (QGIS API name)
-        """Desktop start-up."""
+        """Desktop start-up: the provider, and the "Spatiotemporal fusion..." menu entry and toolbar button."""
+        import os
+
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
         self.initProcessing()
+        if self.iface is None:
+            return
+        icon = QIcon(os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg"))
+        self.action = QAction(icon, "Spatiotemporal fusion...", self.iface.mainWindow())
+        self.action.triggered.connect(self.show_dialog)
+        self.iface.addPluginToRasterMenu("&Spatiotemporal fusion", self.action)
+        self.iface.addRasterToolBarIcon(self.action)
+
+    def show_dialog(self) -> None:
+        """Open (or raise) the fusion dialog."""
+        from .dialog import FusionDialog
+
+        if self.dialog is None:
+            self.dialog = FusionDialog(self.iface, self.iface.mainWindow() if self.iface else None)
+        self.dialog.show()
+        self.dialog.raise_()
 
     def unload(self) -> None:
         """Remove everything the plugin added."""
+        if self.action is not None and self.iface is not None:
+            self.iface.removePluginRasterMenu("&Spatiotemporal fusion", self.action)
+            self.iface.removeRasterToolBarIcon(self.action)
+            self.action = None
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -1,0 +1,171 @@
+"""The whole-series workflow behind the desktop dialog: resample if needed -> train if asked -> predict every
+missing date -> evaluate against held-out pairs. Everything is written into a hidden staging folder inside the
+output folder and moved into place only when every step has succeeded, so an error or a cancel at any stage
+leaves no output behind."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .feedback import Feedback, SubFeedback, check_cancel
+from .raster import OutputTransaction
+from .series import build_series, resample_series
+
+CLASSIC = ("naive", "starfm", "estarfm", "fsdaf")
+TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn")
+
+
+@dataclass
+class WorkflowConfig:
+    """What the dialog collects. ``method``: a classic method, ``model`` (predict with ``model_path``) or
+    ``train_<method>`` (train with ``epochs``, then predict)."""
+
+    fine: list[tuple[str, _dt.date]]
+    coarse: list[tuple[str, _dt.date]]
+    method: str
+    output_folder: str
+    model_path: str = ""
+    epochs: int = 10
+    device: str = "auto"
+    resample_method: str = "bicubic"
+    holdout_dates: list[_dt.date] = field(default_factory=list)
+    scale: float = 1e-4
+
+
+@dataclass
+class WorkflowResult:
+    method: str
+    predictions: list[tuple[_dt.date, str]]
+    model: str | None = None
+    report: str | None = None
+    table: str | None = None
+
+
+def _method_name(config: WorkflowConfig) -> str:
+    if config.method in CLASSIC:
+        return config.method
+    if config.method.startswith("train_") and config.method[6:] in TRAINABLE:
+        return config.method[6:]
+    if config.method == "model":
+        from .deep.modelfile import read_metadata
+
+        return read_metadata(config.model_path)["method"]
+    raise InputError(f"Unknown method '{config.method}'.")
+
+
+def run_workflow(config: WorkflowConfig, feedback: Feedback | None = None) -> WorkflowResult:
+    """Run the workflow; see the module docstring."""
+    if not config.output_folder:
+        raise InputError("Choose an output folder.")
+    os.makedirs(config.output_folder, exist_ok=True)
+    method = _method_name(config)
+    holdout = set(config.holdout_dates)
+    fine = [(p, d) for p, d in config.fine if d not in holdout]
+    references = {d: p for p, d in config.fine if d in holdout}
+    missing = holdout - set(references)
+    if missing:
+        raise InputError("Held-out date(s) without a fine image: " + ", ".join(sorted(d.isoformat() for d in missing)))
+    if not fine:
+        raise InputError("Every fine image is held out: keep at least one pair for fusion.")
+    series = build_series([p for p, _ in fine], [p for p, _ in config.coarse],
+                          [d for _, d in fine] + [d for _, d in config.coarse])
+    staging = tempfile.mkdtemp(prefix=".stf-run-", dir=config.output_folder)
+    stage = lambda a, b: SubFeedback(feedback, a, b) if feedback else None  # noqa: E731
+    try:
+        if not series.coarse_on_fine_grid:
+            if feedback is not None:
+                feedback.info(f"Resampling the coarse images onto the fine grid ({config.resample_method}).")
+            with OutputTransaction() as tx:
+                resample_series(series, os.path.join(staging, "coarse_fine_grid"), config.resample_method, tx,
+                                stage(0, 10))
+            folder = os.path.join(staging, "coarse_fine_grid")
+            series = build_series([p for p, _ in fine], [os.path.join(folder, f"coarse_{d.isoformat()}.tif")
+                                                         for _, d in config.coarse],
+                                  [d for _, d in fine] + [d for _, d in config.coarse])
+        check_cancel(feedback)
+        dates = series.predict_dates
+        if not dates:
+            raise InputError("Every coarse date has a fine image: there is nothing to predict.")
+        predictions_dir = os.path.join(staging, "predictions")
+        model_file = None
+        if config.method.startswith("train_"):
+            model_file = _train(method, series, config, os.path.join(staging, "models"), stage(10, 60))
+        if method in CLASSIC:
+            files = _classic(method, series, dates, predictions_dir, config, stage(10, 90))
+        else:
+            from .deep.api import predict_with_model
+
+            files = predict_with_model(model_file or config.model_path, series, dates, predictions_dir, config.scale,
+                                       config.device, stage(60 if model_file else 10, 90))
+        report = table = None
+        if references:
+            from .evaluation import evaluate_files, write_csv
+            from .report import write_html
+
+            held = [f for f, d in zip(files, dates) if d in references]
+            evaluation = evaluate_files(held, [references[d] for d in dates if d in references], scale=config.scale,
+                                        feedback=stage(90, 99))
+            with OutputTransaction() as tx:
+                table = write_csv(evaluation, os.path.join(staging, "evaluation.csv"), tx)
+                report = write_html(evaluation, os.path.join(staging, "evaluation.html"), tx,
+                                    title=f"{method}: held-out pairs")
+        check_cancel(feedback)
+        moved = _move_into_place(staging, config.output_folder)
+        result = WorkflowResult(method, [(d, moved[f]) for d, f in zip(dates, files)],
+                                moved.get(model_file) if model_file else None, moved.get(report), moved.get(table))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if feedback is not None:
+        feedback.set_progress(100)
+    return result
+
+
+def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -> str:
+    from .deep.api import write_model
+
+    if method == "stfdcnn":
+        from .deep.stfdcnn import StfdcnnParams, train_stfdcnn
+
+        networks, meta = train_stfdcnn(series, None, config.scale, StfdcnnParams(epochs=config.epochs,
+                                                                                  optimizer="adam"),
+                                       config.device, feedback)
+    elif method == "dcnn":
+        from .deep.dcnn import DcnnParams, train_dcnn
+
+        networks, meta = train_dcnn(series, None, config.scale, DcnnParams(epochs=config.epochs), config.device,
+                                    feedback)
+    else:
+        from .deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
+
+        networks, meta = train_stf3dcnn(series, config.scale, Stf3dcnnParams(epochs=config.epochs), config.device,
+                                        feedback)
+    with OutputTransaction() as tx:
+        path, _, _ = write_model(os.path.join(folder, f"{method}.stfmodel"), method, networks, meta, tx)
+    return path
+
+
+def _classic(method: str, series, dates, folder: str, config: WorkflowConfig, feedback) -> list[str]:
+    if method == "naive":
+        from .naive import fuse_naive
+
+        return fuse_naive(series, dates, folder, config.scale, feedback)
+    module = __import__(f"{__package__}.classic.{method}", fromlist=["x"])
+    return getattr(module, f"fuse_{method}")(series, dates, folder, config.scale, device=config.device,
+                                             feedback=feedback)
+
+
+def _move_into_place(staging: str, target: str) -> dict[str, str]:
+    """Move every file of ``staging`` to the same relative place under ``target``; returns old -> new paths."""
+    moved = {}
+    for base, _dirs, names in os.walk(staging):
+        for name in names:
+            source = os.path.join(base, name)
+            destination = os.path.join(target, os.path.relpath(source, staging))
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            os.replace(source, destination)
+            moved[source] = destination
+    return moved

@@ -1,0 +1,241 @@
+"""The "Spatiotemporal fusion..." dialog: pick fine and coarse images (dates shown and editable), a method, a device
+and an output folder, and run the whole workflow as one background task."""
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsApplication, QgsMapLayerType, QgsProject
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from ..core.dates import date_from_name, parse_date, parse_date_list
+from ..core.device import DEVICES, detected_devices
+from ..core.errors import InputError
+from ..core.resample import RESAMPLING_METHODS
+from ..core.workflow import WorkflowConfig
+from .task import FusionTask
+
+METHODS = [
+    ("naive", "Naive (nearest fine image, benchmark)"),
+    ("starfm", "STARFM"),
+    ("estarfm", "ESTARFM (needs pairs before and after)"),
+    ("fsdaf", "FSDAF"),
+    ("model", "Trained model file (STFDCNN, DCNN, STF3DCNN)"),
+    ("train_stfdcnn", "Train now: STFDCNN"),
+    ("train_dcnn", "Train now: patch DCNN"),
+    ("train_stf3dcnn", "Train now: STF3DCNN"),
+]
+
+
+class ImageTable(QTableWidget):
+    """Images with a check box, the source and an editable date (parsed from the name when possible)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(0, 2, parent)
+        self.setHorizontalHeaderLabels(["Image", "Date (YYYY-MM-DD)"])
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.verticalHeader().setVisible(False)
+        self.setMinimumHeight(130)
+
+    def add(self, name: str, source: str, checked: bool) -> None:
+        row = self.rowCount()
+        self.insertRow(row)
+        item = QTableWidgetItem(name)
+        item.setData(Qt.UserRole, source)
+        item.setToolTip(source)
+        item.setFlags(item.flags() & ~Qt.ItemIsEditable | Qt.ItemIsUserCheckable)
+        item.setCheckState(Qt.Checked if checked else Qt.Unchecked)
+        self.setItem(row, 0, item)
+        date = date_from_name(source) or date_from_name(name)
+        self.setItem(row, 1, QTableWidgetItem(date.isoformat() if date else ""))
+
+    def selected(self, what: str) -> list[tuple]:
+        """(source, date) of the checked rows; a missing or bad date is an error that names the image."""
+        rows = []
+        for row in range(self.rowCount()):
+            item = self.item(row, 0)
+            if item.checkState() != Qt.Checked:
+                continue
+            text = self.item(row, 1).text().strip()
+            if not text:
+                raise InputError(f"The {what} image '{item.text()}' has no date: type it in the Date column.")
+            try:
+                date = parse_date(text)
+            except InputError as exc:
+                raise InputError(f"The {what} image '{item.text()}': {exc}") from None
+            rows.append((item.data(Qt.UserRole), date))
+        return rows
+
+
+class FusionDialog(QDialog):
+    """Collects a :class:`WorkflowConfig` and runs it as a :class:`FusionTask`."""
+
+    def __init__(self, iface=None, parent=None, project: QgsProject | None = None) -> None:
+        super().__init__(parent)
+        self.iface = iface
+        self.project = project or QgsProject.instance()
+        self.task: FusionTask | None = None
+        self.setWindowTitle("Spatiotemporal fusion")
+        self.resize(720, 760)
+        layout = QVBoxLayout(self)
+        self.fine = ImageTable()
+        self.coarse = ImageTable()
+        for title, table, what in (("Fine images (the pairs)", self.fine, "fine"),
+                                   ("Coarse images (pair dates and dates to predict)", self.coarse, "coarse")):
+            box = QGroupBox(title)
+            inner = QVBoxLayout(box)
+            inner.addWidget(table)
+            buttons = QHBoxLayout()
+            add = QPushButton("Add files...")
+            add.clicked.connect(lambda _=False, t=table, w=what: self._add_files(t, w))
+            buttons.addWidget(add)
+            buttons.addStretch(1)
+            inner.addLayout(buttons)
+            layout.addWidget(box)
+        form = QFormLayout()
+        self.method = QComboBox()
+        for key, label in METHODS:
+            self.method.addItem(label, key)
+        self.method.setCurrentIndex(1)
+        self.method.currentIndexChanged.connect(self._update_enabled)
+        form.addRow("Method", self.method)
+        self.model = QgsFileWidget()
+        self.model.setFilter("STF model (*.stfmodel)")
+        form.addRow("Model file", self.model)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 100000)
+        self.epochs.setValue(10)
+        form.addRow("Training epochs", self.epochs)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device)
+        self.detected = QLabel(f"Detected: {detected_devices()}")
+        device_row.addWidget(self.detected)
+        form.addRow("Device", device_row)
+        self.resample = QComboBox()
+        self.resample.addItems(list(RESAMPLING_METHODS))
+        self.resample.setCurrentText("bicubic")
+        form.addRow("Resampling of coarse images", self.resample)
+        self.holdout = QLineEdit()
+        self.holdout.setPlaceholderText("e.g. 2021-06-04 (pairs kept out of the fusion and used to evaluate it)")
+        form.addRow("Hold out pairs for evaluation", self.holdout)
+        self.output = QgsFileWidget()
+        self.output.setStorageMode(QgsFileWidget.GetDirectory)
+        form.addRow("Output folder", self.output)
+        layout.addLayout(form)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.buttons = QDialogButtonBox()
+        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.AcceptRole)
+        self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.RejectRole)
+        close = self.buttons.addButton(QDialogButtonBox.Close)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        close.clicked.connect(self.close)
+        layout.addWidget(self.buttons)
+        self._fill_from_project()
+        self._update_enabled()
+
+    # --- filling -------------------------------------------------------------------------------------------
+    def _fill_from_project(self) -> None:
+        """Every raster layer of the project in both lists; the finest pixel size is checked as fine, the rest
+        as coarse (a guess the user can change)."""
+        layers = [layer for layer in self.project.mapLayers().values()
+                  if layer.type() == QgsMapLayerType.RasterLayer and layer.isValid()]
+        if not layers:
+            return
+        finest = min(layer.rasterUnitsPerPixelX() for layer in layers)
+        several = len({layer.rasterUnitsPerPixelX() for layer in layers}) > 1
+
+        def is_fine(layer) -> bool:
+            return abs(layer.rasterUnitsPerPixelX() - finest) < 1e-9 * max(finest, 1)
+
+        by_name = sorted(layers, key=lambda lyr: lyr.name())
+        # each list shows its likely images first
+        for layer in sorted(by_name, key=lambda lyr: not is_fine(lyr)):
+            self.fine.add(layer.name(), layer.source().split("|")[0], several and is_fine(layer))
+        for layer in sorted(by_name, key=is_fine):
+            self.coarse.add(layer.name(), layer.source().split("|")[0], not is_fine(layer))
+
+    def _add_files(self, table: ImageTable, what: str) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, f"Add {what} images", "", "Rasters (*.tif *.tiff *.img *.vrt);;"
+                                                "All files (*)")
+        for path in files:
+            table.add(os.path.basename(path), path, True)
+
+    def _update_enabled(self) -> None:
+        key = self.method.currentData()
+        self.model.setEnabled(key == "model")
+        self.epochs.setEnabled(key.startswith("train_"))
+
+    # --- running -------------------------------------------------------------------------------------------
+    def config(self) -> WorkflowConfig:
+        """The workflow settings; raises InputError with a message for the user."""
+        fine = self.fine.selected("fine")
+        coarse = self.coarse.selected("coarse")
+        if not fine:
+            raise InputError("Check at least one fine image.")
+        if not coarse:
+            raise InputError("Check the coarse images.")
+        key = self.method.currentData()
+        if key == "model" and not self.model.filePath():
+            raise InputError("Choose a model file, or another method.")
+        return WorkflowConfig(fine=fine, coarse=coarse, method=key, output_folder=self.output.filePath(),
+                              model_path=self.model.filePath(), epochs=self.epochs.value(),
+                              device=self.device.currentText(), resample_method=self.resample.currentText(),
+                              holdout_dates=parse_date_list(self.holdout.text()))
+
+    def start(self) -> FusionTask | None:
+        """Start the task (returns it), or show why it cannot start."""
+        try:
+            config = self.config()
+        except InputError as exc:
+            self.status.setText(str(exc))
+            return None
+        self.task = FusionTask(config, self.iface, self._finished, self.project)
+        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.run_button.setEnabled(False)
+        self.status.setText("Running in the background (see the task bar); you can keep working.")
+        QgsApplication.taskManager().addTask(self.task)
+        return self.task
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _finished(self, task: FusionTask) -> None:
+        self.run_button.setEnabled(True)
+        self.task = None
+        if task.result is not None:
+            self.status.setText(f"Done: {len(task.result.predictions)} prediction(s) in '{task.group_name}'.")
+            self.progress.setValue(100)
+        elif task.cancelled:
+            self.status.setText("Cancelled; no output was written.")
+        else:
+            self.status.setText(task.error or "Failed.")

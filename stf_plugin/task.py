@@ -1,0 +1,115 @@
+"""The desktop workflow as one QgsTask, and what happens when it ends (layers with dates, messages)."""
+from __future__ import annotations
+
+import traceback
+from typing import Callable
+
+from qgis.core import (
+    Qgis,
+    QgsDateTimeRange,
+    QgsMessageLog,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterLayerTemporalProperties,
+    QgsTask,
+)
+from qgis.PyQt.QtCore import QDateTime, QTime
+
+from ..core.errors import CancelledError, StfError
+from ..core.workflow import WorkflowConfig, WorkflowResult, run_workflow
+
+LOG_TAG = "Spatiotemporal fusion"
+
+
+class _TaskFeedback:
+    """The core's feedback on top of a QgsTask (progress bar in the task manager, cancel button)."""
+
+    def __init__(self, task: QgsTask) -> None:
+        self.task = task
+
+    def set_progress(self, percent: float) -> None:
+        self.task.setProgress(percent)
+
+    def is_canceled(self) -> bool:
+        return self.task.isCanceled()
+
+    def info(self, message: str) -> None:
+        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Info)
+
+
+class FusionTask(QgsTask):
+    """Runs :func:`..core.workflow.run_workflow` in the background; on success adds the predictions to the project
+    as a group of layers with fixed temporal ranges (so the temporal controller animates them)."""
+
+    def __init__(self, config: WorkflowConfig, iface=None, on_finished: Callable[["FusionTask"], None] | None = None,
+                 project: QgsProject | None = None) -> None:
+        super().__init__(f"Spatiotemporal fusion ({config.method})", QgsTask.CanCancel)
+        self.config = config
+        self.iface = iface
+        self.on_finished = on_finished
+        self.project = project or QgsProject.instance()
+        self.result: WorkflowResult | None = None
+        self.error: str | None = None
+        self.cancelled = False
+        self.group_name: str | None = None
+        self.layer_dates: list[tuple[str, QDateTime]] = []
+
+    def run(self) -> bool:  # runs in a worker thread: no GUI here
+        try:
+            self.result = run_workflow(self.config, _TaskFeedback(self))
+            return True
+        except CancelledError:
+            self.cancelled = True
+        except StfError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # an unexpected failure: the user gets the message, the log the traceback
+            self.error = f"Unexpected error: {exc}"
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.Critical)
+        return False
+
+    def finished(self, ok: bool) -> None:  # back in the main thread
+        if ok and self.result is not None:
+            self._add_layers(self.result)
+            self._message(f"{len(self.result.predictions)} prediction(s) added to the group '{self.group_name}'.",
+                          Qgis.Success, self.result.report)
+        elif self.cancelled or self.isCanceled():
+            self.cancelled = True
+            self._message("Fusion cancelled; no output was written.", Qgis.Info)
+        else:
+            self._message(self.error or "Fusion failed.", Qgis.Critical)
+        if self.on_finished is not None:
+            self.on_finished(self)
+
+    def _add_layers(self, result: WorkflowResult) -> None:
+        dates = [d for d, _ in result.predictions]
+        self.group_name = f"STF {result.method} {min(dates).isoformat()} to {max(dates).isoformat()}"
+        group = self.project.layerTreeRoot().insertGroup(0, self.group_name)
+        for date, path in result.predictions:
+            layer = QgsRasterLayer(path, f"{result.method} {date.isoformat()}")
+            start = QDateTime(date, QTime(0, 0, 0))
+            end = QDateTime(date, QTime(23, 59, 59))
+            properties = layer.temporalProperties()
+            properties.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+            properties.setFixedTemporalRange(QgsDateTimeRange(start, end))
+            properties.setIsActive(True)
+            self.project.addMapLayer(layer, False)
+            group.addLayer(layer)
+            self.layer_dates.append((layer.id(), start))
+
+    def _message(self, text: str, level, report: str | None = None) -> None:
+        QgsMessageLog.logMessage(text, LOG_TAG, level)
+        if self.iface is None or not hasattr(self.iface, "messageBar"):
+            return
+        bar = self.iface.messageBar()
+        if report:
+            from qgis.PyQt.QtCore import QUrl
+            from qgis.PyQt.QtGui import QDesktopServices
+            from qgis.PyQt.QtWidgets import QPushButton
+
+            widget = bar.createMessage(LOG_TAG, text)
+            button = QPushButton("Open the evaluation report")
+            button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report)))
+            widget.layout().addWidget(button)
+            bar.pushWidget(widget, level, 0)
+        else:
+            bar.pushMessage(LOG_TAG, text, level, 0 if level == Qgis.Critical else 10)

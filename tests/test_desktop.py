@@ -1,0 +1,124 @@
+"""Desktop experience, headless: the dialog builds with the project's layers, the task runs the whole workflow and
+adds a group of layers with dates, cancel leaves nothing, a bad input ends with the clear error; a screenshot of
+the dialog is saved to build/screenshots for review."""
+import datetime as dt
+import os
+
+import numpy as np
+import pytest
+from conftest import ROOT, files_in
+from helpers import make_raster
+from pytest_qgis.utils import wait_until
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import Qt
+
+from stf_fusion.core.errors import InputError
+from stf_fusion.stf_plugin.dialog import FusionDialog
+
+
+@pytest.fixture()
+def project(qgis_app, small_series):
+    """A project of its own (the singleton is wired to pytest-qgis's mock canvas)."""
+    project = QgsProject()
+    for path in small_series.fine + small_series.coarse:
+        project.addMapLayer(QgsRasterLayer(path, os.path.basename(path)[:-4]))
+    yield project
+    project.clear()
+
+
+def _run(dialog, timeout=120000):
+    done = []
+    task = dialog.start()
+    assert task is not None, dialog.status.text()
+    previous = task.on_finished
+    task.on_finished = lambda t: (previous(t), done.append(t))
+    wait_until(lambda: bool(done), timeout_milliseconds=timeout)
+    return done[0]
+
+
+def test_dialog_lists_the_project_layers_with_dates_and_a_screenshot(qgis_iface, project):
+    dialog = FusionDialog(qgis_iface, project=project)
+    assert dialog.fine.rowCount() == dialog.coarse.rowCount() == 8
+    fine = dialog.fine.selected("fine")
+    coarse = dialog.coarse.selected("coarse")
+    assert sorted(d.isoformat() for _, d in fine) == ["2021-04-01", "2021-06-20"]  # the 30 m layers
+    assert len(coarse) == 6 and dt.date(2021, 5, 3) in [d for _, d in coarse]
+    assert dialog.detected.text().startswith("Detected: ")
+    os.makedirs(os.path.join(ROOT, "build", "screenshots"), exist_ok=True)
+    dialog.resize(720, 760)
+    assert dialog.grab().save(os.path.join(ROOT, "build", "screenshots", "fusion_dialog.png"))
+
+
+def test_task_adds_a_group_of_dated_layers(qgis_iface, project, tmp_path):
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.method.setCurrentIndex(dialog.method.findData("starfm"))
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    dialog.holdout.setText("2021-06-20")
+    task = _run(dialog)
+    assert task.error is None and task.result is not None, task.error
+    group = project.layerTreeRoot().findGroup(task.group_name)
+    layers = [node.layer() for node in group.findLayers()]
+    # 2021-06-20 was held out: predicted and evaluated, with the four coarse-only dates
+    assert [lyr.name() for lyr in layers] == [f"starfm 2021-{d}" for d in ("04-17", "05-03", "05-19", "06-04",
+                                                                           "06-20")]
+    for layer in layers:
+        properties = layer.temporalProperties()
+        assert properties.isActive()
+        start = properties.fixedTemporalRange().begin().date()
+        assert start.toString("yyyy-MM-dd") == layer.name().split()[-1]
+    assert os.path.exists(task.result.report) and not any(".stf-run-" in f for f in files_in(tmp_path / "out"))
+    assert "Done: 5 prediction(s)" in dialog.status.text()
+
+
+def test_cancel_removes_every_output(qgis_iface, project, tmp_path):
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.method.setCurrentIndex(dialog.method.findData("train_stf3dcnn"))
+    dialog.epochs.setValue(500)
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    done = []
+    task = dialog.start()
+    task.on_finished = lambda t: done.append(t)
+    wait_until(lambda: task.progress() > 5 or bool(done), timeout_milliseconds=60000)
+    task.cancel()
+    wait_until(lambda: bool(done), timeout_milliseconds=60000)
+    assert done[0].cancelled and done[0].result is None
+    assert files_in(tmp_path / "out") == []
+    assert project.layerTreeRoot().findGroups() == []
+
+
+def test_bad_input_ends_with_the_clear_error(qgis_iface, project, small_series, tmp_path):
+    odd = make_raster(tmp_path / "fine_2021-05-19.tif", np.zeros((6, 64, 64)),
+                      geotransform=(600000.0, 20.0, 0.0, 5800020.0, 0.0, -20.0))
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.fine.add("odd", odd, True)
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    task = _run(dialog)
+    assert task.result is None and "is not on the grid of" in task.error and "pixel size" in task.error
+    assert "is not on the grid of" in dialog.status.text()
+    from qgis.core import Qgis
+
+    assert any("is not on the grid of" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
+    assert files_in(tmp_path / "out") == []
+
+
+def test_missing_date_is_reported_before_running(qgis_iface, project):
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.fine.item(0, 0).setCheckState(Qt.Checked)
+    dialog.fine.item(0, 1).setText("")
+    with pytest.raises(InputError, match="has no date: type it in the Date column"):
+        dialog.config()
+    assert dialog.start() is None and "has no date" in dialog.status.text()
+
+
+def test_plugin_adds_and_removes_its_menu_entry(qgis_iface, provider):
+    from stf_fusion.stf_plugin.plugin import StfPlugin
+
+    plugin = StfPlugin(qgis_iface)
+    plugin.provider = provider  # already registered by the test fixture: do not register it twice
+    plugin.initGui()
+    assert plugin.action is not None and plugin.action.text() == "Spatiotemporal fusion..."
+    plugin.show_dialog()
+    assert plugin.dialog.isVisible()
+    plugin.provider = None  # keep the fixture's provider registered
+    plugin.unload()
+    assert plugin.action is None and plugin.dialog is None
