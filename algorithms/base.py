@@ -214,6 +214,16 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             model, loss_csv, loss_png = write_model(path, method, networks, metadata, tx)
         return {"MODEL": model, "LOSS_CSV": loss_csv, "LOSS_PNG": loss_png}
 
+    def prediction_inputs(self, parameters: dict, context: QgsProcessingContext):
+        """(series with the coarse images on the fine grid, dates to predict, OUTPUT_FOLDER, SCALE)."""
+        from ..core.series import require_fine_grid
+
+        series = self.read_series(parameters, context)
+        require_fine_grid(series)
+        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
+        return (series, dates, self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                self.parameterAsDouble(parameters, "SCALE", context))
+
     def add_output_folder(self, help_text: str) -> None:
         """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
         self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"), help_text)

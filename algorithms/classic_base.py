@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-from ..core.series import require_fine_grid
 from .base import StfAlgorithm
 
 
@@ -27,11 +26,7 @@ class ClassicFusion(StfAlgorithm):
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
 
     def execute(self, parameters, context, feedback):
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
-        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-        scale = self.parameterAsDouble(parameters, "SCALE", context)
+        series, dates, folder, scale = self.prediction_inputs(parameters, context)
         device = self.enum_string(parameters, "DEVICE", context)
         start = time.perf_counter()
         files = self.fuse(series, dates, folder, scale, device, parameters, context, feedback)

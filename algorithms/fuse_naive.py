@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..core.naive import fuse_naive
-from ..core.series import require_fine_grid
 from .base import StfAlgorithm
 
 
@@ -23,10 +22,6 @@ class FuseNaive(StfAlgorithm):
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
 
     def execute(self, parameters, context, feedback):
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
-        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-        scale = self.parameterAsDouble(parameters, "SCALE", context)
+        series, dates, folder, scale = self.prediction_inputs(parameters, context)
         files = fuse_naive(series, dates, folder, scale, feedback)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

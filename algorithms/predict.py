@@ -4,7 +4,6 @@ from __future__ import annotations
 from qgis.core import QgsProcessingParameterFile
 
 from ..core.deep.api import predict_with_model
-from ..core.series import require_fine_grid
 from .base import StfAlgorithm
 
 
@@ -31,13 +30,9 @@ class Predict(StfAlgorithm):
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
 
     def execute(self, parameters, context, feedback):
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
-        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        series, dates, folder, scale = self.prediction_inputs(parameters, context)
         weighting = self.enum_string(parameters, "TIME_WEIGHTING", context)
         files = predict_with_model(self.parameterAsFile(parameters, "MODEL", context), series, dates, folder,
-                                   self.parameterAsDouble(parameters, "SCALE", context),
-                                   self.enum_string(parameters, "DEVICE", context), feedback,
+                                   scale, self.enum_string(parameters, "DEVICE", context), feedback,
                                    time_weighting=None if weighting == "model" else weighting)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

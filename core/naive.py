@@ -10,22 +10,17 @@ import datetime as _dt
 from .feedback import Feedback
 from .fusion import write_predictions
 from .raster import read_block
-from .series import DatedRaster, SceneSeries
-
-
-def nearest_pair(series: SceneSeries, date: _dt.date) -> DatedRaster:
-    """The fine image closest in time to ``date``; on a tie the earlier one (it was observed first)."""
-    return min(series.fine, key=lambda f: (abs((f.date - date).days), f.date > date))
+from .series import SceneSeries
 
 
 def fuse_naive(series: SceneSeries, dates: list[_dt.date], folder: str, scale: float = 1e-4,
                feedback: Feedback | None = None) -> list[str]:
     """Write ``naive_<date>.tif`` for every date: F^(t) = F(t_k), t_k the nearest pair date."""
     def predict(date, tile):
-        source = nearest_pair(series, date)
+        source = series.nearest_pair(date)
         return read_block(source.path, tile.inner, scale=scale, info=source.info)
 
     if feedback is not None:
         for date in dates:
-            feedback.info(f"naive {date.isoformat()}: fine image of {nearest_pair(series, date).date.isoformat()}")
+            feedback.info(f"naive {date.isoformat()}: fine image of {series.nearest_pair(date).date.isoformat()}")
     return write_predictions(series, dates, "naive", folder, predict, scale, feedback=feedback)

@@ -73,6 +73,16 @@ class SceneSeries:
                 return f
         raise InputError(f"No fine image on {date.isoformat()}; pair dates: {_fmt(self.pair_dates)}.")
 
+    def nearest_pair(self, date: _dt.date) -> DatedRaster:
+        """The fine image closest in time to ``date``; on a tie the earlier one (it was observed first)."""
+        return min(self.fine, key=lambda f: (abs((f.date - date).days), f.date > date))
+
+    def pairs_around(self, date: _dt.date) -> tuple[DatedRaster, DatedRaster] | None:
+        """The last pair before ``date`` and the first after it, or None when one side has no pair."""
+        before = [f for f in self.fine if f.date < date]
+        after = [f for f in self.fine if f.date > date]
+        return (before[-1], after[0]) if before and after else None
+
     def check_predict_dates(self, dates: list[_dt.date] | None) -> list[_dt.date]:
         """The dates to predict: ``dates`` (each must have a coarse image) or, if empty, every non-pair date."""
         if not dates:

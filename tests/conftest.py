@@ -28,6 +28,25 @@ def small_series(tmp_path_factory):
     return make_sample_series(str(tmp_path_factory.mktemp("small_series")), SMALL)
 
 
+SAMPLE = os.path.join(ROOT, "resources", "sample")
+
+
+@pytest.fixture(scope="session")
+def sample_on_fine_grid(tmp_path_factory):
+    """The bundled sample series with its coarse images resampled onto the fine grid (bicubic)."""
+    import glob
+
+    from stf_fusion.core.raster import OutputTransaction
+    from stf_fusion.core.series import build_series, resample_series
+
+    folder = tmp_path_factory.mktemp("sample_fine_grid")
+    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
+    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
+    with OutputTransaction() as tx:
+        resample_series(series, str(folder / "coarse"), "bicubic", tx)
+    return build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+
+
 @pytest.fixture(scope="session")
 def provider(qgis_processing):
     """The ``stf`` provider, registered once; the reference is kept so Python does not delete it."""

@@ -1,7 +1,6 @@
 """The classic methods on the bundled sample series: each beats the naive nearest-fine-image prediction, the
 result does not depend on the tiling, and each runs as a Processing algorithm."""
 import datetime as dt
-import glob
 import os
 
 import numpy as np
@@ -14,8 +13,7 @@ from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
 from stf_fusion.core.classic.starfm import StarfmParams, fuse_starfm
 from stf_fusion.core.evaluation import evaluate_files
 from stf_fusion.core.naive import fuse_naive
-from stf_fusion.core.raster import OutputTransaction, read_raw
-from stf_fusion.core.series import build_series, resample_series
+from stf_fusion.core.raster import read_raw
 
 SAMPLE = os.path.join(ROOT, "resources", "sample")
 # phenology between the pairs (2021-05-03, 2021-06-20) and the flood (2021-07-06)
@@ -28,13 +26,9 @@ METHODS = {
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
+def sample(tmp_path_factory, sample_on_fine_grid):
     folder = tmp_path_factory.mktemp("sample")
-    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
-    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
-    with OutputTransaction() as tx:
-        resample_series(series, str(folder / "coarse"), "bicubic", tx)
-    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    series = sample_on_fine_grid
     naive = fuse_naive(series, DATES, str(folder / "naive"))
     truth = [os.path.join(SAMPLE, "truth", f"truth_{d.isoformat()}.tif") for d in DATES]
     return series, folder, naive, truth

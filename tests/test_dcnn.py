@@ -1,6 +1,5 @@
 """Patch DCNN: the fully convolutional network equals the explicit 3 x 3 patch regression, short training beats the
 naive prediction on the sample series, save/load round trip, the processing chain."""
-import glob
 import os
 
 import numpy as np
@@ -14,7 +13,6 @@ from stf_fusion.core.deep.modelfile import load_model
 from stf_fusion.core.evaluation import evaluate_files
 from stf_fusion.core.naive import fuse_naive
 from stf_fusion.core.raster import OutputTransaction, read_raw
-from stf_fusion.core.series import build_series, resample_series
 
 SAMPLE = os.path.join(ROOT, "resources", "sample")
 
@@ -43,13 +41,9 @@ def test_fully_convolutional_equals_patch_by_patch():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, sample_on_fine_grid):
     folder = tmp_path_factory.mktemp("dcnn")
-    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
-    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
-    with OutputTransaction() as tx:
-        resample_series(series, str(folder / "coarse"), "bicubic", tx)
-    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    series = sample_on_fine_grid
     networks, meta = train_dcnn(series, None, 1e-4, DcnnParams(epochs=3, max_patches=30000), "cpu")
     with OutputTransaction() as tx:
         model, _, _ = write_model(str(folder / "dcnn.stfmodel"), "dcnn", networks, meta, tx)

@@ -9,7 +9,7 @@ from helpers import make_raster
 
 from stf_fusion.core.errors import GridMismatchError, InputError
 from stf_fusion.core.evaluation import COLUMNS, evaluate_files, match_files, method_from_name, write_csv
-from stf_fusion.core.naive import fuse_naive, nearest_pair
+from stf_fusion.core.naive import fuse_naive
 from stf_fusion.core.raster import OutputTransaction, read_raw
 from stf_fusion.core.report import write_html
 from stf_fusion.core.series import build_series
@@ -49,13 +49,13 @@ def _series(small, tmp_path):
 def test_naive_copies_the_nearest_pair(small_series, tmp_path):
     series = _series(small_series, tmp_path)
     d = series.pair_dates  # 2021-04-01 and 2021-06-20, 80 days apart
-    assert nearest_pair(series, d[0] + dt.timedelta(days=39)).date == d[0]
-    assert nearest_pair(series, d[0] + dt.timedelta(days=40)).date == d[0]  # tie: the earlier
-    assert nearest_pair(series, d[0] + dt.timedelta(days=41)).date == d[1]
+    assert series.nearest_pair(d[0] + dt.timedelta(days=39)).date == d[0]
+    assert series.nearest_pair(d[0] + dt.timedelta(days=40)).date == d[0]  # tie: the earlier
+    assert series.nearest_pair(d[0] + dt.timedelta(days=41)).date == d[1]
     files = fuse_naive(series, series.predict_dates, str(tmp_path / "pred"))
     assert [os.path.basename(f) for f in files] == [f"naive_{x.isoformat()}.tif" for x in series.predict_dates]
     for path, date in zip(files, series.predict_dates):
-        np.testing.assert_array_equal(read_raw(path), read_raw(nearest_pair(series, date).path))
+        np.testing.assert_array_equal(read_raw(path), read_raw(series.nearest_pair(date).path))
 
 
 def test_evaluation_table_report_and_conventions(small_series, tmp_path):

@@ -114,8 +114,7 @@ def test_unreadable_inputs_are_named(tmp_path):
         raster_info(str(bad))
     nogeo = tmp_path / "nogeo.tif"
     from osgeo import gdal
-    ds = gdal.GetDriverByName("GTiff").Create(str(nogeo), 4, 4, 1, gdal.GDT_Byte)
-    ds = None
+    gdal.GetDriverByName("GTiff").Create(str(nogeo), 4, 4, 1, gdal.GDT_Byte).FlushCache()
     with pytest.raises(InputError, match="nogeo.tif' has no georeferencing"):
         raster_info(str(nogeo))
 

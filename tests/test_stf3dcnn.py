@@ -17,7 +17,6 @@ from stf_fusion.core.errors import InputError
 from stf_fusion.core.evaluation import evaluate_files
 from stf_fusion.core.naive import fuse_naive
 from stf_fusion.core.raster import OutputTransaction, read_raw
-from stf_fusion.core.series import build_series, resample_series
 
 SAMPLE = os.path.join(ROOT, "resources", "sample")
 FLOOD = {"2021-07-06", "2021-07-22"}
@@ -57,13 +56,9 @@ def test_network_keeps_the_series_shape_and_starts_from_dc():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, sample_on_fine_grid):
     folder = tmp_path_factory.mktemp("stf3dcnn")
-    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
-    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
-    with OutputTransaction() as tx:
-        resample_series(series, str(folder / "coarse"), "bicubic", tx)
-    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    series = sample_on_fine_grid
     networks, meta = train_stf3dcnn(series, 1e-4, Stf3dcnnParams(epochs=4, max_samples=48), "cpu")
     with OutputTransaction() as tx:
         model, _, _ = write_model(str(folder / "s3.stfmodel"), "stf3dcnn", networks, meta, tx)

@@ -16,7 +16,6 @@ from stf_fusion.core.deep.stfdcnn import StfdcnnParams, build_network, change_we
 from stf_fusion.core.errors import InputError
 from stf_fusion.core.evaluation import evaluate_files
 from stf_fusion.core.raster import OutputTransaction, read_raw
-from stf_fusion.core.series import build_series, resample_series
 
 SAMPLE = os.path.join(ROOT, "resources", "sample")
 FAST = dict(epochs=4, stride=48, optimizer="adam", batch=32)
@@ -56,13 +55,9 @@ def test_fusion_model_equations_by_hand():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, sample_on_fine_grid):
     folder = tmp_path_factory.mktemp("stfdcnn")
-    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
-    series = build_series(fine, sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif"))))
-    with OutputTransaction() as tx:
-        resample_series(series, str(folder / "coarse"), "bicubic", tx)
-    series = build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
+    series = sample_on_fine_grid
     networks, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(**FAST), "cpu")
     with OutputTransaction() as tx:
         model, loss_csv, loss_png = write_model(str(folder / "m.stfmodel"), "stfdcnn", networks, meta, tx)

@@ -102,13 +102,12 @@ def band_std(items: list[DatedRaster], scale: float) -> np.ndarray:
 def pair_sets(series: SceneSeries, date: _dt.date, pairs: int) -> list[DatedRaster]:
     """The ``pairs`` fine images nearest in time to ``date`` (1: the nearest; 2: the nearest before and after
     when both exist, else the two nearest), in date order."""
+    if pairs == 1 or len(series.fine) == 1:
+        return [series.nearest_pair(date)]
+    around = series.pairs_around(date)
+    if around:
+        return list(around)
     fine = sorted(series.fine, key=lambda f: (abs((f.date - date).days), f.date > date))
-    if pairs == 1 or len(fine) == 1:
-        return fine[:1]
-    before = [f for f in series.fine if f.date <= date]
-    after = [f for f in series.fine if f.date > date]
-    if before and after:
-        return [before[-1], after[0]]
     return sorted(fine[:2], key=lambda f: f.date)
 
 
@@ -123,3 +122,44 @@ def cpu_tile_size(device: Any) -> int | None:
     """Tile side for moving-window methods: on the CPU small tiles (128 pixels) keep each window step's tensors in
     cache, which measured about 1.7 times faster than 256 pixels; on a GPU the memory budget decides (None)."""
     return 128 if device.type == "cpu" else None
+
+
+def fuse_moving_window(
+    method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, pairs: int,
+    tile_function: Any, params: Any, bytes_per_pixel: float, device: str, feedback: Any, settings: str,
+) -> list[str]:
+    """What STARFM and ESTARFM share: choose the pairs of each date, compute the scene-wide standard deviation of
+    every pair image once, and run ``tile_function(inputs, sigma, params)`` tile by tile with a halo of the window
+    radius. Writes ``<method>_<date>.tif`` files."""
+    from ..device import describe_device, import_torch, resolve_device
+    from ..fusion import write_predictions
+
+    torch = import_torch()
+
+    dev = resolve_device(device)
+    if feedback is not None:
+        feedback.info(f"{method.upper()} on {describe_device(dev)}: {settings}.")
+    sigmas: dict[str, np.ndarray] = {}
+    plans = {}
+    for date in dates:
+        plans[date] = pair_sets(series, date, pairs)
+        for p in plans[date]:
+            if p.path not in sigmas:
+                sigmas[p.path] = band_std([p], scale)[0]
+        if feedback is not None:
+            used = plans[date]
+            outside = len(used) == 2 and not used[0].date <= date <= used[1].date
+            feedback.info(f"{method.upper()} {date.isoformat()}: pair(s) " + ", ".join(p.date.isoformat() for p in used)
+                          + (" (the date is outside them: the method extrapolates)" if outside else ""))
+
+    def predict(date, tile):
+        used = plans[date]
+        inputs = read_tile(used, [series.coarse_at(p.date) for p in used], series.coarse_at(date), tile, scale, dev)
+        sigma = torch.tensor(np.stack([sigmas[p.path] for p in used]), dtype=torch.float32, device=dev)
+        with torch.no_grad():
+            prediction, valid = tile_function(inputs, sigma, params)
+        return prediction.cpu().numpy(), valid.cpu().numpy()
+
+    return write_predictions(series, dates, method, folder, predict, scale, halo=window_radius(params.window),
+                             bytes_per_pixel=bytes_per_pixel, tile_size=params.tile_size or cpu_tile_size(dev),
+                             feedback=feedback)

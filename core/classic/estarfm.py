@@ -28,9 +28,8 @@ import numpy as np
 from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback
-from ..fusion import write_predictions
 from ..series import SceneSeries
-from .common import TileInputs, Window, band_std, cpu_tile_size, pad, pair_sets, read_tile, window_radius
+from .common import TileInputs, Window, fuse_moving_window, pad, window_radius
 
 
 @dataclass
@@ -142,35 +141,9 @@ def fuse_estarfm(
     params: EstarfmParams | None = None, device: str = "auto", feedback: Feedback | None = None,
 ) -> list[str]:
     """Predict every date with ESTARFM from the pairs before and after it; writes ``estarfm_<date>.tif``."""
-    from ..device import describe_device, resolve_device
-
-    torch = import_torch()
     params = params or EstarfmParams()
     params.validate()
     if len(series.fine) < 2:
         raise InputError("ESTARFM needs two fine/coarse pairs; the series has one.")
-    dev = resolve_device(device)
-    if feedback is not None:
-        feedback.info(f"ESTARFM on {describe_device(dev)}: window {params.window}, {params.classes} classes.")
-    sigmas: dict[str, np.ndarray] = {}
-    plans = {}
-    for date in dates:
-        pairs = pair_sets(series, date, 2)
-        for p in pairs:
-            sigmas.setdefault(p.path, band_std([p], scale)[0])
-        plans[date] = pairs
-        if feedback is not None and not (pairs[0].date <= date <= pairs[1].date):
-            feedback.info(f"ESTARFM {date.isoformat()}: outside the pairs {pairs[0].date} and {pairs[1].date}; "
-                          "the method extrapolates.")
-
-    def predict(date, tile):
-        pairs = plans[date]
-        inputs = read_tile(pairs, [series.coarse_at(p.date) for p in pairs], series.coarse_at(date), tile, scale, dev)
-        sigma = torch.tensor(np.stack([sigmas[p.path] for p in pairs]), dtype=torch.float32, device=dev)
-        with torch.no_grad():
-            prediction, valid = estarfm_tile(inputs, sigma, params)
-        return prediction.cpu().numpy(), valid.cpu().numpy()
-
-    return write_predictions(series, dates, "estarfm", folder, predict, scale, halo=params.radius,
-                             bytes_per_pixel=4 * 30, tile_size=params.tile_size or cpu_tile_size(dev),
-                             feedback=feedback)
+    return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, 4 * 30, device,
+                              feedback, f"window {params.window}, {params.classes} classes")

@@ -27,14 +27,11 @@ import datetime as _dt
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback
-from ..fusion import write_predictions
 from ..series import SceneSeries
-from .common import TileInputs, Window, band_std, cpu_tile_size, pad, pair_sets, read_tile, window_radius
+from .common import TileInputs, Window, fuse_moving_window, pad, window_radius
 
 _EPS = 1e-12
 
@@ -121,35 +118,9 @@ def fuse_starfm(
     params: StarfmParams | None = None, device: str = "auto", feedback: Feedback | None = None,
 ) -> list[str]:
     """Predict every date with STARFM; writes ``starfm_<date>.tif`` files (see :func:`..fusion.write_predictions`)."""
-    from ..device import describe_device, resolve_device
-
-    torch = import_torch()
     params = params or StarfmParams()
     params.validate()
-    dev = resolve_device(device)
-    if feedback is not None:
-        feedback.info(f"STARFM on {describe_device(dev)}: window {params.window}, {params.classes} classes, "
-                      f"A = {params.a:g} px, {'log' if params.log_weights else 'product'} weights.")
-    sigmas: dict[str, np.ndarray] = {}
-    plans = {}
-    for date in dates:
-        pairs = pair_sets(series, date, params.pairs)
-        for p in pairs:
-            if p.path not in sigmas:
-                sigmas[p.path] = band_std([p], scale)[0]
-        plans[date] = pairs
-        if feedback is not None:
-            feedback.info(f"STARFM {date.isoformat()}: pair(s) " + ", ".join(p.date.isoformat() for p in pairs))
-
-    def predict(date, tile):
-        pairs = plans[date]
-        inputs = read_tile(pairs, [series.coarse_at(p.date) for p in pairs], series.coarse_at(date), tile, scale, dev)
-        sigma = torch.tensor(np.stack([sigmas[p.path] for p in pairs]), dtype=torch.float32, device=dev)
-        with torch.no_grad():
-            prediction, valid = starfm_tile(inputs, sigma, params)
-        return prediction.cpu().numpy(), valid.cpu().numpy()
-
-    p = params.pairs
-    return write_predictions(series, dates, "starfm", folder, predict, scale, halo=params.radius,
-                             bytes_per_pixel=4 * (9 * p + 4), tile_size=params.tile_size or cpu_tile_size(dev),
-                             feedback=feedback)
+    settings = (f"window {params.window}, {params.classes} classes, A = {params.a:g} px, "
+                f"{'log' if params.log_weights else 'product'} weights")
+    return fuse_moving_window("starfm", series, dates, folder, scale, params.pairs, starfm_tile, params,
+                              4 * (9 * params.pairs + 4), device, feedback, settings)

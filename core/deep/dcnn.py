@@ -156,12 +156,8 @@ def predict(
     net = net.to(dev).eval()
     plans = {}
     for date in dates:
-        before = [p for p in series.fine if p.date < date]
-        after = [p for p in series.fine if p.date > date]
-        if params.two_references and before and after:
-            plans[date] = [before[-1], after[0]]
-        else:
-            plans[date] = [min(series.fine, key=lambda p: (abs((p.date - date).days), p.date > date))]
+        around = series.pairs_around(date) if params.two_references else None
+        plans[date] = list(around) if around else [series.nearest_pair(date)]
         if feedback is not None:
             feedback.info(f"DCNN {date.isoformat()}: reference pair(s) "
                           + ", ".join(p.date.isoformat() for p in plans[date]))

@@ -216,15 +216,13 @@ def predict(
         changes = {(d, k): np.abs(means[d] - means[k]) for d in dates for k in pairs}
     plans = {}
     for date in dates:
-        before = [k for k in pairs if k < date]
-        after = [k for k in pairs if k > date]
-        if mode != "off" and before and after:
-            b, a = before[-1], after[0]
+        around = series.pairs_around(date) if mode != "off" else None
+        if around:
+            b, a = around[0].date, around[1].date
             w = blend_weights(date, b, a, mode, changes.get((date, b)), changes.get((date, a)))
             plans[date] = [(b, w), (a, 1.0 - w)]
         else:
-            nearest = min(pairs, key=lambda k: (abs((k - date).days), k > date))
-            plans[date] = [(nearest, 1.0)]
+            plans[date] = [(series.nearest_pair(date).date, 1.0)]
     needed = sorted({k for plan in plans.values() for k, _ in plan})
     if feedback is not None:
         feedback.info(f"STF3DCNN: {len(dates)} date(s) in one pass per tile from the reference pair(s) "

@@ -239,12 +239,8 @@ def predict(
 
     plans = {}
     for date in dates:
-        before = [p for p in series.fine if p.date <= date]
-        after = [p for p in series.fine if p.date >= date]
-        if before and after and before[-1].date != after[0].date:
-            ends = [before[-1], after[0]]
-        else:
-            ends = [min(series.fine, key=lambda p: abs((p.date - date).days))]
+        around = series.pairs_around(date)
+        ends = list(around) if around else [series.nearest_pair(date)]
         # LSR level, whole scene (small: 1 / factor^2 of the fine grid)
         l_low = [lsr(e, "fine")[0] for e in ends]
         t_low = [lsr(series.coarse_at(e.date), "coarse")[0] for e in ends]
