@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from ..feedback import Feedback
 from ..fusion import write_predictions
 from ..series import SceneSeries
 from .common import read_image, read_window
+from .modelfile import training_metadata
 from .training import seed_everything, train
 
 METHOD = "dcnn"
@@ -132,12 +133,8 @@ def train_dcnn(
                       "reference -> target pair combinations.")
     history = train(net, optimizer, x, y, params.epochs, params.batch, torch.nn.functional.mse_loss,
                     params.validation, params.seed, dev, feedback, label="dcnn: ")
-    metadata = {
-        "bands": series.grid.bands, "band_names": list(series.grid.descriptions), "scale": scale,
-        "normalisation": "none: reflectance (stored value x scale) in 0-1", "halo": 1 + params.window // 2,
-        "params": asdict(params), "training_pairs": [p.date.isoformat() for p in pairs],
-        "history": {"dcnn": history.as_dict()}, "trained_on": describe_device(dev),
-    }
+    metadata = training_metadata(series.grid, scale, params, 1 + params.window // 2, [p.date for p in pairs],
+                                 {"dcnn": history.as_dict()}, dev)
     return {"dcnn": net.state_dict()}, metadata
 
 

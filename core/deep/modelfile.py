@@ -39,6 +39,23 @@ def plugin_version() -> str:
     return "unknown"
 
 
+def training_metadata(grid: Any, scale: float, params: Any, halo: int, pair_dates: list, history: dict,
+                      device: Any, **extra: Any) -> dict[str, Any]:
+    """The metadata every trained model carries (SPEC.md "Model files"); ``extra`` adds method-specific keys."""
+    from dataclasses import asdict
+
+    from ..device import describe_device
+
+    meta = {
+        "bands": grid.bands, "band_names": list(grid.descriptions), "scale": scale,
+        "normalisation": "none: reflectance (stored value x scale) in 0-1", "halo": int(halo),
+        "params": asdict(params), "training_pairs": [d.isoformat() for d in pair_dates], "history": history,
+        "trained_on": describe_device(device),
+    }
+    meta.update(extra)
+    return meta
+
+
 def save_model(path: str, method: str, networks: dict[str, dict[str, Any]], metadata: dict[str, Any]) -> str:
     """Write ``networks`` (state dicts) and ``metadata`` to ``path`` (normally a temporary path of an
     :class:`~..raster.OutputTransaction`)."""

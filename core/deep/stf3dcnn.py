@@ -25,7 +25,7 @@ them). Space is tiled with a halo of the spatial receptive field; time is never 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from ..fusion import write_predictions
 from ..raster import read_block
 from ..series import SceneSeries
 from ..tiles import Window
+from .modelfile import training_metadata
 from .training import seed_everything, train
 
 METHOD = "stf3dcnn"
@@ -171,13 +172,9 @@ def train_stf3dcnn(
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     history = train(net, optimizer, x, y, params.epochs, params.batch, masked_mse, params.validation, params.seed,
                     dev, feedback, label="stf3dcnn: ")
-    metadata = {
-        "bands": grid.bands, "band_names": list(grid.descriptions), "scale": scale,
-        "normalisation": "none: reflectance (stored value x scale) in 0-1", "halo": params.spatial_radius,
-        "params": asdict(params), "training_pairs": [d.isoformat() for d in series.pair_dates],
-        "training_dates": [d.isoformat() for d in series.dates], "history": {"stf3dcnn": history.as_dict()},
-        "trained_on": describe_device(dev),
-    }
+    metadata = training_metadata(grid, scale, params, params.spatial_radius, series.pair_dates,
+                                 {"stf3dcnn": history.as_dict()}, dev,
+                                 training_dates=[d.isoformat() for d in series.dates])
     return {"stf3dcnn": net.state_dict()}, metadata
 
 

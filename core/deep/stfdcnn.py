@@ -27,7 +27,7 @@ with a halo of the SR CNN's receptive field plus the weighting window, so result
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import write_predictions
 from ..series import SceneSeries
 from .common import box_sum, downsample, extract_patches, read_image, read_window, upsample, valid_lsr
+from .modelfile import training_metadata
 from .training import History, seed_everything, train
 
 METHOD = "stfdcnn"
@@ -164,13 +165,8 @@ def train_stfdcnn(
                                  label=f"{name} ({len(x)} sub-images): ")
         networks[name] = net.state_dict()
         histories[name] = history.as_dict()
-    metadata = {
-        "bands": bands, "band_names": list(grid.descriptions), "scale": scale,
-        "normalisation": "none: reflectance (stored value x scale) in 0-1",
-        "halo": params.receptive_radius + params.window // 2, "params": asdict(params),
-        "training_pairs": [p.date.isoformat() for p in pairs], "history": histories,
-        "trained_on": describe_device(dev),
-    }
+    metadata = training_metadata(grid, scale, params, params.receptive_radius + params.window // 2,
+                                 [p.date for p in pairs], histories, dev)
     return networks, metadata
 
 
