@@ -62,5 +62,6 @@ class TrainStfdcnn(StfAlgorithm):
         )
         networks, metadata = train_stfdcnn(
             series, self.dates(parameters, "TRAIN_DATES", context),
-            self.parameterAsDouble(parameters, "SCALE", context), params, self.enum_string(parameters, "DEVICE", context), feedback)
+            self.parameterAsDouble(parameters, "SCALE", context), params,
+            self.enum_string(parameters, "DEVICE", context), feedback)
         return self.save_trained_model(parameters, context, METHOD, networks, metadata)

@@ -1,4 +1,4 @@
-"""What every fusion method shares: output naming, and writing predictions date by date and tile by tile."""
+"""What every fusion method shares: output naming, and writing the predictions of every date tile by tile."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -31,8 +31,8 @@ def write_predictions(
 
     ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` covering
     ``tile.inner``; it may read ``tile.outer`` (the inner window plus ``halo``) for its moving windows. Tiles are
-    ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per band. All files are committed together at the end: a failure or a
-    cancel leaves none of them.
+    ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per
+    band. All files are committed together at the end: a failure or a cancel leaves none of them.
     """
     grid = series.grid
     nodata = grid.nodata[0] if grid.nodata and grid.nodata[0] is not None else default_nodata(grid.dtype)

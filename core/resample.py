@@ -68,7 +68,8 @@ def resample_to_grid(
 
 
 def resample_many(
-    jobs: list[tuple[str, str]], ref: RasterInfo, method: str, transaction: OutputTransaction, feedback: Feedback | None = None,
+    jobs: list[tuple[str, str]], ref: RasterInfo, method: str, transaction: OutputTransaction,
+    feedback: Feedback | None = None,
 ) -> list[str]:
     """Resample each ``(source, final destination)`` onto ``ref``'s grid inside ``transaction``.
 

@@ -11,10 +11,11 @@ runs on whole tiles without building patch arrays:
 
 The paper gives no layer widths; 64 and 32 follow the other networks of this plugin. Deviation: the network
 learns the residual fine(t_pred) - fine(t_ref) (a skip connection from the fine reference channel, as STFDCNN's
-residual learning). It is the same function class (the layers see fine(t_ref)), but a direct regression starts far
-from the answer and, measured on the sample series, was still worse than the naive prediction after 3 epochs. One network is shared by all
-bands (each band is a sample); scene borders are replicated by one pixel. Training defaults are the paper's Table
-1: MSE, 50 epochs, SGD with momentum 0.9, learning rate 0.01, weight decay 1e-4, batch 64, bicubic interpolation.
+residual learning). It is the same function class (the layers see fine(t_ref)), but a direct regression starts
+far from the answer and, measured on the sample series, was still worse than the naive prediction after 3
+epochs. One network is shared by all bands (each band is a sample); scene borders are replicated by one pixel.
+Training defaults are the paper's Table 1: MSE, 50 epochs, SGD with momentum 0.9, learning rate 0.01, weight
+decay 1e-4, batch 64, bicubic interpolation.
 Training samples come from every ordered pair of pair dates (reference -> target), at most ``max_patches`` of
 them, drawn once with the seed.
 
