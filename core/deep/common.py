@@ -45,6 +45,22 @@ def upsample(image: Any, factor: int, height: int, width: int) -> Any:
     return up[..., :height, :width]
 
 
+def upsample_window(image: Any, factor: int, window: Any) -> Any:
+    """The part of ``upsample(image, factor, ...)`` covering the fine-grid ``window`` (x, y, width, height),
+    computed from a crop of the low-resolution image with a margin of two pixels, so it equals the whole-scene
+    upsampling (bicubic reads two source pixels on each side; at the scene edge the crop edge is the image edge)
+    up to float32 rounding of the coordinates (~1e-7)."""
+    torch = import_torch()
+    hl, wl = image.shape[-2:]
+    y0, x0 = max(0, window.y // factor - 2), max(0, window.x // factor - 2)
+    y1 = min(hl, (window.y + window.height - 1) // factor + 3)
+    x1 = min(wl, (window.x + window.width - 1) // factor + 3)
+    up = torch.nn.functional.interpolate(image[..., y0:y1, x0:x1], scale_factor=factor, mode="bicubic",
+                                         align_corners=False)
+    dy, dx = window.y - y0 * factor, window.x - x0 * factor
+    return up[..., dy:dy + window.height, dx:dx + window.width]
+
+
 def valid_lsr(valid: np.ndarray, factor: int) -> np.ndarray:
     """A low-resolution pixel is valid when every fine pixel under it is valid (edge blocks: those present)."""
     h, w = valid.shape

@@ -30,14 +30,13 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import write_predictions
 from ..series import SceneSeries
-from .common import box_sum, downsample, extract_patches, read_image, read_window, upsample, valid_lsr
+from .common import box_sum, downsample, extract_patches, read_image, read_window, upsample, upsample_window, valid_lsr
 from .modelfile import training_metadata
 from .training import History, seed_everything, train
 
@@ -209,9 +208,10 @@ def fuse(l1: Any, l3: Any | None, t1: Any, t2: Any, t3: Any | None, window: int)
 
 def predict(
     meta: dict[str, Any], weights: dict[str, Any], series: SceneSeries, dates: list[_dt.date], folder: str,
-    scale: float, device: str = "auto", feedback: Feedback | None = None,
+    scale: float, device: str = "auto", feedback: Feedback | None = None, tile_size: int | None = None,
 ) -> list[str]:
-    """Predict every date (``stfdcnn_<date>.tif``) with a trained model."""
+    """Predict every date (``stfdcnn_<date>.tif``) with a trained model; ``tile_size`` overrides the memory
+    budget's tile side."""
     torch = import_torch()
     params = StfdcnnParams(**meta["params"])
     dev = resolve_device(device)
@@ -243,28 +243,40 @@ def predict(
         t2_low = lsr(series.coarse_at(date), "coarse")[0]
         fused_low = fuse(l_low[0], l_low[1] if len(ends) == 2 else None, t_low[0], t2_low,
                          t_low[1] if len(ends) == 2 else None, params.window)
-        # bring the LSR images to the fine grid once (bicubic), kept on the CPU for the tiles
-        ups = [upsample(x, f, grid.height, grid.width).cpu() for x in [fused_low] + l_low]
-        plans[date] = (ends, ups)
+        plans[date] = (ends, fused_low)
         if feedback is not None:
             feedback.info(f"STFDCNN {date.isoformat()}: pair(s) " + ", ".join(e.date.isoformat() for e in ends))
+    # fine level, tile by tile; the transitional images of the pair ends are shared by the dates of a tile
+    tile_cache: dict[Any, Any] = {}
+
+    def transitional(low, tile):
+        with torch.no_grad():
+            return sr(upsample_window(low, f, tile.outer))
+
+    def end_of_pair(end, tile):
+        if tile_cache.get("tile") != tile.index:
+            tile_cache.clear()
+            tile_cache["tile"] = tile.index
+        if end.path not in tile_cache:
+            data, ok = read_window(end, tile, scale)
+            tile_cache[end.path] = (torch.from_numpy(data)[:, None].to(dev), ok,
+                                    transitional(lsr(end, "fine")[0], tile))
+        return tile_cache[end.path]
 
     def predict(date, tile):
-        ends, ups = plans[date]
-        rows, cols = tile.outer.slices
-        fine_ends, valid = [], np.ones((tile.outer.height, tile.outer.width), bool)
-        for e in ends:
-            data, ok = read_window(e, tile, scale)
-            fine_ends.append(torch.from_numpy(data)[:, None].to(dev))
-            valid &= ok
-        _, ok2 = read_window(series.coarse_at(date), tile, scale)
-        valid &= ok2
+        ends, fused_low = plans[date]
+        parts = [end_of_pair(e, tile) for e in ends]  # (fine L_i, validity, T_i) per end
+        _, valid = read_window(series.coarse_at(date), tile, scale)
+        for _, ok, _ in parts:
+            valid = valid & ok
         with torch.no_grad():
-            t = [sr(u[..., rows, cols].to(dev)) for u in ups]  # T2, T1 (, T3)
-            out = fuse(fine_ends[0], fine_ends[1] if len(ends) == 2 else None, t[1], t[0],
-                       t[2] if len(ends) == 2 else None, params.window)
+            t2 = transitional(fused_low, tile)
+            two = len(parts) == 2
+            out = fuse(parts[0][0], parts[1][0] if two else None, parts[0][2], t2, parts[1][2] if two else None,
+                       params.window)
         r, c = tile.inner_in_outer
         return out[:, 0, r, c].cpu().numpy(), valid[r, c]
 
     return write_predictions(series, dates, METHOD, folder, predict, scale, halo=int(meta["halo"]),
-                             bytes_per_pixel=4 * (params.n1 + params.n2 + 24), feedback=feedback)
+                             bytes_per_pixel=4 * (params.n1 + params.n2 + 24), tile_size=tile_size,
+                             feedback=feedback)
