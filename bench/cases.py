@@ -2,7 +2,9 @@
 fresh process whose peak resident memory is recorded). Method issues register their cases here with @case."""
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Callable
 
@@ -94,15 +96,14 @@ def _sample_series(workdir: str) -> dict:
 def _prepare_cia_series(workdir: str) -> None:
     """A CIA-size synthetic series (2040 x 1720 x 6): pairs on dates 0 and 2, the prediction date 1 between them,
     coarse images (factor 20) resampled onto the fine grid (bicubic)."""
-    import glob
-
     from stf_fusion.core.raster import OutputTransaction
     from stf_fusion.core.series import build_series, resample_series
     from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
 
     folder = os.path.join(workdir, "cia_series")
-    if os.path.exists(os.path.join(folder, "coarse_fine")):
+    if len(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))) == 3:
         return
+    shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier preparation
     config = SampleSeriesConfig(size=CIA_ROWS, width=CIA_COLS, factor=20, n_dates=3, pair_indices=(0, 2),
                                 flood_indices=(), interval_days=32, start="2021-05-01")
     make_sample_series(folder, config)
@@ -113,8 +114,6 @@ def _prepare_cia_series(workdir: str) -> None:
 
 
 def _cia_series(workdir: str):
-    import glob
-
     from stf_fusion.core.series import build_series
 
     folder = os.path.join(workdir, "cia_series")
@@ -199,8 +198,6 @@ case("dcnn_train", "DCNN training throughput, 1 epoch of 200 000 3x3 patches, ba
 
 def _prepare_cia17(workdir: str) -> None:
     """A CIA-like series of 17 dates (2040 x 1720 x 6, pairs on dates 0, 8, 16) and a tiny STF3DCNN model."""
-    import glob
-
     from stf_fusion.core.deep.api import write_model
     from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
     from stf_fusion.core.raster import OutputTransaction
@@ -208,7 +205,8 @@ def _prepare_cia17(workdir: str) -> None:
     from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
 
     folder = os.path.join(workdir, "cia17")
-    if not os.path.exists(os.path.join(folder, "coarse_fine")):
+    if len(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))) != 17:
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier preparation
         config = SampleSeriesConfig(size=CIA_ROWS, width=CIA_COLS, factor=20, n_dates=17, pair_indices=(0, 8, 16),
                                     flood_indices=(11, 12), interval_days=9, start="2021-04-01")
         make_sample_series(folder, config)
@@ -224,8 +222,6 @@ def _prepare_cia17(workdir: str) -> None:
 
 
 def _cia17(workdir: str):
-    import glob
-
     from stf_fusion.core.series import build_series
 
     folder = os.path.join(workdir, "cia17")
