@@ -18,12 +18,20 @@ TIME_PLOTS = ("rmse", "ssim", "cc", "sam", "ergas", "edge")
 _LOWER_IS_BETTER = {"rmse", "mae", "rmae", "sam", "ergas", "dd", "maec"}
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+def new_figure(rows: int, cols: int, size: tuple[float, float]):
+    """A matplotlib figure with its own Agg canvas: no pyplot, no global backend switch, safe in the worker threads
+    QGIS runs algorithms in. Returns (figure, axes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols)
+
+
+def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -42,13 +50,11 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def _time_plots(evaluation: Evaluation) -> str | None:
-    import matplotlib.pyplot as plt
-
     overall = [r for r in evaluation.rows if r["band"] == "all" and r["date"]]
     if len({r["date"] for r in overall}) < 2:
         return None
     methods = sorted({r["method"] for r in overall})
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+    fig, axes = new_figure(2, 3, (12, 6))
     for ax, name in zip(axes.ravel(), TIME_PLOTS):
         for method in methods:
             items = sorted((r for r in overall if r["method"] == method), key=lambda r: r["date"])
@@ -63,9 +69,7 @@ def _time_plots(evaluation: Evaluation) -> str | None:
 
 
 def _prediction_plots(detail: dict) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (ax1, ax2) = new_figure(1, 2, (10, 4.2))
     ref, pred = detail["ref_sample"], detail["pred_sample"]
     for b in range(ref.shape[0]):
         ax1.scatter(ref[b], pred[b], s=2, alpha=0.4, label=f"band {b + 1}")
@@ -85,9 +89,6 @@ def _prediction_plots(detail: dict) -> str:
 
 def write_html(evaluation: Evaluation, path: str, transaction: OutputTransaction, title: str = "") -> str:
     """Write the report to ``path`` through ``transaction``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     means = method_means(evaluation.rows)
     columns = list(metrics.METRICS)
     parts = [

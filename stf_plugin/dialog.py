@@ -206,6 +206,8 @@ class FusionDialog(QDialog):
         key = self.method.currentData()
         if key == "model" and not self.model.filePath():
             raise InputError("Choose a model file, or another method.")
+        if not self.output.filePath():
+            raise InputError("Choose an output folder.")
         return WorkflowConfig(fine=fine, coarse=coarse, method=key, output_folder=self.output.filePath(),
                               model_path=self.model.filePath(), epochs=self.epochs.value(),
                               device=self.device.currentText(), resample_method=self.resample.currentText(),

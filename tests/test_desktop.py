@@ -107,6 +107,10 @@ def test_missing_date_is_reported_before_running(qgis_iface, project):
     dialog.fine.item(0, 1).setText("")
     with pytest.raises(InputError, match="has no date: type it in the Date column"):
         dialog.config()
+    dialog.fine.item(0, 1).setText("2021-04-01")
+    with pytest.raises(InputError, match="Choose an output folder"):
+        dialog.config()
+    dialog.fine.item(0, 1).setText("")
     assert dialog.start() is None and "has no date" in dialog.status.text()
 
 

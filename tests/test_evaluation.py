@@ -70,6 +70,9 @@ def test_evaluation_table_report_and_conventions(small_series, tmp_path):
     evaluation = evaluate_files(naive + better, small_series.truth, baselines=naive, ratio=1 / 16)
     assert len(evaluation.rows) == 8 * 7
     csv_path, html_path = str(tmp_path / "out" / "m.csv"), str(tmp_path / "out" / "m.html")
+    import matplotlib
+
+    backend = matplotlib.get_backend()
     with OutputTransaction() as tx:
         write_csv(evaluation, csv_path, tx)
         write_html(evaluation, html_path, tx)
@@ -83,6 +86,9 @@ def test_evaluation_table_report_and_conventions(small_series, tmp_path):
     assert all(r["sam"] == "" for r in rows if r["band"] != "all")
     conventions = json.load(open(str(tmp_path / "out" / "m.conventions.json")))
     assert "degrees" in conventions["sam"] and conventions["h/l"] == "0.0625"
+    import matplotlib
+
+    assert matplotlib.get_backend() == backend  # the report does not switch the global backend (QGIS desktop)
     page = open(html_path).read()
     assert page.count("data:image/png;base64,") == 1 + 8 and "Conventions" in page and "biased" in page
 

@@ -41,12 +41,9 @@ def write_model(
 
 
 def _plot_history(history: dict[str, Any], path: str, title: str) -> None:
-    import matplotlib
+    from ..report import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(1, 1, (7, 4))
     for name, h in history.items():
         epochs = range(1, len(h["train"]) + 1)
         line, = ax.plot(epochs, h["train"], label=f"{name}")
@@ -59,7 +56,6 @@ def _plot_history(history: dict[str, Any], path: str, title: str) -> None:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
-    plt.close(fig)
 
 
 def predict_with_model(
