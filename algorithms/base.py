@@ -124,23 +124,24 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     def add_raster(self, name: str, label: str, help_text: str, optional: bool = False) -> None:
         self._add(QgsProcessingParameterRasterLayer(name, label, None, optional), help_text)
 
-    def add_int(self, name: str, label: str, help_text: str, default: int, minimum: int | None = None,
-                maximum: int | None = None, advanced: bool = False) -> None:
-        parameter = QgsProcessingParameterNumber(name, label, QgsProcessingParameterNumber.Integer, default)
+    def _add_number(self, kind, name: str, label: str, help_text: str, default: float, minimum: float | None,
+                    maximum: float | None, advanced: bool) -> None:
+        parameter = QgsProcessingParameterNumber(name, label, kind, default)
         if minimum is not None:
             parameter.setMinimum(minimum)
         if maximum is not None:
             parameter.setMaximum(maximum)
         self._add(parameter, help_text, advanced)
 
+    def add_int(self, name: str, label: str, help_text: str, default: int, minimum: int | None = None,
+                maximum: int | None = None, advanced: bool = False) -> None:
+        self._add_number(QgsProcessingParameterNumber.Integer, name, label, help_text, default, minimum, maximum,
+                         advanced)
+
     def add_float(self, name: str, label: str, help_text: str, default: float, minimum: float | None = None,
                   maximum: float | None = None, advanced: bool = False) -> None:
-        parameter = QgsProcessingParameterNumber(name, label, QgsProcessingParameterNumber.Double, default)
-        if minimum is not None:
-            parameter.setMinimum(minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, help_text, advanced)
+        self._add_number(QgsProcessingParameterNumber.Double, name, label, help_text, default, minimum, maximum,
+                         advanced)
 
     def add_enum(self, name: str, label: str, help_text: str, options: list[str] | tuple[str, ...],
                  default: str, advanced: bool = False) -> None:
