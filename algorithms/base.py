@@ -260,6 +260,29 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         except ValueError:
             raise QgsProcessingException(f"{name} must be a list of whole numbers, got '{text}'.") from None
 
+    def settings(self, parameters: dict, context: QgsProcessingContext, cls: type) -> Any:
+        """An instance of the dataclass ``cls`` whose fields are read from the parameters named after them
+        (field ``max_patches`` <- parameter ``MAX_PATCHES``); fields without a parameter keep their default."""
+        import dataclasses
+
+        values = {}
+        for f in dataclasses.fields(cls):
+            definition = self.parameterDefinition(f.name.upper())
+            if definition is None:
+                continue
+            name, default = f.name.upper(), f.default
+            if isinstance(definition, QgsProcessingParameterEnum):
+                values[f.name] = self.enum_string(parameters, name, context)
+            elif isinstance(default, bool):
+                values[f.name] = self.parameterAsBool(parameters, name, context)
+            elif isinstance(default, int):
+                values[f.name] = self.parameterAsInt(parameters, name, context)
+            elif isinstance(default, float):
+                values[f.name] = self.parameterAsDouble(parameters, name, context)
+            else:
+                values[f.name] = self.parameterAsString(parameters, name, context)
+        return cls(**values)
+
     # --- running --------------------------------------------------------------------------------------------
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:

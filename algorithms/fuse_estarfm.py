@@ -25,6 +25,5 @@ class FuseEstarfm(ClassicFusion):
                      advanced=True)
 
     def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
-        params = EstarfmParams(window=self.parameterAsInt(parameters, "WINDOW", context),
-                               classes=self.parameterAsInt(parameters, "CLASSES", context))
+        params = self.settings(parameters, context, EstarfmParams)
         return fuse_estarfm(series, dates, folder, scale, params, device, feedback)

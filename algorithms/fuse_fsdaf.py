@@ -30,8 +30,5 @@ class FuseFsdaf(ClassicFusion):
                      advanced=True)
 
     def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
-        params = FsdafParams(factor=self.parameterAsInt(parameters, "FACTOR", context),
-                             classes=self.parameterAsInt(parameters, "CLASSES", context),
-                             window=self.parameterAsInt(parameters, "WINDOW", context),
-                             similar=self.parameterAsInt(parameters, "SIMILAR", context))
+        params = self.settings(parameters, context, FsdafParams)
         return fuse_fsdaf(series, dates, folder, scale, params, device, feedback)

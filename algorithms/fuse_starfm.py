@@ -35,12 +35,5 @@ class FuseStarfm(ClassicFusion):
                       "differences, instead of C = S T D.", d.log_weights, advanced=True)
 
     def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
-        params = StarfmParams(
-            window=self.parameterAsInt(parameters, "WINDOW", context),
-            pairs=self.parameterAsInt(parameters, "PAIRS", context),
-            classes=self.parameterAsInt(parameters, "CLASSES", context),
-            fine_uncertainty=self.parameterAsDouble(parameters, "FINE_UNCERTAINTY", context),
-            coarse_uncertainty=self.parameterAsDouble(parameters, "COARSE_UNCERTAINTY", context),
-            log_weights=self.parameterAsBool(parameters, "LOG_WEIGHTS", context),
-        )
+        params = self.settings(parameters, context, StarfmParams)
         return fuse_starfm(series, dates, folder, scale, params, device, feedback)

@@ -44,15 +44,7 @@ class TrainDcnn(StfAlgorithm):
     def execute(self, parameters, context, feedback):
         series = self.read_series(parameters, context)
         require_fine_grid(series)
-        params = DcnnParams(
-            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
-            max_patches=self.parameterAsInt(parameters, "MAX_PATCHES", context),
-            batch=self.parameterAsInt(parameters, "BATCH", context),
-            lr=self.parameterAsDouble(parameters, "LR", context),
-            weight_decay=self.parameterAsDouble(parameters, "WEIGHT_DECAY", context),
-            two_references=self.parameterAsBool(parameters, "TWO_REFERENCES", context),
-            seed=self.parameterAsInt(parameters, "SEED", context),
-        )
+        params = self.settings(parameters, context, DcnnParams)
         networks, metadata = train_dcnn(
             series, self.dates(parameters, "TRAIN_DATES", context),
             self.parameterAsDouble(parameters, "SCALE", context), params,

@@ -49,11 +49,7 @@ class TrainStf3dcnn(StfAlgorithm):
     def execute(self, parameters, context, feedback):
         series = self.read_series(parameters, context)
         require_fine_grid(series)
-        integer = {name.lower(): self.parameterAsInt(parameters, name, context)
-                   for name in ("EPOCHS", "DEPTH", "WIDTH", "RESIDUAL_BLOCKS", "KERNEL_TIME", "KERNEL_SPACE", "PATCH",
-                                "MAX_SAMPLES", "BATCH", "SEED")}
-        params = Stf3dcnnParams(time_weighting=self.enum_string(parameters, "TIME_WEIGHTING", context),
-                                lr=self.parameterAsDouble(parameters, "LR", context), **integer)
+        params = self.settings(parameters, context, Stf3dcnnParams)
         networks, metadata = train_stf3dcnn(series, self.parameterAsDouble(parameters, "SCALE", context), params,
                                             self.enum_string(parameters, "DEVICE", context), feedback)
         return self.save_trained_model(parameters, context, METHOD, networks, metadata)

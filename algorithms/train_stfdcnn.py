@@ -48,18 +48,7 @@ class TrainStfdcnn(StfAlgorithm):
     def execute(self, parameters, context, feedback):
         series = self.read_series(parameters, context)
         require_fine_grid(series)
-        params = StfdcnnParams(
-            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
-            batch=self.parameterAsInt(parameters, "BATCH", context),
-            optimizer=self.enum_string(parameters, "OPTIMIZER", context),
-            lr=self.parameterAsDouble(parameters, "LR", context),
-            lr_last=self.parameterAsDouble(parameters, "LR_LAST", context),
-            factor=self.parameterAsInt(parameters, "FACTOR", context),
-            patch=self.parameterAsInt(parameters, "PATCH", context),
-            stride=self.parameterAsInt(parameters, "STRIDE", context),
-            window=self.parameterAsInt(parameters, "WINDOW", context),
-            seed=self.parameterAsInt(parameters, "SEED", context),
-        )
+        params = self.settings(parameters, context, StfdcnnParams)
         networks, metadata = train_stfdcnn(
             series, self.dates(parameters, "TRAIN_DATES", context),
             self.parameterAsDouble(parameters, "SCALE", context), params,

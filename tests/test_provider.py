@@ -48,3 +48,21 @@ def test_plugin_entry_point():
     plugin = stf_fusion.classFactory(None)
     assert isinstance(plugin, StfPlugin)
     assert all(callable(getattr(plugin, m)) for m in ("initProcessing", "initGui", "unload"))
+
+
+def test_method_settings_are_read_from_the_parameters_named_after_them(provider):
+    from qgis.core import QgsProcessingContext
+
+    from stf_fusion.core.classic.starfm import StarfmParams
+    from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams
+
+    context = QgsProcessingContext()
+    registry = QgsApplication.processingRegistry()
+    starfm = registry.createAlgorithmById("stf:fuse_starfm")
+    params = starfm.settings({"WINDOW": 7, "LOG_WEIGHTS": True, "FINE_UNCERTAINTY": 0.01, "PAIRS": "1"}, context,
+                             StarfmParams)
+    assert (params.window, params.log_weights, params.fine_uncertainty, params.pairs) == (7, True, 0.01, 1)
+    assert params.classes == 4 and params.tile_size == 0  # parameter defaults and fields without a parameter
+    stf3d = registry.createAlgorithmById("stf:train_stf3dcnn")
+    params = stf3d.settings({"TIME_WEIGHTING": "off", "DEPTH": 3, "LR": "0.005"}, context, Stf3dcnnParams)
+    assert (params.time_weighting, params.depth, params.lr, params.width) == ("off", 3, 0.005, 32)
