@@ -93,15 +93,24 @@ def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
     s_max = s_c.amax(dim=0) + math.hypot(params.fine_uncertainty, params.coarse_uncertainty)
     t_max = t_c.amax(dim=0) + math.sqrt(2.0) * params.coarse_uncertainty
     threshold = (2.0 * sigma / params.classes)[:, :, None, None]
+    # 1 / (S T) x candidate, per pixel: one multiply-add per window step accumulates the numerator
+    weighted_candidate = inverse * candidate
     num = torch.zeros_like(fine_c)
     den = torch.zeros_like(fine_c)
+    # preallocated step buffers (in-place operations avoid allocating tile-sized tensors 2 x 961 times)
+    diff = torch.empty_like(fine_c)
+    ok = torch.empty(fine_c.shape, dtype=torch.bool, device=fine_c.device)
+    test = torch.empty_like(ok)
+    okf = torch.empty_like(fine_c)
     for dy, dx in win.offsets():
-        ok = (win.view(fine, dy, dx) - fine_c).abs() <= threshold
-        ok &= win.view(s, dy, dx) < s_max
-        ok &= win.view(t, dy, dx) < t_max
-        weight = win.view(inverse, dy, dx) * ok * (1.0 / (1.0 + math.hypot(dy, dx) / params.a))
-        num += weight * win.view(candidate, dy, dx)
-        den += weight
+        torch.sub(win.view(fine, dy, dx), fine_c, out=diff)
+        torch.le(diff.abs_(), threshold, out=ok)
+        ok.logical_and_(torch.lt(win.view(s, dy, dx), s_max, out=test))
+        ok.logical_and_(torch.lt(win.view(t, dy, dx), t_max, out=test))
+        okf.copy_(ok)
+        d_inverse = 1.0 / (1.0 + math.hypot(dy, dx) / params.a)
+        num.addcmul_(okf, win.view(weighted_candidate, dy, dx), value=d_inverse)
+        den.addcmul_(okf, win.view(inverse, dy, dx), value=d_inverse)
     num, den = num.sum(dim=0), den.sum(dim=0)  # over the pairs
     prediction = num / den.clamp_min(_EPS)
     # a centre with S = 0 or T = 0 keeps its own candidate value (the last pair checked wins ties: the first pair)
