@@ -240,3 +240,42 @@ def _stf3dcnn_series(workdir: str) -> dict:
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates_predicted": len(files)}
+
+
+def _prepare_scaled_series(workdir: str, scale: int) -> None:
+    """A CIA-size series (scale 1) or one with ``scale`` times the rows and columns (3 dates, pairs 0 and 2)."""
+    from stf_fusion.core.raster import OutputTransaction
+    from stf_fusion.core.series import build_series, resample_series
+    from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
+
+    folder = os.path.join(workdir, f"series_x{scale * scale}")
+    if len(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))) == 3:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    config = SampleSeriesConfig(size=CIA_ROWS * scale, width=CIA_COLS * scale, factor=20, n_dates=3,
+                                pair_indices=(0, 2), flood_indices=(), interval_days=32, start="2021-05-01")
+    make_sample_series(folder, config)
+    fine = sorted(glob.glob(os.path.join(folder, "fine", "*.tif")))
+    series = build_series(fine, sorted(glob.glob(os.path.join(folder, "coarse", "*.tif"))))
+    with OutputTransaction() as tx:
+        resample_series(series, os.path.join(folder, "coarse_fine"), "bicubic", tx)
+
+
+def _starfm_small_window(workdir: str, scale: int) -> dict:
+    from stf_fusion.core.classic.starfm import StarfmParams, fuse_starfm
+    from stf_fusion.core.series import build_series
+
+    folder = os.path.join(workdir, f"series_x{scale * scale}")
+    series = build_series(sorted(glob.glob(os.path.join(folder, "fine", "*.tif"))),
+                          sorted(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))))
+    files = fuse_starfm(series, series.predict_dates, os.path.join(workdir, "out_memory"),
+                        params=StarfmParams(window=7), device="cpu")
+    for f in files:
+        os.remove(f)
+    return {"pixels": CIA_ROWS * CIA_COLS * scale * scale}
+
+
+for _scale, _label in ((1, "cia"), (2, "cia_x4")):
+    case(f"starfm_w7_{_label}", f"STARFM window 7 on {CIA_ROWS * _scale} x {CIA_COLS * _scale} x 6: peak memory must "
+         "not grow with the scene (compare the two rows)",
+         lambda w, s=_scale: _prepare_scaled_series(w, s))(lambda w, s=_scale: _starfm_small_window(w, s))

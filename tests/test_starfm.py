@@ -34,3 +34,14 @@ def test_vectorised_equals_the_per_pixel_loop(pairs, log_weights):
     prediction, out_valid = starfm_tile(inputs, sigma, params)
     np.testing.assert_array_equal(out_valid.numpy(), expected_valid)
     np.testing.assert_allclose(prediction.numpy()[:, expected_valid], expected[:, expected_valid], atol=2e-5)
+
+
+def test_scene_standard_deviation_is_streamed_and_exact(small_series):
+    from stf_fusion.core.classic.common import band_std
+    from stf_fusion.core.raster import read_block
+    from stf_fusion.core.series import build_series
+
+    series = build_series(small_series.fine, small_series.coarse)
+    data, valid = read_block(small_series.fine[0], scale=1e-4)
+    streamed = band_std([series.fine[0]], 1e-4, block=7)[0]  # 64 rows in blocks of 7
+    np.testing.assert_allclose(streamed, data[:, valid].astype(np.float64).std(axis=1), rtol=1e-6)

@@ -87,15 +87,28 @@ class Window:
         return [(dy, dx) for dy in range(-self.r, self.r + 1) for dx in range(-self.r, self.r + 1)]
 
 
-def band_std(items: list[DatedRaster], scale: float) -> np.ndarray:
+def band_std(items: list[DatedRaster], scale: float, block: int = 512) -> np.ndarray:
     """Standard deviation of each band of each image over its valid pixels: [len(items), B] (scene-wide, so that
-    tiles agree with the whole scene)."""
+    tiles agree with the whole scene). Read in blocks of ``block`` rows, so memory does not grow with the scene."""
+    from ..tiles import Window
+
     result = []
     for item in items:
-        data, valid = read_block(item.path, scale=scale, info=item.info)
-        if not valid.any():
+        info = item.info
+        n = 0
+        total = np.zeros(info.bands)
+        squares = np.zeros(info.bands)
+        for y in range(0, info.height, block):
+            window = Window(0, y, info.width, min(block, info.height - y))
+            data, valid = read_block(item.path, window, scale=scale, info=info)
+            values = data[:, valid].astype(np.float64)
+            n += values.shape[1]
+            total += values.sum(axis=1)
+            squares += (values * values).sum(axis=1)
+        if n == 0:
             raise InputError(f"'{item.path}' has no valid pixel.")
-        result.append(data[:, valid].astype(np.float64).std(axis=1))
+        mean = total / n
+        result.append(np.sqrt(np.maximum(squares / n - mean * mean, 0.0)))
     return np.array(result)
 
 
