@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from ..core.deep.dcnn import METHOD, DcnnParams, train_dcnn
-from ..core.series import require_fine_grid
-from .base import StfAlgorithm
+from .training_base import TrainingAlgorithm
 
 _D = DcnnParams()
 
 
-class TrainDcnn(StfAlgorithm):
+class TrainDcnn(TrainingAlgorithm):
     ALG_ID = "train_dcnn"
     DISPLAY_NAME = "Train patch DCNN"
-    GROUP = "deep"
+    METHOD = METHOD
+    PARAMS = DcnnParams
+    TRAIN_DATES_HELP = "The pair dates to train on (at least two), separated by commas. Empty: every pair."
     SHORT_HELP = (
         "Trains the 3 x 3 patch regression DCNN (seed 002) as its equivalent fully convolutional network: per band, "
         "the coarse image of the prediction date, the coarse and the fine image of a reference pair date -> the "
@@ -21,10 +22,7 @@ class TrainDcnn(StfAlgorithm):
         "fine grid (stf:resample_coarse, bicubic)."
     )
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.add_series_inputs(predict_dates=False)
-        self.add_string("TRAIN_DATES", "Training pair dates (optional)",
-                        "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
+    def add_method_parameters(self) -> None:
         self.add_int("EPOCHS", "Epochs", "Passes over the training patches (paper: 50).", _D.epochs, 1, 100000)
         self.add_int("MAX_PATCHES", "Training patches", "At most this many 3 x 3 patches, drawn once.",
                      _D.max_patches, 1, 100_000_000)
@@ -36,17 +34,6 @@ class TrainDcnn(StfAlgorithm):
         self.add_bool("TWO_REFERENCES", "Blend both neighbouring pairs",
                       "At prediction, blend the predictions from the pairs before and after each date, weighted by "
                       "the coarse change in 9 x 9 windows; off: the nearest pair only.", _D.two_references)
-        self.add_int("SEED", "Random seed", "Same seed, data and device: same model.", _D.seed, 0, 2**31 - 1,
-                     advanced=True)
-        self.add_device()
-        self.add_model_output()
 
-    def execute(self, parameters, context, feedback):
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        params = self.settings(parameters, context, DcnnParams)
-        networks, metadata = train_dcnn(
-            series, self.dates(parameters, "TRAIN_DATES", context),
-            self.parameterAsDouble(parameters, "SCALE", context), params,
-            self.enum_string(parameters, "DEVICE", context), feedback)
-        return self.save_trained_model(parameters, context, METHOD, networks, metadata)
+    def train(self, series, train_dates, scale, params, device, feedback):
+        return train_dcnn(series, train_dates, scale, params, device, feedback)

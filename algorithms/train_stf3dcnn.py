@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from ..core.deep.stf3dcnn import METHOD, TIME_WEIGHTS, Stf3dcnnParams, train_stf3dcnn
-from ..core.series import require_fine_grid
-from .base import StfAlgorithm
+from .training_base import TrainingAlgorithm
 
 _D = Stf3dcnnParams()
 
 
-class TrainStf3dcnn(StfAlgorithm):
+class TrainStf3dcnn(TrainingAlgorithm):
     ALG_ID = "train_stf3dcnn"
     DISPLAY_NAME = "Train STF3DCNN"
-    GROUP = "deep"
+    METHOD = METHOD
+    PARAMS = Stf3dcnnParams
+    TRAIN_DATES = False
     SHORT_HELP = (
         "Trains STF3DCNN (seed 000): a 3D fully convolutional network (Conv3d over time x rows x columns, bands as "
         "channels, LeakyReLU) that maps the coarse residual sequence dC_k(t) = C(t) - C(k) against a reference "
@@ -22,8 +23,7 @@ class TrainStf3dcnn(StfAlgorithm):
         "time weighting hurts on abrupt changes)."
     )
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.add_series_inputs(predict_dates=False)
+    def add_method_parameters(self) -> None:
         self.add_int("EPOCHS", "Epochs", "Passes over the training sub-cubes.", _D.epochs, 1, 100000)
         self.add_int("DEPTH", "Depth (convolution layers)", "Number of Conv3d layers (ablation of the paper).",
                      _D.depth, 2, 64)
@@ -41,15 +41,6 @@ class TrainStf3dcnn(StfAlgorithm):
                      _D.max_samples, 1, 10_000_000, advanced=True)
         self.add_int("BATCH", "Batch size", "Sub-cubes per gradient step.", _D.batch, 1, 4096, advanced=True)
         self.add_float("LR", "Learning rate", "Adam learning rate.", _D.lr, 1e-9, 1.0, advanced=True)
-        self.add_int("SEED", "Random seed", "Same seed, data and device: same model.", _D.seed, 0, 2**31 - 1,
-                     advanced=True)
-        self.add_device()
-        self.add_model_output()
 
-    def execute(self, parameters, context, feedback):
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        params = self.settings(parameters, context, Stf3dcnnParams)
-        networks, metadata = train_stf3dcnn(series, self.parameterAsDouble(parameters, "SCALE", context), params,
-                                            self.enum_string(parameters, "DEVICE", context), feedback)
-        return self.save_trained_model(parameters, context, METHOD, networks, metadata)
+    def train(self, series, train_dates, scale, params, device, feedback):
+        return train_stf3dcnn(series, scale, params, device, feedback)

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from ..core.deep.stfdcnn import METHOD, StfdcnnParams, train_stfdcnn
-from ..core.series import require_fine_grid
-from .base import StfAlgorithm
+from .training_base import TrainingAlgorithm
 
 _D = StfdcnnParams()
 
 
-class TrainStfdcnn(StfAlgorithm):
+class TrainStfdcnn(TrainingAlgorithm):
     ALG_ID = "train_stfdcnn"
     DISPLAY_NAME = "Train STFDCNN"
-    GROUP = "deep"
+    METHOD = METHOD
+    PARAMS = StfdcnnParams
     SHORT_HELP = (
         "Trains STFDCNN (Song et al. 2018, IEEE JSTARS 11(3)): a nonlinear-mapping CNN per band (coarse -> "
         "low-spatial-resolution fine) and one super-resolution CNN (LSR fine -> fine), five-layer residual CNNs "
@@ -21,10 +21,7 @@ class TrainStfdcnn(StfAlgorithm):
         "stf:predict. Coarse images must be on the fine grid (stf:resample_coarse)."
     )
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.add_series_inputs(predict_dates=False)
-        self.add_string("TRAIN_DATES", "Training pair dates (optional)",
-                        "The pair dates to train on, separated by commas. Empty: every pair.")
+    def add_method_parameters(self) -> None:
         self.add_int("EPOCHS", "Epochs", "Passes over the training sub-images (per network).", _D.epochs, 1, 100000)
         self.add_int("BATCH", "Batch size", "Sub-images per gradient step.", _D.batch, 1, 65536, advanced=True)
         self.add_enum("OPTIMIZER", "Optimiser", "sgd: the paper's per-layer learning rates with momentum 0.9; adam: "
@@ -40,17 +37,6 @@ class TrainStfdcnn(StfAlgorithm):
                      _D.stride, 1, 512, advanced=True)
         self.add_int("WINDOW", "Weighting window", "Patch size of the change-based weights of the fusion model "
                      "(paper: 9).", _D.window, 1, 99, advanced=True)
-        self.add_int("SEED", "Random seed", "Same seed, data and device: same model.", _D.seed, 0, 2**31 - 1,
-                     advanced=True)
-        self.add_device()
-        self.add_model_output()
 
-    def execute(self, parameters, context, feedback):
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        params = self.settings(parameters, context, StfdcnnParams)
-        networks, metadata = train_stfdcnn(
-            series, self.dates(parameters, "TRAIN_DATES", context),
-            self.parameterAsDouble(parameters, "SCALE", context), params,
-            self.enum_string(parameters, "DEVICE", context), feedback)
-        return self.save_trained_model(parameters, context, METHOD, networks, metadata)
+    def train(self, series, train_dates, scale, params, device, feedback):
+        return train_stfdcnn(series, train_dates, scale, params, device, feedback)
