@@ -16,16 +16,27 @@ class TrainDcnn(TrainingAlgorithm):
     SHORT_HELP = (
         "Trains the 3 x 3 patch regression DCNN (seed 002) as its equivalent fully convolutional network: per band, "
         "the coarse image of the prediction date, the coarse and the fine image of a reference pair date -> the "
-        "fine image of the prediction date (learned as the change from the reference). Samples come from every "
-        "ordered pair of training pair dates. Defaults are the paper's Table 1: MSE, 50 epochs, SGD momentum 0.9, "
-        "learning rate 0.01, weight decay 1e-4, batch 64. Predict with stf:predict. Coarse images must be on the "
-        "fine grid (stf:resample_coarse, bicubic)."
+        "fine image of the prediction date. The regression outputs a 3 x 3 filter applied to the coarse change "
+        "around the pixel, added to the additive prediction (fine reference + coarse change); its last layer starts "
+        "at zero, so EPOCHS = 0 saves the additive baseline. Samples come from every ordered pair of training pair "
+        "dates, moved to random points between the two dates (AUGMENT) so that small changes are seen too. "
+        "Validation predicts every pair date of a held-out block from the other pairs; the best epoch is kept and "
+        "training stops after PATIENCE epochs without improvement. Defaults are the paper's Table 1 (MSE, SGD "
+        "momentum 0.9, learning rate 0.01, weight decay 1e-4, batch 64, at most 50 epochs); about 10 s on the "
+        "bundled sample on a CPU; on a real scene raise MAX_PATCHES (e.g. 500000). Predict with stf:predict. Coarse "
+        "images must be on the fine grid (stf:resample_coarse, bicubic)."
     )
 
     def add_method_parameters(self) -> None:
-        self.add_int("EPOCHS", "Epochs", "Passes over the training patches (paper: 50).", _D.epochs, 1, 100000)
+        self.add_int("EPOCHS", "Epochs (at most)", "Passes over the training patches (paper: 50); 0 saves the "
+                     "untrained model (the additive baseline).", _D.epochs, 0, 100000)
+        self.add_int("PATIENCE", "Early stopping patience", "Stop after this many epochs without a better held-out "
+                     "RMSE (0: never early).", _D.patience, 0, 100000, advanced=True)
         self.add_int("MAX_PATCHES", "Training patches", "At most this many 3 x 3 patches, drawn once.",
                      _D.max_patches, 1, 100_000_000)
+        self.add_bool("AUGMENT", "Temporal augmentation", "Move each sample to a random point between its two "
+                      "dates (pairs are far apart; predictions are usually near a pair).", _D.augment,
+                      advanced=True)
         self.add_int("BATCH", "Batch size", "Patches per gradient step (paper: 64).", _D.batch, 1, 65536,
                      advanced=True)
         self.add_float("LR", "Learning rate", "Initial learning rate of SGD (paper: 0.01).", _D.lr, 1e-9, 10.0,

@@ -22,17 +22,40 @@ def prediction_path(folder: str, method: str, date: _dt.date) -> str:
     return os.path.join(folder, f"{method}_{date.isoformat()}.tif")
 
 
+def series_value_range(series: SceneSeries, scale: float) -> tuple[float, float]:
+    """The reflectance range predictions are clamped into: [min(0, lowest), max(1, highest)] over the valid
+    values of the fine images of the pairs. Reflectance gives [0, 1] (or a little more where the inputs exceed 1);
+    an index such as NDVI (negative values) gives about [-1, 1]. Bands share one range."""
+    from osgeo import gdal
+
+    low, high = 0.0, 1.0
+    for item in series.fine:
+        ds = gdal.Open(item.path)
+        for b in range(1, ds.RasterCount + 1):
+            try:
+                lo, hi = ds.GetRasterBand(b).ComputeRasterMinMax(False)
+            except RuntimeError:  # every value is nodata: nothing to widen the range with
+                continue
+            if np.isfinite(lo) and np.isfinite(hi):
+                low, high = min(low, lo * scale), max(high, hi * scale)
+        ds = None
+    return float(low), float(high)
+
+
 def write_predictions(
     series: SceneSeries, dates: list[_dt.date], method: str, folder: str, predict: PredictTile, scale: float,
     halo: int = 0, bytes_per_pixel: float = 64.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
     tile_size: int | None = None, feedback: Feedback | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> list[str]:
     """Write one GeoTIFF per date on the fine grid, in the fine images' data type and scale.
 
     ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` covering
     ``tile.inner``; it may read ``tile.outer`` (the inner window plus ``halo``) for its moving windows. Tiles are
     ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per
-    band. All files are committed together at the end: a failure or a cancel leaves none of them.
+    band. With ``value_range`` (low, high) the values are clamped into it before they are written (no method may
+    write reflectance outside the data range). All files are committed together at the end: a failure or a cancel
+    leaves none of them.
     """
     grid = series.grid
     nodata = grid.nodata[0] if grid.nodata and grid.nodata[0] is not None else default_nodata(grid.dtype)
@@ -52,6 +75,8 @@ def write_predictions(
                 for i, (date, writer) in enumerate(zip(dates, writers)):
                     check_cancel(feedback)
                     values, valid = predict(date, tile)
+                    if value_range is not None:
+                        values = np.clip(values, *value_range)
                     writer.write(values, tile.inner, valid)
                     if feedback is not None:
                         feedback.set_progress(100.0 * (tile.index * len(dates) + i + 1) / steps)

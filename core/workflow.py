@@ -29,7 +29,7 @@ class WorkflowConfig:
     method: str
     output_folder: str
     model_path: str = ""
-    epochs: int = 10
+    epochs: int | None = None  # None: the method's default (at most; early stopping on held-out pairs)
     device: str = "auto"
     resample_method: str = "bicubic"
     holdout_dates: list[_dt.date] = field(default_factory=list)
@@ -124,24 +124,28 @@ def run_workflow(config: WorkflowConfig, feedback: Feedback | None = None) -> Wo
     return result
 
 
+def _epochs(config: WorkflowConfig) -> dict:
+    """The epochs setting for a method's parameters: empty (its default) unless the user chose a number."""
+    return {} if config.epochs is None or config.epochs < 0 else {"epochs": config.epochs}
+
+
 def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -> str:
     from .deep.api import write_model
 
     if method == "stfdcnn":
         from .deep.stfdcnn import StfdcnnParams, train_stfdcnn
 
-        networks, meta = train_stfdcnn(series, None, config.scale, StfdcnnParams(epochs=config.epochs,
-                                                                                  optimizer="adam"),
+        networks, meta = train_stfdcnn(series, None, config.scale, StfdcnnParams(**_epochs(config)),
                                        config.device, feedback)
     elif method == "dcnn":
         from .deep.dcnn import DcnnParams, train_dcnn
 
-        networks, meta = train_dcnn(series, None, config.scale, DcnnParams(epochs=config.epochs), config.device,
+        networks, meta = train_dcnn(series, None, config.scale, DcnnParams(**_epochs(config)), config.device,
                                     feedback)
     else:
         from .deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
 
-        networks, meta = train_stf3dcnn(series, config.scale, Stf3dcnnParams(epochs=config.epochs), config.device,
+        networks, meta = train_stf3dcnn(series, config.scale, Stf3dcnnParams(**_epochs(config)), config.device,
                                         feedback)
     with OutputTransaction() as tx:
         path, _, _ = write_model(os.path.join(folder, f"{method}.stfmodel"), method, networks, meta, tx)

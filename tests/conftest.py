@@ -69,3 +69,35 @@ def files_in(folder) -> list[str]:
     for base, _dirs, names in os.walk(folder):
         found += [os.path.relpath(os.path.join(base, n), folder) for n in names]
     return sorted(found)
+
+
+@pytest.fixture(scope="session")
+def default_models(tmp_path_factory, sample_on_fine_grid):
+    """Each deep method trained on the bundled sample with its DEFAULT settings, and its EPOCHS=0 model (the
+    untrained start): {method: {"trained": path, "untrained": path, "meta": metadata}}. Trained once per session
+    (about a minute on 2 CPU cores) and shared by the quality, round-trip and tiling tests."""
+    from stf_fusion.core.deep.api import write_model
+    from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
+    from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
+    from stf_fusion.core.deep.stfdcnn import StfdcnnParams, train_stfdcnn
+    from stf_fusion.core.raster import OutputTransaction
+
+    series = sample_on_fine_grid
+    folder = tmp_path_factory.mktemp("default_models")
+    trainers = {
+        "stfdcnn": lambda p: train_stfdcnn(series, None, 1e-4, p, "cpu"),
+        "dcnn": lambda p: train_dcnn(series, None, 1e-4, p, "cpu"),
+        "stf3dcnn": lambda p: train_stf3dcnn(series, 1e-4, p, "cpu"),
+    }
+    params = {"stfdcnn": StfdcnnParams, "dcnn": DcnnParams, "stf3dcnn": Stf3dcnnParams}
+    models = {}
+    for method, trainer in trainers.items():
+        models[method] = {}
+        for kind, settings in (("trained", params[method]()), ("untrained", params[method](epochs=0))):
+            networks, meta = trainer(settings)
+            with OutputTransaction() as tx:
+                path, _, _ = write_model(str(folder / f"{method}_{kind}.stfmodel"), method, networks, meta, tx)
+            models[method][kind] = path
+            if kind == "trained":
+                models[method]["meta"] = meta
+    return models

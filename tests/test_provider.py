@@ -65,4 +65,4 @@ def test_method_settings_are_read_from_the_parameters_named_after_them(provider)
     assert params.classes == 4 and params.tile_size == 0  # parameter defaults and fields without a parameter
     stf3d = registry.createAlgorithmById("stf:train_stf3dcnn")
     params = stf3d.settings({"TIME_WEIGHTING": "off", "DEPTH": 3, "LR": "0.005"}, context, Stf3dcnnParams)
-    assert (params.time_weighting, params.depth, params.lr, params.width) == ("off", 3, 0.005, 32)
+    assert (params.time_weighting, params.depth, params.lr, params.width) == ("off", 3, 0.005, 24)

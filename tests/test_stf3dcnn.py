@@ -12,7 +12,7 @@ from osgeo import gdal
 from stf_fusion.core.deep.api import predict_with_model, write_model
 from stf_fusion.core.deep.arrangement import ORDERS, convert
 from stf_fusion.core.deep.modelfile import load_model
-from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, build_network, masked_mse, predict, train_stf3dcnn
+from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, build_network, masked_mse, predict
 from stf_fusion.core.errors import InputError
 from stf_fusion.core.evaluation import evaluate_files
 from stf_fusion.core.naive import fuse_naive
@@ -45,34 +45,64 @@ def test_masked_loss_ignores_unknown_dates():
     assert masked_mse(output, target).item() == pytest.approx(0.5)
 
 
-def test_network_keeps_the_series_shape_and_starts_from_dc():
-    params = Stf3dcnnParams(depth=3, width=8, residual_blocks=1)
-    net = build_network(params, 6)
-    x = torch.rand(2, 6, 7, 16, 16)
-    assert net(x).shape == x.shape and params.spatial_radius == 5
-    for parameter in net.parameters():
-        torch.nn.init.zeros_(parameter)
-    torch.testing.assert_close(net(x), x)  # dF = dC + net(dC)
+def test_network_starts_from_dc_is_homogeneous_and_keeps_bands_apart():
+    params = Stf3dcnnParams(depth=3, width=12, residual_blocks=1)
+    net = build_network(params, 6).eval()
+    x = torch.rand(2, 6, 7, 16, 16) - 0.5
+    with torch.no_grad():
+        assert net(x).shape == x.shape and params.spatial_radius == 5
+        torch.testing.assert_close(net(x), x)  # untrained: dF = dC (last layer zero)
+        for parameter in net.parameters():
+            torch.nn.init.normal_(parameter, std=0.3)  # a trained-like network
+        # no bias: no coarse change gives no fine change, and the mapping scales with the change
+        assert net(torch.zeros_like(x)).abs().max() == 0
+        torch.testing.assert_close(net(0.3 * x), 0.3 * net(x), atol=1e-6, rtol=1e-5)
+        # band groups: band 0's input does not reach band 1's output
+        y = x.clone()
+        y[:, 0] += 1.0
+        torch.testing.assert_close(net(y)[:, 1:], net(x)[:, 1:])
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_on_fine_grid):
-    folder = tmp_path_factory.mktemp("stf3dcnn")
+def test_training_samples_are_sub_sequences_with_the_reference_at_zero():
+    from stf_fusion.core.deep.stf3dcnn import SubsequenceBatches
+
+    coarse = torch.rand(5, 2, 8, 4, 4)  # 5 sub-cubes, 2 bands, 8 dates
+    fine = torch.rand(5, 2, 3, 4, 4)  # pairs on dates 0, 3 and 7
+    batches = SubsequenceBatches(coarse, fine, [0, 3, 7], batch=2, seed=1)
+    lengths = set()
+    for epoch in range(6):
+        for x, y in batches(epoch):
+            lengths.add(x.shape[2])
+            assert 2 <= x.shape[2] <= 8 and y.shape[1] == 3
+            zero = [t for t in range(x.shape[2]) if x[:, :, t].abs().max() == 0]
+            assert len(zero) == 1  # the reference date: dC_k(k) = 0
+            assert y[:, -1].sum() > 0 and y[:, -1, zero[0]].sum() == 0  # targets: other pairs only
+    assert len(lengths) > 2  # the pairs sit at different time offsets
+
+
+def test_change_weighting_uses_the_mean_absolute_change(sample_on_fine_grid):
+    """|C(t) - C(k)| averaged, not |mean C(t) - mean C(k)| (which lets opposite changes cancel)."""
+    from stf_fusion.core.deep.stf3dcnn import mean_abs_change
+    from stf_fusion.core.raster import read_block
+
     series = sample_on_fine_grid
-    networks, meta = train_stf3dcnn(series, 1e-4, Stf3dcnnParams(epochs=4, max_samples=48), "cpu")
-    with OutputTransaction() as tx:
-        model, _, _ = write_model(str(folder / "s3.stfmodel"), "stf3dcnn", networks, meta, tx)
-    return series, folder, model, meta
+    t, k = series.dates[2], series.pair_dates[0]
+    got = mean_abs_change(series, [(t, k)], 1e-4)[(t, k)]
+    ct, ok1 = read_block(series.coarse_at(t).path, scale=1e-4)
+    ck, ok2 = read_block(series.coarse_at(k).path, scale=1e-4)
+    valid = ok1 & ok2
+    np.testing.assert_allclose(got, np.abs(ct - ck)[:, valid].mean(axis=1), rtol=1e-6)
+    assert not np.allclose(got, np.abs(ct[:, valid].mean(1) - ck[:, valid].mean(1)))
 
 
-def test_whole_series_prediction_beats_the_naive_prediction(trained):
-    series, folder, model, meta = trained
-    assert meta["history"]["stf3dcnn"]["train"][-1] < meta["history"]["stf3dcnn"]["train"][0]
+def test_every_time_weighting_beats_the_naive_prediction(default_models, sample_on_fine_grid, tmp_path):
+    series = sample_on_fine_grid
+    model = default_models["stf3dcnn"]["trained"]
     dates = series.predict_dates
-    naive = fuse_naive(series, dates, str(folder / "naive"))
+    naive = fuse_naive(series, dates, str(tmp_path / "naive"))
     truth = [os.path.join(SAMPLE, "truth", f"truth_{d.isoformat()}.tif") for d in dates]
     for weighting in ("off", "distance", "change"):
-        files = predict_with_model(model, series, dates, str(folder / weighting), 1e-4, "cpu",
+        files = predict_with_model(model, series, dates, str(tmp_path / weighting), 1e-4, "cpu",
                                    time_weighting=weighting)
         assert len(files) == len(dates)
         rows = [r for r in evaluate_files(files + naive, truth, keep_details=False).rows if r["band"] == "all"]
@@ -86,8 +116,9 @@ def test_whole_series_prediction_beats_the_naive_prediction(trained):
         assert np.mean(list(ours.values())) < np.mean(list(base.values()))
 
 
-def test_tiling_and_round_trip(trained, tmp_path):
-    series, _, model, _ = trained
+def test_tiling_and_round_trip(default_models, sample_on_fine_grid, tmp_path):
+    series = sample_on_fine_grid
+    model = default_models["stf3dcnn"]["trained"]
     meta, weights = load_model(model)
     date = [d for d in series.predict_dates if d.isoformat() == "2021-06-20"]
     a = predict(meta, weights, series, date, str(tmp_path / "a"), 1e-4, "cpu", tile_size=48)
@@ -102,10 +133,10 @@ def test_tiling_and_round_trip(trained, tmp_path):
     np.testing.assert_array_equal(read_raw(b[0]), read_raw(c[0]))
 
 
-def test_arrange_train_predict_evaluate_in_processing(provider, trained, tmp_path):
+def test_arrange_train_predict_evaluate_in_processing(provider, sample_on_fine_grid, tmp_path):
     import processing
 
-    series, _, _, _ = trained
+    series = sample_on_fine_grid
     common = {"FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse]}
     arranged = processing.run("stf:arrange_series", dict(common, ORDER="TSB",
                                                           OUTPUT_COARSE=str(tmp_path / "coarse4d.tif"),
@@ -115,7 +146,7 @@ def test_arrange_train_predict_evaluate_in_processing(provider, trained, tmp_pat
     assert ds.GetRasterBand(1).GetDescription() == "blue 2021-04-01"
     assert ds.GetRasterBand(11).GetDescription() == "green 2021-04-01"
     np.testing.assert_array_equal(ds.GetRasterBand(12).ReadAsArray(), read_raw(series.coarse[1].path)[1])
-    model = processing.run("stf:train_stf3dcnn", dict(common, EPOCHS=1, MAX_SAMPLES=6, DEPTH=2, DEVICE="cpu",
+    model = processing.run("stf:train_stf3dcnn", dict(common, EPOCHS=1, WINDOWS=8, DEPTH=2, DEVICE="cpu",
                                                       MODEL=str(tmp_path / "m.stfmodel")))["MODEL"]
     files = processing.run("stf:predict", dict(common, MODEL=model, TIME_WEIGHTING="off", DEVICE="cpu",
                                                OUTPUT_FOLDER=str(tmp_path / "p")))["OUTPUT_FILES"]
@@ -125,3 +156,6 @@ def test_arrange_train_predict_evaluate_in_processing(provider, trained, tmp_pat
                                              "OUTPUT_CSV": str(tmp_path / "e.csv"),
                                              "OUTPUT_HTML": str(tmp_path / "e.html")})
     assert os.path.exists(result["OUTPUT_CSV"])
+    untrained = processing.run("stf:train_stf3dcnn", dict(common, EPOCHS=0, DEVICE="cpu",
+                                                          MODEL=str(tmp_path / "u.stfmodel")))["MODEL"]
+    assert load_model(untrained)[0]["validation"]["best_epoch"] == 0

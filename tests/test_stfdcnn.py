@@ -1,4 +1,6 @@
-"""STFDCNN: networks, the fusion model's equations, training and prediction on the sample series, model files."""
+"""STFDCNN: networks, the fusion model's equations (HPM guard by hand), pair choice and bounded training data,
+prediction (round trip, tiling), model files. Its quality on the sample with default settings is in
+test_deep_quality.py."""
 import glob
 import io
 import os
@@ -12,18 +14,20 @@ from qgis.core import QgsProcessingException
 
 from stf_fusion.core.deep import modelfile
 from stf_fusion.core.deep.api import predict_with_model, write_model
-from stf_fusion.core.deep.stfdcnn import StfdcnnParams, build_network, change_weights, fuse, hpm, train_stfdcnn
+from stf_fusion.core.deep.stfdcnn import StfdcnnParams, build_network, change_weights, choose_pairs, fuse, hpm
 from stf_fusion.core.errors import InputError
-from stf_fusion.core.evaluation import evaluate_files
 from stf_fusion.core.raster import OutputTransaction, read_raw
 
 SAMPLE = os.path.join(ROOT, "resources", "sample")
-FAST = dict(epochs=4, stride=48, optimizer="adam", batch=32)
 
 
 def test_network_shapes_and_receptive_field():
     params = StfdcnnParams()
     net = build_network(params)
+    x = torch.rand(1, 1, 20, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), x)  # untrained: the identity (last layer zero)
+        torch.nn.init.normal_(net.conv3.weight, std=0.01)
     assert [tuple(m.weight.shape) for m in (net.conv1, net.conv2, net.conv3)] == [
         (64, 1, 9, 9), (32, 64, 5, 5), (1, 32, 5, 5)]
     assert params.receptive_radius == 8
@@ -55,6 +59,11 @@ def test_fusion_model_equations_by_hand():
     t1 = torch.tensor([[[[0.4, 0.005]]]])  # second pixel: T1 below 0.01, additive guard
     t2 = torch.tensor([[[[0.5, 0.02]]]])
     assert torch.allclose(hpm(l1, t2, t1), torch.tensor([[[[0.2 * 0.5 / 0.4, 0.1 + 0.02 - 0.005]]]]))
+    # a negative T1 (possible after the NLM CNN) must not flip the sign: additive, not 0.2 * 0.05 / -0.02
+    # a ratio above the bound (0.3 / 0.05 = 6 > 3) is additive too; 0.1 / 0.05 = 2 is within and modulates
+    l = torch.tensor([0.2, 0.2, 0.2])
+    got = hpm(l, torch.tensor([0.05, 0.3, 0.1]), torch.tensor([-0.02, 0.05, 0.05]), bound=3.0)
+    assert torch.allclose(got, torch.tensor([0.2 + 0.05 + 0.02, 0.2 + 0.3 - 0.05, 0.2 * 2.0]))
     t3 = torch.tensor([[[[0.6, 0.03]]]])
     w1, w3 = change_weights(t2, t1, t3, 1)  # window 1: per pixel
     # |T2 - T1| = 0.1, |T2 - T3| = 0.1 -> equal weights; second pixel 0.015 vs 0.01 -> w1 = (1/.015)/(1/.015+1/.01)
@@ -68,39 +77,49 @@ def test_fusion_model_equations_by_hand():
     assert w1[0, 0, 1, 1].item() == pytest.approx((1 / 9) / (1 / 9 + 1 / 4.5))
 
 
+def test_training_pairs_are_spread_and_leave_validation_dates_out():
+    import datetime as dt
+
+    days = [dt.date(2021, 1, 1) + dt.timedelta(days=16 * i) for i in range(17)]
+    train, held = choose_pairs(days, 3)
+    assert train == [days[0], days[8], days[16]]  # the paper: 3 pairs spread over the series
+    assert len(held) == 3 and not set(held) & set(train) and all(days[0] < d < days[16] for d in held)
+    assert choose_pairs(days[:3], 3) == ([days[0], days[2]], [days[1]])  # 3 pairs: the middle one validates
+    assert choose_pairs(days[:2], 3) == (days[:2], [])  # 2 pairs: both train, a spatial block validates
+    assert choose_pairs(days[:5], 3) == ([days[0], days[2], days[4]], [days[1], days[3]])
+
+
+def test_training_sub_images_are_capped():
+    from stf_fusion.core.deep.stfdcnn import _subimages
+
+    rng = np.random.default_rng(0)
+    images = [(torch.rand(6, 100, 100), torch.rand(6, 100, 100), np.ones((100, 100), bool)) for _ in range(3)]
+    x, y = _subimages(images, 33, 1, None, 500, rng)
+    assert x.shape == y.shape == (500, 1, 33, 33)  # 68 * 68 * 6 * 3 candidates, 500 kept: memory is bounded
+    excluded = np.zeros((100, 100), bool)
+    excluded[:, 50:] = True
+    x, _ = _subimages(images[:1], 33, 1, excluded, 10 ** 6, rng)
+    assert len(x) == 68 * 18 * 6  # windows that touch the excluded block are not used
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample_on_fine_grid):
-    folder = tmp_path_factory.mktemp("stfdcnn")
-    series = sample_on_fine_grid
-    networks, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(**FAST), "cpu")
-    with OutputTransaction() as tx:
-        model, loss_csv, loss_png = write_model(str(folder / "m.stfmodel"), "stfdcnn", networks, meta, tx)
-    return series, folder, model, meta
+def trained(default_models, sample_on_fine_grid):
+    model = default_models["stfdcnn"]["trained"]
+    return sample_on_fine_grid, os.path.dirname(model), model, default_models["stfdcnn"]["meta"]
 
 
-def test_training_lowers_the_loss_and_writes_its_curves(trained):
+def test_training_keeps_its_best_epochs_and_writes_its_curves(trained):
     _, folder, model, meta = trained
-    sr = meta["history"]["sr"]
-    assert sr["train"][-1] < sr["train"][0] and sr["validation"][-1] < sr["validation"][0]
-    assert {"m.loss.csv", "m.loss.png", "m.stfmodel"} <= set(files_in(folder))
-    assert modelfile.read_metadata(model)["training_pairs"] == ["2021-04-01", "2021-06-04", "2021-08-23"]
-
-
-def test_prediction_beats_the_naive_prediction(trained):
-    series, folder, model, _ = trained
-    dates = [d for d in series.predict_dates if d.isoformat() in ("2021-05-03", "2021-06-20", "2021-07-06")]
-    files = predict_with_model(model, series, dates, str(folder / "pred"), 1e-4, "cpu")
-    from stf_fusion.core.naive import fuse_naive
-
-    naive = fuse_naive(series, dates, str(folder / "naive"))
-    truth = [os.path.join(SAMPLE, "truth", f"truth_{d.isoformat()}.tif") for d in dates]
-    rows = [r for r in evaluate_files(files + naive, truth, keep_details=False).rows if r["band"] == "all"]
-    ours = {r["date"]: r for r in rows if r["method"] == "stfdcnn"}
-    base = {r["date"]: r for r in rows if r["method"] == "naive"}
-    for date in ours:
-        print(date, "STFDCNN RMSE", round(ours[date]["rmse"], 4), "SSIM", round(ours[date]["ssim"], 4),
-              "naive", round(base[date]["rmse"], 4), round(base[date]["ssim"], 4))
-        assert ours[date]["rmse"] < 0.8 * base[date]["rmse"] and ours[date]["rmse"] < 0.04
+    for name, history in meta["history"].items():
+        val = history["validation_rmse"]
+        assert val[history["best_epoch"]] == min(val)  # the kept epoch is the best on the held-out dates
+    stem = os.path.splitext(model)[0]
+    assert os.path.exists(stem + ".loss.csv") and os.path.exists(stem + ".loss.png")
+    rows = open(stem + ".loss.csv").read().splitlines()
+    assert rows[0] == "network,epoch,training_loss,validation_rmse,kept" and rows[1].startswith("nlm_0,0,,")
+    meta = modelfile.read_metadata(model)
+    assert meta["training_pairs"] == ["2021-04-01", "2021-08-23"]
+    assert list(meta["validation"]["targets"]) == ["2021-06-04"]  # a date no network saw
 
 
 def test_save_load_round_trip_gives_identical_predictions(trained, tmp_path):
@@ -195,7 +214,7 @@ def test_train_predict_evaluate_chain_in_processing(provider, trained, tmp_path)
 
     series, _, _, _ = trained
     common = {"FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse], "DEVICE": "cpu"}
-    trained_model = processing.run("stf:train_stfdcnn", dict(common, EPOCHS=1, STRIDE=96, OPTIMIZER="adam",
+    trained_model = processing.run("stf:train_stfdcnn", dict(common, EPOCHS=1, STRIDE=96, MAX_SUBIMAGES=200,
                                                              TRAIN_DATES="2021-04-01,2021-08-23",
                                                              MODEL=str(tmp_path / "model.stfmodel")))
     assert os.path.exists(trained_model["LOSS_PNG"]) and os.path.exists(trained_model["LOSS_CSV"])
@@ -207,6 +226,8 @@ def test_train_predict_evaluate_chain_in_processing(provider, trained, tmp_path)
                                              "OUTPUT_CSV": str(tmp_path / "e.csv"),
                                              "OUTPUT_HTML": str(tmp_path / "e.html")})
     assert os.path.exists(result["OUTPUT_HTML"])
+    untrained = processing.run("stf:train_stfdcnn", dict(common, EPOCHS=0, MODEL=str(tmp_path / "u.stfmodel")))
+    assert modelfile.read_metadata(untrained["MODEL"])["validation"]["best_epoch"] == 0
     bad = tmp_path / "bad.stfmodel"
     bad.write_text("nonsense")
     with pytest.raises(QgsProcessingException, match="bad.stfmodel' is not an STF model file"):

@@ -21,8 +21,9 @@ PREDICTORS = {"stfdcnn": "stfdcnn", "stf3dcnn": "stf3dcnn", "dcnn": "dcnn"}
 def write_model(
     path: str, method: str, networks: dict[str, Any], metadata: dict[str, Any], transaction: OutputTransaction,
 ) -> tuple[str, str, str]:
-    """Write the model file and, beside it, ``<name>.loss.csv`` and ``<name>.loss.png`` (loss per epoch of each
-    network). Returns the three final paths."""
+    """Write the model file and, beside it, ``<name>.loss.csv`` and ``<name>.loss.png`` (per network and epoch:
+    training loss and validation RMSE on the held-out task, epoch 0 = untrained; the kept epoch marked).
+    Returns the three final paths."""
     if not path.lower().endswith(EXTENSION):
         path += EXTENSION
     save_model(transaction.add(path), method, networks, metadata)
@@ -31,29 +32,41 @@ def write_model(
     history = metadata.get("history", {})
     with open(transaction.add(csv_path), "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["network", "epoch", "loss", "validation_loss"])
+        writer.writerow(["network", "epoch", "training_loss", "validation_rmse", "kept"])
         for name, h in history.items():
-            for i, loss in enumerate(h["train"]):
-                val = h["validation"][i] if i < len(h["validation"]) else ""
-                writer.writerow([name, i + 1, f"{loss:.6g}", f"{val:.6g}" if val != "" else ""])
-    _plot_history(history, transaction.add(png_path), f"{method} training loss")
+            val = h.get("validation_rmse", [])
+            for epoch in range(max(len(h["train"]) + 1, len(val))):
+                loss = f"{h['train'][epoch - 1]:.6g}" if 0 < epoch <= len(h["train"]) else ""
+                rmse = f"{val[epoch]:.6g}" if epoch < len(val) else ""
+                writer.writerow([name, epoch, loss, rmse, "yes" if val and epoch == h.get("best_epoch") else ""])
+    _plot_history(history, metadata.get("validation", {}), transaction.add(png_path), f"{method} training")
     return path, csv_path, png_path
 
 
-def _plot_history(history: dict[str, Any], path: str, title: str) -> None:
+def _plot_history(history: dict[str, Any], validation: dict[str, Any], path: str, title: str) -> None:
     from ..report import new_figure
 
-    fig, ax = new_figure(1, 1, (7, 4))
+    fig, (ax, bx) = new_figure(1, 2, (10, 4))
     for name, h in history.items():
-        epochs = range(1, len(h["train"]) + 1)
-        line, = ax.plot(epochs, h["train"], label=f"{name}")
-        if h["validation"]:
-            ax.plot(epochs, h["validation"], linestyle="--", color=line.get_color())
+        line, = ax.plot(range(1, len(h["train"]) + 1), h["train"], label=name)
+        val = h.get("validation_rmse", [])
+        if val:
+            bx.plot(range(len(val)), val, color=line.get_color(), label=name)
+            best = h.get("best_epoch", 0)
+            bx.plot([best], [val[best]], marker="o", color=line.get_color())
+    for key, style in (("naive_rmse", ":"), ("additive_rmse", "--")):
+        if validation.get(key) is not None:
+            bx.axhline(validation[key], linestyle=style, color="grey", label=key.replace("_rmse", ""))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (solid: training, dashed: validation)")
+    ax.set_ylabel("training loss (MSE)")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
+    bx.set_xlabel("epoch (0 = untrained)")
+    bx.set_ylabel("held-out RMSE (reflectance)")
+    bx.set_title("validation on held-out pair dates (dot: kept)")
+    for a in (ax, bx):
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
 
@@ -72,6 +85,11 @@ def predict_with_model(
         feedback.info(f"Model {os.path.basename(model_path)}: {meta['method']}, trained on "
                       f"{', '.join(meta.get('training_pairs', []))} ({meta.get('trained_on', '?')}), plugin "
                       f"{meta.get('plugin_version')}.")
+    from .validation import model_warnings
+
+    for warning in model_warnings(meta):
+        if feedback is not None:
+            feedback.info(warning)
     try:
         extra = {"time_weighting": time_weighting} if meta["method"] == "stf3dcnn" and time_weighting else {}
         return module.predict(meta, weights, series, dates, folder, scale, device, feedback, **extra)

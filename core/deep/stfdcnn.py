@@ -8,21 +8,39 @@ Training (per pair date used for training, fine F and coarse C on the fine grid)
 * SR CNN, shared by all bands:  up(F^l) -> F, learning the residual R^s = F - up(F^l)             (eq. 5)
   (as in SRCNN, the low-resolution input is first brought to the output grid by bicubic interpolation);
 * each CNN: conv k1 x k1, n1 filters, ReLU; conv k2 x k2, n2, ReLU; conv k3 x k3, 1 (n1 = 64, n2 = 32, k1 = 9,
-  k2 = k3 = 5); MSE loss on 33 x 33 sub-images; SGD with learning rate 1e-4 for the first two layers and 1e-5 for
-  the last (the paper's setting; momentum 0.9 as in SRCNN). Adam (same per-layer rates x 10) is an option.
+  k2 = k3 = 5); MSE loss on 33 x 33 sub-images (at the LSR level at most half the LSR image, so that a small
+  scene still gives many sub-images; stride ``lsr_stride`` there, ``stride`` at the fine level, at most
+  ``max_subimages`` per network, drawn with the seed: memory does not grow with the scene or the pairs);
+* training pairs: the paper trains on 3 of the 17 CIA pairs spread over the series (the 1st, 6th and 14th); by
+  default at most ``max_pairs`` = 3 pairs evenly spread over the series' pairs.
+
+Choices of ours (issue 11), where the paper is silent or its setting does not converge on a CPU budget:
+
+* the last layer of each CNN starts at zero, so the untrained CNNs are the identity (NLM(M^l) = M^l, SR(x) = x:
+  bicubic) and the untrained model IS the fusion model on the bicubic images; PyTorch's default initialisation put
+  a random 0.002-0.05 offset on the residual that the paper's SGD rates never removed;
+* validation on the task (:mod:`.validation`): every pair date is predicted, as if unknown, from the other pairs
+  in a held-out block that no training sub-image touches. Each NLM CNN keeps the epoch whose LSR-level fusion
+  (eqs. 6-9 on its band) is best on the held-out dates; the SR CNN then keeps the epoch whose full prediction (both
+  levels) is best. Epoch 0 (untrained) is a candidate, training stops after ``patience`` epochs without
+  improvement;
+* optimiser: Adam at the paper's per-layer rates x 10 (1e-3, last layer 1e-4) by default; SGD with the paper's
+  rates (1e-4 / 1e-5, momentum 0.9 as in SRCNN) stays an option for long GPU runs (it needs thousands of epochs).
 
 Prediction of t2 from the pairs t1 (and t3):
 
 * transitional LSR images T_i^l = NLM(M_i^l), i = 1, 2, 3;
 * high-pass modulation L_21^l = L_1^l T_2^l / T_1^l and L_23^l = L_3^l T_2^l / T_3^l                 (eqs. 6-7)
-  Guard: where T_1^l (T_3^l) is below 0.01 reflectance the ratio is unstable, and the modulation is additive
-  there: L_1^l + T_2^l - T_1^l;
+  Guard (ours): the ratio T_2 / T_1 is used only where T_1 >= 0.01 reflectance (a dark or negative transitional
+  pixel makes it unstable or flips its sign) and the ratio lies within [1 / ``hpm_max``, ``hpm_max``]; elsewhere
+  the modulation is additive, L_1 + T_2 - T_1;
 * weights w_i = (1 / |T_2 - T_i|) / sum_j (1 / |T_2 - T_j|) with the absolute changes summed over ``window`` x
   ``window`` patches centred on each pixel (overlapping patches; paper: 9 x 9)                         (eqs. 8-9);
 * the same fusion at the fine level with T_i = SR(up(L_i^l)), i = 1, 3, and T_2 = SR(up(L^_2^l)), fine L_1, L_3.
 
 One-pair mode (a single pair, or a date outside the pairs) keeps only the t1 end. The fine level runs tile by tile
 with a halo of the SR CNN's receptive field plus the weighting window, so results do not depend on the tiling.
+Predictions are clamped into the series' value range.
 """
 from __future__ import annotations
 
@@ -30,15 +48,18 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 
 from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
-from ..fusion import write_predictions
+from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries
-from .common import box_sum, downsample, extract_patches, read_image, read_window, upsample, upsample_window, valid_lsr
+from .common import box_sum, downsample, read_image, read_window, upsample, upsample_window, valid_lsr
 from .modelfile import training_metadata
-from .training import History, seed_everything, train
+from .training import TensorBatches, seed_everything, train, zero_last_layer
+from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
+    validation_record
 
 METHOD = "stfdcnn"
 HPM_MIN = 0.01
@@ -51,11 +72,15 @@ class StfdcnnParams:
     factor: int = 10
     patch: int = 33
     stride: int = 14
+    lsr_stride: int = 1
+    max_subimages: int = 4096
+    max_pairs: int = 3
     epochs: int = 20
+    patience: int = 4
     batch: int = 64
     lr: float = 1e-4
     lr_last: float = 1e-5
-    optimizer: str = "sgd"
+    optimizer: str = "adam"
     momentum: float = 0.9
     n1: int = 64
     n2: int = 32
@@ -63,7 +88,8 @@ class StfdcnnParams:
     k2: int = 5
     k3: int = 5
     window: int = 9
-    validation: float = 0.1
+    hpm_max: float = 3.0
+    validation: float = 0.25
     seed: int = 0
 
     def validate(self) -> None:
@@ -71,16 +97,26 @@ class StfdcnnParams:
             raise InputError(f"The LSR downsampling factor must be at least 2 (got {self.factor}).")
         if self.optimizer not in ("sgd", "adam"):
             raise InputError(f"Unknown optimiser '{self.optimizer}'; use sgd or adam.")
-        if self.epochs < 1 or self.batch < 1 or self.patch < 3:
-            raise InputError("Epochs and batch size must be at least 1 and the patch size at least 3.")
+        if self.epochs < 0 or self.batch < 1 or self.patch < 3 or self.max_subimages < 1 or self.max_pairs < 1:
+            raise InputError("Epochs must be at least 0, the batch size, sub-images and pairs at least 1 and the "
+                             "patch size at least 3.")
+        if self.hpm_max <= 1:
+            raise InputError(f"The high-pass modulation bound must be above 1 (got {self.hpm_max}).")
+        if not 0 <= self.validation < 1:
+            raise InputError(f"The validation share must be in [0, 1) (got {self.validation}).")
 
     @property
     def receptive_radius(self) -> int:
         return self.k1 // 2 + self.k2 // 2 + self.k3 // 2
 
+    @property
+    def halo(self) -> int:
+        return self.receptive_radius + self.window // 2
+
 
 def build_network(p: StfdcnnParams) -> Any:
-    """One residual CNN (NLM or SR): x + conv3(relu(conv2(relu(conv1(x))))), single channel in and out."""
+    """One residual CNN (NLM or SR): x + conv3(relu(conv2(relu(conv1(x))))), single channel in and out; conv3
+    starts at zero (the untrained network is the identity)."""
     torch = import_torch()
     nn = torch.nn
 
@@ -90,6 +126,7 @@ def build_network(p: StfdcnnParams) -> Any:
             self.conv1 = nn.Conv2d(1, p.n1, p.k1, padding=p.k1 // 2)
             self.conv2 = nn.Conv2d(p.n1, p.n2, p.k2, padding=p.k2 // 2)
             self.conv3 = nn.Conv2d(p.n2, 1, p.k3, padding=p.k3 // 2)
+            zero_last_layer(self.conv3)
 
         def forward(self, x):
             return x + self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
@@ -108,6 +145,168 @@ def _optimizer(net: Any, p: StfdcnnParams) -> Any:
     return torch.optim.SGD(groups, momentum=p.momentum)
 
 
+def spread_pairs(pair_dates: list[_dt.date], count: int) -> list[_dt.date]:
+    """At most ``count`` pair dates evenly spread over the series (first and last included)."""
+    if len(pair_dates) <= count:
+        return list(pair_dates)
+    index = sorted({round(i * (len(pair_dates) - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
+    return [pair_dates[i] for i in index]
+
+
+def choose_pairs(pair_dates: list[_dt.date], count: int, max_held: int = 3) -> tuple[list, list]:
+    """(training pairs, held-out validation pairs) by default: with three pairs or more, at most ``count``
+    training pairs spread over the series leaving at least one pair out, and as validation targets the interior
+    pairs not trained on (at most ``max_held``, those nearest the middle of their gap first); with fewer pairs,
+    every pair trains and nothing is held out."""
+    pairs = sorted(pair_dates)
+    if len(pairs) < 3:
+        return pairs, []
+    train_pairs = spread_pairs(pairs, min(count, len(pairs) - 1))
+    if len(train_pairs) == 1:
+        train_pairs = [pairs[0], pairs[-1]]
+    held = [d for d in pairs[1:-1] if d not in train_pairs]
+    if not held:  # every interior pair trains: hold the middle one out
+        middle = pairs[len(pairs) // 2]
+        train_pairs = [d for d in train_pairs if d != middle]
+        held = [middle]
+    held.sort(key=lambda d: min(abs((d - t).days) for t in train_pairs), reverse=True)
+    return train_pairs, sorted(held[:max_held])
+
+
+def _positions(ok: np.ndarray, size: int, stride: int, excluded: np.ndarray | None) -> list[tuple[int, int]]:
+    """Top-left corners of the ``size`` x ``size`` windows at ``stride`` that are entirely valid and do not touch
+    ``excluded`` (the last row and column of windows are aligned on the image edge)."""
+    h, w = ok.shape
+    ys = list(range(0, h - size + 1, stride))
+    xs = list(range(0, w - size + 1, stride))
+    if ys[-1] != h - size:
+        ys.append(h - size)
+    if xs[-1] != w - size:
+        xs.append(w - size)
+    bad = ~ok if excluded is None else (~ok | excluded)
+    integral = np.pad(bad.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    found = []
+    for y in ys:
+        for x in xs:
+            if integral[y + size, x + size] - integral[y, x + size] - integral[y + size, x] + integral[y, x] == 0:
+                found.append((y, x))
+    return found
+
+
+def _subimages(images: list[tuple[Any, Any, np.ndarray]], size: int, stride: int, excluded: np.ndarray | None,
+               limit: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """At most ``limit`` (input, target) sub-images [N, 1, size, size] from [(input [C, H, W], target [C, H, W],
+    validity [H, W])], every channel a sample; chosen at random (``rng``) among the valid windows."""
+    torch = import_torch()
+    candidates = []
+    for i, (inp, _, ok) in enumerate(images):
+        for y, x in _positions(ok, size, stride, excluded):
+            candidates += [(i, c, y, x) for c in range(inp.shape[0])]
+    if not candidates:
+        raise InputError(f"No training sub-image of {size} x {size} pixels without nodata outside the validation "
+                         "block; choose a smaller sub-image size (PATCH).")
+    if len(candidates) > limit:
+        candidates = [candidates[j] for j in sorted(rng.choice(len(candidates), limit, replace=False))]
+    xs = torch.stack([images[i][0][c:c + 1, y:y + size, x:x + size] for i, c, y, x in candidates])
+    ys = torch.stack([images[i][1][c:c + 1, y:y + size, x:x + size] for i, c, y, x in candidates])
+    return xs, ys
+
+
+def hpm(reference: Any, t_target: Any, t_reference: Any, bound: float = 3.0) -> Any:
+    """High-pass modulation L_ref * T_target / T_ref (eqs. 6-7), additive (L_ref + T_target - T_ref) where
+    T_ref < HPM_MIN or the ratio is outside [1 / bound, bound]."""
+    torch = import_torch()
+    ratio = t_target / torch.where(t_reference >= HPM_MIN, t_reference, torch.ones_like(t_reference))
+    safe = (t_reference >= HPM_MIN) & (ratio <= bound) & (ratio >= 1.0 / bound)
+    return torch.where(safe, reference * ratio, reference + t_target - t_reference)
+
+
+def change_weights(t2: Any, t1: Any, t3: Any, window: int) -> tuple[Any, Any]:
+    """(w1, w3) of eq. 8 with the absolute changes summed over ``window`` x ``window`` patches."""
+    a = box_sum((t2 - t1).abs(), window).clamp_min(1e-12)
+    b = box_sum((t2 - t3).abs(), window).clamp_min(1e-12)
+    w1 = (1.0 / a) / (1.0 / a + 1.0 / b)
+    return w1, 1.0 - w1
+
+
+def fuse(l1: Any, l3: Any | None, t1: Any, t2: Any, t3: Any | None, window: int, bound: float = 3.0) -> Any:
+    """Eqs. 6-9 on [B, 1, H, W] tensors; one-pair mode when ``l3`` is None."""
+    from_1 = hpm(l1, t2, t1, bound)
+    if l3 is None:
+        return from_1
+    from_3 = hpm(l3, t2, t3, bound)
+    w1, w3 = change_weights(t2, t1, t3, window)
+    return w1 * from_1 + w3 * from_3
+
+
+def _apply_nlm(nlm: list, low: Any) -> Any:
+    """T^l = NLM_b(M^l) band by band, [B, 1, h, w]."""
+    torch = import_torch()
+    return torch.stack([nlm[b](low[b:b + 1])[0] for b in range(low.shape[0])])
+
+
+def _lsr_fusion(nlm: list, fine_low: dict, coarse_low: dict, target: _dt.date, refs: tuple, p: StfdcnnParams) -> Any:
+    """The LSR-level prediction of ``target`` from ``refs`` (one or two pair dates), [B, 1, h, w]."""
+    t = {d: _apply_nlm(nlm, coarse_low[d]) for d in (target,) + tuple(refs)}
+    two = len(refs) == 2
+    return fuse(fine_low[refs[0]], fine_low[refs[1]] if two else None, t[refs[0]], t[target],
+                t[refs[1]] if two else None, p.window, p.hpm_max)
+
+
+def _fine_fusion(sr: Any, fused_low: Any, ends: list[tuple[Any, Any]], window: Any, p: StfdcnnParams) -> Any:
+    """The fine-level prediction over ``window`` (fine-grid window of the scene) from the LSR prediction
+    ``fused_low`` (whole scene) and the pair ends [(fine L_i over the window [B, 1, h, w], LSR fine L_i^l whole
+    scene)], [B, 1, h, w]."""
+    t2 = sr(upsample_window(fused_low, p.factor, window))
+    ts = [sr(upsample_window(low, p.factor, window)) for _, low in ends]
+    two = len(ends) == 2
+    return fuse(ends[0][0], ends[1][0] if two else None, ts[0], t2, ts[1] if two else None, p.window, p.hpm_max)
+
+
+class _Validation:
+    """The held-out task of STFDCNN at both levels (module docstring)."""
+
+    def __init__(self, series: SceneSeries, holdout: HoldOut, p: StfdcnnParams, scale: float, dev: Any,
+                 value_range: tuple[float, float]) -> None:
+        torch = import_torch()
+        self.holdout, self.p, self.dev, self.value_range = holdout, p, dev, value_range
+        self.data: BlockData = read_block_data(series, holdout, p.halo, scale)
+        self.fine_low, self.coarse_low, valid = {}, {}, None
+        for item in series.fine:
+            fine, ok1 = read_image(item, scale)
+            coarse, ok2 = read_image(series.coarse_at(item.date), scale)
+            self.fine_low[item.date] = downsample(torch.from_numpy(fine)[:, None], p.factor).to(dev)
+            self.coarse_low[item.date] = downsample(torch.from_numpy(coarse)[:, None], p.factor).to(dev)
+            ok = valid_lsr(ok1 & ok2, p.factor)
+            valid = ok if valid is None else valid & ok
+        b, f = holdout.block, p.factor
+        # the LSR pixels entirely inside the block
+        self.low_slices = (slice(-(-b.y // f), (b.y + b.height) // f), slice(-(-b.x // f), (b.x + b.width) // f))
+        self.low_valid = valid[self.low_slices]
+
+    def lsr_score(self, nlm: list, band: int) -> float:
+        """Mean over the held-out dates of the LSR-level RMSE of ``band`` in the block."""
+        values = []
+        for target, refs in self.holdout.targets:
+            pred = _lsr_fusion(nlm, self.fine_low, self.coarse_low, target, refs, self.p)[band, 0]
+            truth = self.fine_low[target][band, 0]
+            sl = self.low_slices
+            values.append(rmse(pred[sl].clamp(*self.value_range).cpu().numpy()[None],
+                               truth[sl].cpu().numpy()[None], self.low_valid))
+        return float(np.nanmean(values)) if values else float("nan")
+
+    def full_score(self, nlm: list, sr: Any) -> float:
+        """Mean over the held-out dates of the fine-level RMSE in the block."""
+        torch = import_torch()
+        data, predictions = self.data, {}
+        for target, refs in self.holdout.targets:
+            fused_low = _lsr_fusion(nlm, self.fine_low, self.coarse_low, target, refs, self.p)
+            ends = [(torch.from_numpy(data.fine[r])[:, None].to(self.dev), self.fine_low[r]) for r in refs]
+            out = _fine_fusion(sr, fused_low, ends, data.window, self.p)[:, 0]
+            predictions[target] = out.clamp(*self.value_range)[(slice(None),) + data.inner].cpu().numpy()
+        return score(predictions, data)
+
+
 def train_stfdcnn(
     series: SceneSeries, pair_dates: list[_dt.date] | None, scale: float, params: StfdcnnParams,
     device: str = "auto", feedback: Feedback | None = None,
@@ -117,55 +316,82 @@ def train_stfdcnn(
     params.validate()
     dev = resolve_device(device)
     seed_everything(params.seed)
-    pairs = [series.fine_at(d) for d in pair_dates] if pair_dates else list(series.fine)
+    rng = np.random.default_rng(params.seed)
+    if pair_dates:
+        chosen, held = sorted(pair_dates), [d for d in series.pair_dates[1:-1] if d not in pair_dates]
+    else:
+        chosen, held = choose_pairs(series.pair_dates, params.max_pairs)
+    pairs = [series.fine_at(d) for d in chosen]
     grid = series.grid
     f = params.factor
+    holdout = plan_holdout(grid.height, grid.width, series.pair_dates, params.validation, held_dates=held)
     if feedback is not None:
         feedback.info(f"STFDCNN training on {describe_device(dev)} with the pairs "
                       + ", ".join(p.date.isoformat() for p in pairs))
-    lsr_in, lsr_out, lsr_ok, sr_in, sr_out, sr_ok = [], [], [], [], [], []
+    low_images, fine_images = [], []
     for pair in pairs:
         fine, v1 = read_image(pair, scale)
         coarse, v2 = read_image(series.coarse_at(pair.date), scale)
         valid = v1 & v2
         fine_t = torch.from_numpy(fine)[:, None]  # [B, 1, H, W]
         fine_l = downsample(fine_t, f)
-        lsr_in.append(downsample(torch.from_numpy(coarse)[:, None], f)[:, 0])
-        lsr_out.append(fine_l[:, 0])
-        lsr_ok.append(valid_lsr(valid, f))
-        sr_in.append(upsample(fine_l, f, grid.height, grid.width)[:, 0])
-        sr_out.append(fine_t[:, 0])
-        sr_ok.append(valid)
-    lsr_patch = min(params.patch, *lsr_ok[0].shape)
+        low_images.append((downsample(torch.from_numpy(coarse)[:, None], f)[:, 0], fine_l[:, 0], valid_lsr(valid, f)))
+        fine_images.append((upsample(fine_l, f, grid.height, grid.width)[:, 0], fine_t[:, 0], valid))
+    hl, wl = low_images[0][2].shape
+    excluded_fine = excluded_low = None
+    if holdout is not None and holdout.spatial:
+        b = holdout.block
+        excluded_fine = np.zeros((grid.height, grid.width), bool)
+        excluded_fine[b.y:b.y + b.height, b.x:b.x + b.width] = True
+        excluded_low = np.zeros((hl, wl), bool)
+        excluded_low[b.y // f:-(-(b.y + b.height) // f), b.x // f:-(-(b.x + b.width) // f)] = True
+    lsr_patch = min(params.patch, max(3, min(hl, wl) // 2))
     if lsr_patch < params.patch and feedback is not None:
-        feedback.info(f"The LSR images ({lsr_ok[0].shape[1]} x {lsr_ok[0].shape[0]}) are smaller than the "
-                      f"{params.patch}-pixel sub-images; NLM sub-images of {lsr_patch} pixels are used.")
+        feedback.info(f"The LSR images ({wl} x {hl}) are small: NLM sub-images of {lsr_patch} pixels.")
+    value_range = series_value_range(series, scale)
+    validation = _Validation(series, holdout, params, scale, dev, value_range) if holdout is not None else None
+    scores = baseline_scores(validation.data, holdout, value_range) if validation is not None else {}
+    if validation is not None and feedback is not None:
+        feedback.info(f"STFDCNN {holdout.describe()}.")
     bands = grid.bands
+    nlm = [build_network(params).to(dev) for _ in range(bands)]
+    sr = build_network(params).to(dev)
     networks, histories = {}, {}
     steps = bands + 1
     for b in range(bands + 1):
         sub = SubFeedback(feedback, 100.0 * b / steps, 100.0 * (b + 1) / steps) if feedback else None
         check_cancel(sub)
         if b < bands:
-            name = f"nlm_{b}"
-            xs, ys = zip(*[extract_patches([i[b:b + 1], o[b:b + 1]], ok, lsr_patch, max(1, lsr_patch // 3))
-                           for i, o, ok in zip(lsr_in, lsr_out, lsr_ok)])
+            name, net = f"nlm_{b}", nlm[b]
+            x, y = _subimages([(i[b:b + 1], o[b:b + 1], ok) for i, o, ok in low_images], lsr_patch,
+                              params.lsr_stride, excluded_low, params.max_subimages, rng)
+            validate = (lambda b=b: validation.lsr_score(nlm, b)) if validation is not None else None
         else:
-            name = "sr"
-            xs, ys = zip(*[extract_patches([i, o], ok, params.patch, params.stride)
-                           for i, o, ok in zip(sr_in, sr_out, sr_ok)])
-            # all bands share the SR CNN: every band's patches are samples of one channel
-            xs = [x.reshape(-1, 1, *x.shape[-2:]) for x in xs]
-            ys = [y.reshape(-1, 1, *y.shape[-2:]) for y in ys]
-        x, y = torch.cat(xs), torch.cat(ys)
-        net = build_network(params).to(dev)
-        history: History = train(net, _optimizer(net, params), x, y, params.epochs, params.batch,
-                                 torch.nn.functional.mse_loss, params.validation, params.seed + b, dev, sub,
-                                 label=f"{name} ({len(x)} sub-images): ")
+            name, net = "sr", sr
+            x, y = _subimages(fine_images, params.patch, params.stride, excluded_fine, params.max_subimages, rng)
+            validate = (lambda: validation.full_score(nlm, sr)) if validation is not None else None
+        history = train(net, _optimizer(net, params), TensorBatches(x, y, params.batch, params.seed + b),
+                        params.epochs, torch.nn.functional.mse_loss, validate, params.patience, dev, sub,
+                        label=f"{name} ({len(x)} sub-images): ")
         networks[name] = net.state_dict()
         histories[name] = history.as_dict()
-    metadata = training_metadata(grid, scale, params, params.receptive_radius + params.window // 2,
-                                 [p.date for p in pairs], histories, dev)
+    # the model's held-out record: the full prediction with every network as kept, and untrained
+    record = {}
+    if validation is not None:
+        with torch.no_grad():
+            final = validation.full_score(nlm, sr)
+            untrained = validation.full_score([build_network(params).to(dev) for _ in range(bands)],
+                                              build_network(params).to(dev))
+        record = validation_record(holdout, [untrained, final], 1 if final < untrained else 0, scores)
+        if final >= untrained:  # no network improved on the held-out task: keep the untrained model
+            networks = {name: build_network(params).state_dict() for name in networks}
+        if feedback is not None:
+            feedback.info(f"STFDCNN held-out RMSE {record['rmse']:.5f} (untrained {untrained:.5f}, additive "
+                          f"{scores['additive']:.5f}, naive {scores['naive']:.5f}).")
+    else:
+        record = validation_record(None, [], 0, {})
+    metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs], histories, dev,
+                                 validation=record)
     return networks, metadata
 
 
@@ -178,32 +404,6 @@ def _load_networks(weights: dict[str, Any], params: StfdcnnParams, bands: int, d
     sr = build_network(params)
     sr.load_state_dict(weights["sr"])
     return nlm, sr.to(dev).eval()
-
-
-def hpm(reference: Any, t_target: Any, t_reference: Any) -> Any:
-    """High-pass modulation L_ref * T_target / T_ref (eqs. 6-7), additive where T_ref < HPM_MIN."""
-    torch = import_torch()
-    safe = t_reference.abs() >= HPM_MIN
-    ratio = reference * t_target / torch.where(safe, t_reference, 1.0)
-    return torch.where(safe, ratio, reference + t_target - t_reference)
-
-
-def change_weights(t2: Any, t1: Any, t3: Any, window: int) -> tuple[Any, Any]:
-    """(w1, w3) of eq. 8 with the absolute changes summed over ``window`` x ``window`` patches."""
-    a = box_sum((t2 - t1).abs(), window).clamp_min(1e-12)
-    b = box_sum((t2 - t3).abs(), window).clamp_min(1e-12)
-    w1 = (1.0 / a) / (1.0 / a + 1.0 / b)
-    return w1, 1.0 - w1
-
-
-def fuse(l1: Any, l3: Any | None, t1: Any, t2: Any, t3: Any | None, window: int) -> Any:
-    """Eqs. 6-9 on [B, 1, H, W] tensors; one-pair mode when ``l3`` is None."""
-    from_1 = hpm(l1, t2, t1)
-    if l3 is None:
-        return from_1
-    from_3 = hpm(l3, t2, t3)
-    w1, w3 = change_weights(t2, t1, t3, window)
-    return w1 * from_1 + w3 * from_3
 
 
 def predict(
@@ -220,63 +420,42 @@ def predict(
     nlm, sr = _load_networks(weights, params, bands, dev)
     if feedback is not None:
         feedback.info(f"STFDCNN prediction on {describe_device(dev)}.")
-    cache: dict[str, Any] = {}
+    fine_low, coarse_low = {}, {}
 
-    def lsr(item, kind):
-        key = item.path
-        if key not in cache:
-            data, valid = read_image(item, scale)
-            low = downsample(torch.from_numpy(data)[:, None].to(dev), f)  # [B, 1, h, w]
-            if kind == "coarse":
-                with torch.no_grad():
-                    low = torch.stack([nlm[b](low[b:b + 1])[0] for b in range(bands)])
-            cache[key] = (low, valid)
-        return cache[key]
+    def low(item, store):
+        if item.date not in store:
+            data, _ = read_image(item, scale)
+            store[item.date] = downsample(torch.from_numpy(data)[:, None].to(dev), f)  # [B, 1, h, w]
+        return store[item.date]
 
     plans = {}
-    for date in dates:
-        around = series.pairs_around(date)
-        ends = list(around) if around else [series.nearest_pair(date)]
-        # LSR level, whole scene (small: 1 / factor^2 of the fine grid)
-        l_low = [lsr(e, "fine")[0] for e in ends]
-        t_low = [lsr(series.coarse_at(e.date), "coarse")[0] for e in ends]
-        t2_low = lsr(series.coarse_at(date), "coarse")[0]
-        fused_low = fuse(l_low[0], l_low[1] if len(ends) == 2 else None, t_low[0], t2_low,
-                         t_low[1] if len(ends) == 2 else None, params.window)
-        plans[date] = (ends, fused_low)
-        if feedback is not None:
-            feedback.info(f"STFDCNN {date.isoformat()}: pair(s) " + ", ".join(e.date.isoformat() for e in ends))
-    # fine level, tile by tile; the transitional images of the pair ends are shared by the dates of a tile
-    tile_cache: dict[Any, Any] = {}
+    with torch.no_grad():
+        for date in dates:
+            around = series.pairs_around(date)
+            ends = list(around) if around else [series.nearest_pair(date)]
+            for e in ends:
+                low(e, fine_low)
+                low(series.coarse_at(e.date), coarse_low)
+            low(series.coarse_at(date), coarse_low)
+            # LSR level, whole scene (small: 1 / factor^2 of the fine grid)
+            fused_low = _lsr_fusion(nlm, fine_low, coarse_low, date, tuple(e.date for e in ends), params)
+            plans[date] = (ends, fused_low)
+            if feedback is not None:
+                feedback.info(f"STFDCNN {date.isoformat()}: pair(s) " + ", ".join(e.date.isoformat() for e in ends))
 
-    def transitional(low, tile):
-        with torch.no_grad():
-            return sr(upsample_window(low, f, tile.outer))
-
-    def end_of_pair(end, tile):
-        if tile_cache.get("tile") != tile.index:
-            tile_cache.clear()
-            tile_cache["tile"] = tile.index
-        if end.path not in tile_cache:
-            data, ok = read_window(end, tile, scale)
-            tile_cache[end.path] = (torch.from_numpy(data)[:, None].to(dev), ok,
-                                    transitional(lsr(end, "fine")[0], tile))
-        return tile_cache[end.path]
-
-    def predict(date, tile):
+    def predict_tile(date, tile):
         ends, fused_low = plans[date]
-        parts = [end_of_pair(e, tile) for e in ends]  # (fine L_i, validity, T_i) per end
         _, valid = read_window(series.coarse_at(date), tile, scale)
-        for _, ok, _ in parts:
+        parts = []
+        for e in ends:
+            data, ok = read_window(e, tile, scale)
             valid = valid & ok
+            parts.append((torch.from_numpy(data)[:, None].to(dev), fine_low[e.date]))
         with torch.no_grad():
-            t2 = transitional(fused_low, tile)
-            two = len(parts) == 2
-            out = fuse(parts[0][0], parts[1][0] if two else None, parts[0][2], t2, parts[1][2] if two else None,
-                       params.window)
+            out = _fine_fusion(sr, fused_low, parts, tile.outer, params)
         r, c = tile.inner_in_outer
         return out[:, 0, r, c].cpu().numpy(), valid[r, c]
 
-    return write_predictions(series, dates, METHOD, folder, predict, scale, halo=int(meta["halo"]),
+    return write_predictions(series, dates, METHOD, folder, predict_tile, scale, halo=int(meta["halo"]),
                              bytes_per_pixel=4 * (params.n1 + params.n2 + 24), tile_size=tile_size,
-                             feedback=feedback)
+                             feedback=feedback, value_range=series_value_range(series, scale))

@@ -1,13 +1,14 @@
-"""Training loop shared by the deep methods: seeding, validation split, epochs with progress and cancel."""
+"""Training loop shared by the deep methods: seeding, batches, epochs with progress and cancel, validation on the
+task (:mod:`.validation`) with epoch 0 = the untrained model, best-epoch selection and early stopping."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..device import import_torch
-from ..errors import CancelledError
+from ..errors import CancelledError, InputError
 from ..feedback import Feedback
 
 
@@ -23,66 +24,136 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def zero_last_layer(layer: Any) -> None:
+    """Set a layer's weights and bias to zero, so a residual network ``x + f(x)`` starts as the identity (its
+    untrained output is the baseline of its residual formulation; training can only move from there)."""
+    torch = import_torch()
+    with torch.no_grad():
+        layer.weight.zero_()
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
 @dataclass
 class History:
-    """Loss per epoch (mean over the epoch's batches) and validation loss."""
+    """Per epoch: training loss (mean over the epoch's batches; none for epoch 0) and validation RMSE on the
+    held-out task (index 0 = the untrained model); the epoch kept."""
 
     train: list[float] = field(default_factory=list)
     validation: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
     seconds: float = 0.0
     samples_per_second: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"train": self.train, "validation": self.validation, "seconds": round(self.seconds, 3),
+        return {"train": self.train, "validation_rmse": self.validation, "best_epoch": self.best_epoch,
+                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 3),
                 "samples_per_second": round(self.samples_per_second, 2)}
 
 
+class TensorBatches:
+    """Shuffled mini-batches of ``inputs`` [N, ...] and ``targets`` [N, ...] (kept on the CPU)."""
+
+    def __init__(self, inputs: Any, targets: Any, batch: int, seed: int = 0) -> None:
+        torch = import_torch()
+        self.inputs, self.targets, self.batch = inputs, targets, batch
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return max(1, math.ceil(self.inputs.shape[0] / self.batch))
+
+    @property
+    def samples(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def __call__(self, epoch: int) -> Iterator[tuple[Any, Any]]:
+        torch = import_torch()
+        perm = torch.randperm(self.inputs.shape[0], generator=self.gen)
+        for b in range(len(self)):
+            idx = perm[b * self.batch:(b + 1) * self.batch]
+            yield self.inputs[idx], self.targets[idx]
+
+
 def train(
-    model: Any, optimizer: Any, inputs: Any, targets: Any, epochs: int, batch: int,
-    loss_fn: Callable[[Any, Any], Any], validation: float = 0.1, seed: int = 0, device: Any = "cpu",
+    model: Any, optimizer: Any, batches: Any, epochs: int, loss_fn: Callable[[Any, Any], Any],
+    validate: Callable[[], float] | None = None, patience: int = 0, device: Any = "cpu",
     feedback: Feedback | None = None, label: str = "",
 ) -> History:
-    """Mini-batch training on tensors ``inputs`` [N, ...] and ``targets`` [N, ...] (kept on the CPU, moved to
-    ``device`` batch by batch). A fixed ``validation`` share of the samples (chosen with ``seed``) is held out and
-    its loss reported per epoch. Progress is reported per batch, cancel checked per batch."""
+    """Train ``model`` for at most ``epochs`` passes over ``batches`` (callable epoch -> iterator of (x, y) on the
+    CPU, with ``len()`` batches and ``samples`` samples per epoch).
+
+    ``validate()`` scores the current model on the held-out task (lower is better); it is called before training
+    (epoch 0, the untrained model) and after every epoch. The weights of the best epoch are restored at the end
+    (epoch 0 included: a model never leaves worse than its start on the held-out data), and training stops after
+    ``patience`` epochs without improvement (0: never early). Progress is reported per batch, cancel checked per
+    batch; a non-finite loss stops training with an error (lower the learning rate)."""
     torch = import_torch()
-    n = inputs.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=gen)
-    n_val = int(round(n * validation)) if n > 1 else 0
-    val_idx, train_idx = order[:n_val], order[n_val:]
     history = History()
+    best_state = None
+    if validate is not None:
+        history.validation.append(_validate(model, validate))
+        best_state = _copy_state(model)
+        if feedback is not None:
+            feedback.info(f"{label}epoch 0 (untrained): validation RMSE {history.validation[0]:.5f}")
     start = time.perf_counter()
-    batches_per_epoch = max(1, math.ceil(len(train_idx) / batch))
+    n_batches = len(batches)
+    samples = 0
+    since_best = 0
     for epoch in range(epochs):
         model.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
         total, count = 0.0, 0
-        for b in range(batches_per_epoch):
+        for b, (x, y) in enumerate(batches(epoch)):
             if feedback is not None and feedback.is_canceled():
                 raise CancelledError()
-            idx = perm[b * batch:(b + 1) * batch]
-            x, y = inputs[idx].to(device), targets[idx].to(device)
+            x, y = x.to(device), y.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise InputError(f"{label}training diverged: the loss is {value} at epoch {epoch + 1}, batch "
+                                 f"{b + 1}; lower the learning rate. No model was saved.")
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
+            total += value * len(x)
+            count += len(x)
             if feedback is not None:
-                feedback.set_progress(100.0 * (epoch * batches_per_epoch + b + 1) / (epochs * batches_per_epoch))
+                feedback.set_progress(100.0 * (epoch * n_batches + b + 1) / (epochs * n_batches))
+        samples += count
         history.train.append(total / max(count, 1))
-        if n_val:
-            model.eval()
-            with torch.no_grad():
-                losses = [float(loss_fn(model(inputs[val_idx[i:i + batch]].to(device)),
-                                        targets[val_idx[i:i + batch]].to(device))) * len(val_idx[i:i + batch])
-                          for i in range(0, n_val, batch)]
-            history.validation.append(sum(losses) / n_val)
+        message = f"{label}epoch {epoch + 1}/{epochs}: loss {history.train[-1]:.3e}"
+        if validate is not None:
+            history.validation.append(_validate(model, validate))
+            message += f", validation RMSE {history.validation[-1]:.5f}"
+            if history.validation[-1] < history.validation[history.best_epoch]:
+                history.best_epoch, best_state, since_best = epoch + 1, _copy_state(model), 0
+            else:
+                since_best += 1
         if feedback is not None:
-            val = f", validation {history.validation[-1]:.3e}" if n_val else ""
-            feedback.info(f"{label}epoch {epoch + 1}/{epochs}: loss {history.train[-1]:.3e}{val}")
+            feedback.info(message)
+        if patience and since_best >= patience and epoch + 1 < epochs:
+            history.stopped_early = True
+            if feedback is not None:
+                feedback.info(f"{label}no improvement for {patience} epochs: stopped.")
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        if feedback is not None:
+            feedback.info(f"{label}kept epoch {history.best_epoch} (validation RMSE "
+                          f"{history.validation[history.best_epoch]:.5f}; untrained {history.validation[0]:.5f}).")
     history.seconds = time.perf_counter() - start
-    history.samples_per_second = epochs * len(train_idx) / max(history.seconds, 1e-9)
+    history.samples_per_second = samples / max(history.seconds, 1e-9)
     model.eval()
     return history
+
+
+def _validate(model: Any, validate: Callable[[], float]) -> float:
+    torch = import_torch()
+    model.eval()
+    with torch.no_grad():
+        value = float(validate())
+    return value if math.isfinite(value) else float("inf")
+
+
+def _copy_state(model: Any) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,189 @@
+"""Validation of the deep methods on the task they are used for (SPEC.md "Methods", item 5).
+
+A training loss says how well a network fits its training samples, not how well the method predicts an unknown
+date: STF3DCNN's loss kept falling while its predictions got worse. So every deep method is validated the way it
+is used:
+
+* a spatial block of the scene (the top-right corner, ``share`` of its area, at most ``max_side`` pixels a side)
+  is held out: no training sample touches it;
+* every pair date j is a validation target, predicted as if it were unknown from the other pairs (the last one
+  before j and the first one after it, or the nearest other pair at the ends of the series), through the
+  method's real prediction path (STFDCNN: transitional images + high-pass modulation + weights; STF3DCNN: the
+  whole-series pass and time weighting; DCNN: the patch regression from the reference pair);
+* the score is the mean over the targets of the RMSE (reflectance, every band, valid pixels of the block).
+
+Epoch 0 is the untrained model (the identity of each method's residual formulation, i.e. its fusion/additive
+baseline); the training loop keeps the epoch with the best score, so a model never ends worse on the held-out
+data than its untrained start. The naive and additive baselines are scored on the same targets and recorded in
+the model file beside the model's own score.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..naive import additive
+from ..raster import read_block
+from ..series import SceneSeries
+from ..tiles import Window
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """The held-out block (fine grid) and the validation targets: (pair date, the pair dates it is predicted
+    from, nearest first is NOT implied: in date order)."""
+
+    block: Window
+    targets: tuple[tuple[_dt.date, tuple[_dt.date, ...]], ...]
+    spatial: bool = True  # False: the targets are dates no network was trained on; the block is not held out
+
+    def overlaps(self, y: int, x: int, height: int, width: int, margin: int = 0) -> bool:
+        """True when the window (y, x, height, width), grown by ``margin``, touches the block."""
+        b = self.block
+        return not (y + height + margin <= b.y or y - margin >= b.y + b.height
+                    or x + width + margin <= b.x or x - margin >= b.x + b.width)
+
+    def outer(self, halo: int, height: int, width: int) -> Window:
+        """The block grown by ``halo`` pixels, clipped to the scene (what a prediction of the block reads)."""
+        b = self.block
+        x0, y0 = max(0, b.x - halo), max(0, b.y - halo)
+        x1, y1 = min(width, b.x + b.width + halo), min(height, b.y + b.height + halo)
+        return Window(x0, y0, x1 - x0, y1 - y0)
+
+    def describe(self) -> str:
+        b = self.block
+        targets = "; ".join(f"{t.isoformat()} from {', '.join(r.isoformat() for r in refs)}"
+                            for t, refs in self.targets)
+        kind = "not used for training" if self.spatial else "held-out dates not used for training"
+        return (f"validation window of {b.width} x {b.height} pixels at column {b.x}, row {b.y} ({kind}); "
+                f"held-out dates: {targets}")
+
+
+def plan_holdout(height: int, width: int, pair_dates: list[_dt.date], share: float = 0.25,
+                 max_side: int = 384, held_dates: list[_dt.date] | None = None) -> HoldOut | None:
+    """The validation design for a scene of ``height`` x ``width`` pixels with the given pairs; None with fewer
+    than two pairs (a pair cannot then be predicted from another) or no share.
+
+    With ``held_dates`` (pair dates no network is trained on) only those are targets and the window (the scene,
+    at most ``max_side`` pixels a side) is not excluded from training: a temporal hold-out. Otherwise every pair
+    is a target in a spatial block of ``share`` of the scene that training must avoid."""
+    if len(pair_dates) < 2 or share <= 0:
+        return None
+    pairs = sorted(pair_dates)
+    if held_dates:
+        bh, bw = min(max_side, height), min(max_side, width)
+        block = Window((width - bw) // 2, (height - bh) // 2, bw, bh)
+    else:
+        side = math.sqrt(share)
+        bh = max(1, min(max_side, height // 2, round(height * side)))
+        bw = max(1, min(max_side, width // 2, round(width * side)))
+        block = Window(width - bw, 0, bw, bh)
+    targets = []
+    for j in (sorted(held_dates) if held_dates else pairs):
+        before = [p for p in pairs if p < j]
+        after = [p for p in pairs if p > j]
+        if before and after:
+            refs = (before[-1], after[0])
+        else:
+            refs = (min((p for p in pairs if p != j), key=lambda p: (abs((p - j).days), p > j)),)
+        targets.append((j, refs))
+    return HoldOut(block, tuple(targets), spatial=not held_dates)
+
+
+def nearest(date: _dt.date, refs: tuple[_dt.date, ...]) -> _dt.date:
+    """The reference closest in time to ``date`` (the earlier on a tie)."""
+    return min(refs, key=lambda p: (abs((p - date).days), p > date))
+
+
+@dataclass
+class BlockData:
+    """Reflectance of every pair date over a window (the held-out block plus a halo): fine and coarse
+    [B, h, w], validity [h, w], and where the block lies inside the window."""
+
+    window: Window
+    fine: dict[_dt.date, np.ndarray]
+    coarse: dict[_dt.date, np.ndarray]
+    valid: np.ndarray
+    inner: tuple[slice, slice]
+
+
+def read_block_data(series: SceneSeries, holdout: HoldOut, halo: int, scale: float) -> BlockData:
+    """Read the fine and coarse images of every pair date over the block grown by ``halo``."""
+    grid = series.grid
+    window = holdout.outer(halo, grid.height, grid.width)
+    fine, coarse, valid = {}, {}, None
+    for item in series.fine:
+        f, ok1 = read_block(item.path, window, scale=scale, info=item.info)
+        c_item = series.coarse_at(item.date)
+        c, ok2 = read_block(c_item.path, window, scale=scale, info=c_item.info)
+        fine[item.date], coarse[item.date] = f, c
+        ok = ok1 & ok2
+        valid = ok if valid is None else valid & ok
+    b = holdout.block
+    inner = (slice(b.y - window.y, b.y - window.y + b.height), slice(b.x - window.x, b.x - window.x + b.width))
+    return BlockData(window, fine, coarse, valid, inner)
+
+
+def rmse(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
+    """Root mean square error over every band of the valid pixels: sqrt(mean((P - R)^2))."""
+    if not valid.any():
+        return float("nan")
+    diff = (np.asarray(pred, np.float64) - truth)[:, valid]
+    return float(np.sqrt(np.mean(diff * diff)))
+
+
+def score(predictions: dict[_dt.date, np.ndarray], data: BlockData) -> float:
+    """Mean over the targets of the RMSE in the block; ``predictions`` cover the block only."""
+    valid = data.valid[data.inner]
+    values = [rmse(p, data.fine[d][(slice(None),) + data.inner], valid) for d, p in predictions.items()]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def baseline_scores(data: BlockData, holdout: HoldOut, value_range: tuple[float, float]) -> dict[str, float]:
+    """The naive and additive baselines on the held-out targets (from the nearest reference)."""
+    naive, add = {}, {}
+    sl = (slice(None),) + data.inner
+    for target, refs in holdout.targets:
+        k = nearest(target, refs)
+        naive[target] = data.fine[k][sl]
+        add[target] = additive(data.fine[k][sl], data.coarse[k][sl], data.coarse[target][sl], value_range)
+    return {"naive": score(naive, data), "additive": score(add, data)}
+
+
+def validation_record(holdout: HoldOut | None, validation: list[float], best_epoch: int,
+                      baselines: dict[str, float]) -> dict:
+    """What a model file records about its held-out task: the design, the kept model's RMSE, its untrained
+    start's and the naive and additive baselines' (mean RMSE over the held-out dates in the block)."""
+    if holdout is None or not validation:
+        return {"design": "none (fewer than two pairs, or no validation share): the last epoch was kept"}
+    b = holdout.block
+    record = {
+        "design": holdout.describe(),
+        "block": [b.x, b.y, b.width, b.height],
+        "targets": {t.isoformat(): [r.isoformat() for r in refs] for t, refs in holdout.targets},
+        "best_epoch": best_epoch,
+        "rmse": validation[best_epoch],
+        "untrained_rmse": validation[0],
+        "naive_rmse": baselines.get("naive"),
+        "additive_rmse": baselines.get("additive"),
+    }
+    record["beats"] = {name: bool(record["rmse"] < record[f"{name}_rmse"])
+                       for name in ("untrained", "naive", "additive") if record.get(f"{name}_rmse") is not None}
+    return record
+
+
+def model_warnings(meta: dict) -> list[str]:
+    """Sentences for a user when a model did not beat its baselines on its held-out task."""
+    record = meta.get("validation") or {}
+    beats = record.get("beats") or {}
+    missed = [name for name, ok in beats.items() if not ok]
+    if not missed:
+        return []
+    names = {"untrained": "its untrained start", "naive": "the naive prediction", "additive": "the additive baseline"}
+    figures = ", ".join(f"{names[m]} {record.get(f'{m}_rmse'):.5f}" for m in missed)
+    return [f"Warning: on its held-out validation dates this model (RMSE {record.get('rmse'):.5f}) did not beat "
+            f"{figures}; a simpler method may predict this series better (train longer, on more pairs, or use "
+            "a classic method)."]
