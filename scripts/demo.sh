@@ -49,19 +49,62 @@ print("  " + json.load(open(sys.argv[1]))["log"]["info"][-1])
 PY
 done
 
-# Deep methods with a small, fast training budget (real use trains longer: see each algorithm's help)
-train() {  # train(method, extra args...)
-    local method=$1; shift
-    echo "== stf:train_$method (small budget) -> $OUT/models/$method.stfmodel"
-    "$QP" --json run "stf:train_$method" -- "${fine[@]}" "${coarse[@]}" "$@" \
+echo "== stf:fuse_additive: nearest fine image + coarse change (the untrained start of the deep methods)"
+"$QP" --json run stf:fuse_additive -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
+    > "$OUT/fuse_additive.json"
+
+# Deep methods with their DEFAULT settings (early stopping on held-out pairs), and with EPOCHS=0: the untrained
+# model each one starts from, predicted into $OUT/untrained for the comparison below.
+train() {  # train(method)
+    local method=$1
+    echo "== stf:train_$method (default settings) -> $OUT/models/$method.stfmodel"
+    "$QP" --json run "stf:train_$method" -- "${fine[@]}" "${coarse[@]}" \
         MODEL="$OUT/models/$method.stfmodel" > "$OUT/train_$method.json"
-    echo "== stf:predict with $method.stfmodel"
+    "$ROOT/.venv/bin/python" - "$OUT/train_$method.json" <<'PY'
+import json, sys
+for line in json.load(open(sys.argv[1]))["log"]["info"]:
+    if "kept epoch" in line or "held-out RMSE" in line:
+        print("  " + line)
+PY
+    "$QP" --json run "stf:train_$method" -- "${fine[@]}" "${coarse[@]}" EPOCHS=0 \
+        MODEL="$OUT/models/${method}_untrained.stfmodel" > "$OUT/train_${method}_untrained.json"
+    echo "== stf:predict with $method.stfmodel and ${method}_untrained.stfmodel"
     "$QP" --json run stf:predict -- MODEL="$OUT/models/$method.stfmodel" "${fine[@]}" "${coarse[@]}" \
         OUTPUT_FOLDER="$OUT/predictions" > "$OUT/predict_$method.json"
+    "$QP" --json run stf:predict -- MODEL="$OUT/models/${method}_untrained.stfmodel" "${fine[@]}" \
+        "${coarse[@]}" OUTPUT_FOLDER="$OUT/untrained" > "$OUT/predict_${method}_untrained.json"
 }
-train stfdcnn EPOCHS=2 STRIDE=32 OPTIMIZER=adam
-train dcnn EPOCHS=3 MAX_PATCHES=30000
-train stf3dcnn EPOCHS=5 MAX_SAMPLES=48
+for method in stfdcnn dcnn stf3dcnn; do train $method; done
+
+echo "== Deep methods against their baselines (mean RMSE over every predicted date, reflectance)"
+"$ROOT/.venv/bin/python" - "$OUT" "$SAMPLE" "$PLUGIN_DIR" <<'PY'
+import glob, os, sys
+sys.path.insert(0, sys.argv[3])
+import numpy as np
+from stf_fusion.core.metrics import rmse
+from stf_fusion.core.raster import read_block
+
+out, sample = sys.argv[1:3]
+
+def mean_rmse(pattern):
+    values = []
+    for path in sorted(glob.glob(pattern)):
+        date = os.path.basename(path).rsplit("_", 1)[1][:-4]
+        truth, ok = read_block(os.path.join(sample, "truth", f"truth_{date}.tif"), scale=1e-4)
+        pred, ok2 = read_block(path, scale=1e-4)
+        values.append(float(np.mean(rmse(pred, truth, ok & ok2))))
+    return float(np.mean(values)), len(values)
+
+naive, n = mean_rmse(f"{out}/predictions/naive_*.tif")
+additive, _ = mean_rmse(f"{out}/predictions/additive_*.tif")
+print(f"  {n} dates; naive {naive:.4f}, additive {additive:.4f}")
+for method in ("stfdcnn", "dcnn", "stf3dcnn"):
+    trained, _ = mean_rmse(f"{out}/predictions/{method}_*.tif")
+    untrained, _ = mean_rmse(f"{out}/untrained/{method}_*.tif")
+    verdict = ", ".join(f"{'beats' if trained < v else 'does NOT beat'} {name} ({100 * (trained / v - 1):+.1f} %)"
+                        for name, v in (("naive", naive), ("additive", additive), ("its untrained start", untrained)))
+    print(f"  {method}: {trained:.4f} (untrained {untrained:.4f}): {verdict}")
+PY
 
 echo "== stf:evaluate: every method against the truth, naive as the MAEC baseline"
 preds=()
