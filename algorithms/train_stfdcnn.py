@@ -25,8 +25,10 @@ class TrainStfdcnn(TrainingAlgorithm):
         "+ change weights) on bicubic images. Validation predicts held-out pair dates through the real prediction "
         "path; every network keeps its best epoch (possibly 0) and stops after PATIENCE epochs without improvement. "
         "The model file records its held-out RMSE beside its untrained start's and the naive and additive "
-        "baselines'. Defaults converge in well under a minute on the bundled sample on a CPU; on a real scene "
-        "(e.g. CIA, 17 pairs) keep 3 training pairs, raise MAX_SUBIMAGES (e.g. 20000) and EPOCHS (100+) on a GPU. "
+        "baselines'. Defaults train in about 10 s on the bundled sample on a CPU (at most 5 epochs per network: "
+        "longer training sharpens the NLM CNNs' output, which helps large changes but adds noise to dates close to a "
+        "pair); on a real scene (e.g. CIA, 17 pairs) keep 3 training pairs and raise MAX_SUBIMAGES (e.g. 20000) on a "
+        "GPU; watch the held-out RMSE per epoch in the loss CSV before raising EPOCHS. "
         "Predict with stf:predict. Coarse images must be on the fine grid (stf:resample_coarse)."
     )
 

@@ -70,11 +70,11 @@ def valid_lsr(valid: np.ndarray, factor: int) -> np.ndarray:
     return padded.reshape(hl, factor, wl, factor).all(axis=(1, 3))
 
 
-def extract_patches(images: list[Any], valid: np.ndarray, size: int, stride: int) -> list[Any]:
-    """Aligned ``size`` x ``size`` patches of each [C, H, W] tensor in ``images`` at ``stride``, keeping the
-    positions whose patch is entirely valid. Returns one [N, C, size, size] tensor per image."""
-    torch = import_torch()
-    h, w = valid.shape
+def patch_positions(ok: np.ndarray, size: int, stride: int, excluded: np.ndarray | None = None
+                    ) -> list[tuple[int, int]]:
+    """Top-left corners (row, column) of the ``size`` x ``size`` windows at ``stride`` that are entirely valid
+    (``ok``) and do not touch ``excluded``; the last row and column of windows are aligned on the image edge."""
+    h, w = ok.shape
     if size > h or size > w:
         raise InputError(f"Training patches of {size} pixels do not fit an image of {w} x {h} pixels; choose a "
                          "smaller patch size.")
@@ -84,10 +84,10 @@ def extract_patches(images: list[Any], valid: np.ndarray, size: int, stride: int
         ys.append(h - size)
     if xs[-1] != w - size:
         xs.append(w - size)
-    keep = [(y, x) for y in ys for x in xs if valid[y:y + size, x:x + size].all()]
-    if not keep:
-        raise InputError("No training patch without nodata pixels; choose a smaller patch size.")
-    return [torch.stack([img[:, y:y + size, x:x + size] for y, x in keep]) for img in images]
+    bad = ~ok if excluded is None else (~ok | excluded)
+    integral = np.pad(bad.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # bad pixels in any window
+    return [(y, x) for y in ys for x in xs
+            if integral[y + size, x + size] - integral[y, x + size] - integral[y + size, x] + integral[y, x] == 0]
 
 
 def box_sum(image: Any, window: int) -> Any:

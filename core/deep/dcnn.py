@@ -176,43 +176,7 @@ def train_dcnn(
     if holdout is not None:
         b = holdout.block
         excluded[max(0, b.y - 1):b.y + b.height + 1, max(0, b.x - 1):b.x + b.width + 1] = True
-    images = {}
-    for p in pairs:
-        fine, v1 = read_image(p, scale)
-        coarse, v2 = read_image(series.coarse_at(p.date), scale)
-        images[p.date] = (torch.from_numpy(fine), torch.from_numpy(coarse), v1 & v2 & ~excluded)
-    rng = np.random.default_rng(params.seed)
-    combos = list(itertools.permutations([p.date for p in pairs], 2))
-    per_combo = int(np.ceil(params.max_patches / len(combos)))
-    xs, ys = [], []
-    for ref, target in combos:
-        f_ref, c_ref, v_ref = images[ref]
-        f_tgt, c_tgt, v_tgt = images[target]
-        valid = np.argwhere(v_ref & v_tgt)
-        bands = f_ref.shape[0]
-        count = min(per_combo, len(valid) * bands)
-        if count == 0:
-            continue
-        pick = rng.choice(len(valid) * bands, count, replace=False)
-        band = torch.from_numpy(pick % bands)
-        pix = valid[pick // bands]
-        rows = torch.from_numpy(pix[:, 0])[:, None, None] + torch.arange(3)[None, :, None]
-        cols = torch.from_numpy(pix[:, 1])[:, None, None] + torch.arange(3)[None, None, :]
-        x = stack_inputs(c_tgt, c_ref, f_ref)  # [B, 3, H+2, W+2]
-        patches = x[band[:, None, None, None], torch.arange(3)[None, :, None, None], rows[:, None], cols[:, None]]
-        target_values = f_tgt[band, torch.from_numpy(pix[:, 0]), torch.from_numpy(pix[:, 1])]
-        if params.augment:
-            # a random point between the two dates: C(t) = C_ref + a dC and F(t) = F_ref + a dF
-            a = torch.from_numpy(rng.uniform(0.2, 1.0, count).astype(np.float32))
-            patches[:, 0] = patches[:, 1] + a[:, None, None] * (patches[:, 0] - patches[:, 1])
-            centre_ref = patches[:, 2, 1, 1]
-            target_values = centre_ref + a * (target_values - centre_ref)
-        xs.append(patches)
-        ys.append(target_values)
-    if not xs:
-        raise InputError("No training patch: the pairs have no pixel that is valid on two dates outside the "
-                         "validation block.")
-    x, y = torch.cat(xs), torch.cat(ys)[:, None, None, None]
+    x, y = _training_patches(series, pairs, params, excluded, scale)
     net = build_network(params).to(dev)
     optimizer = torch.optim.SGD(net.parameters(), lr=params.lr, momentum=params.momentum,
                                 weight_decay=params.weight_decay)
@@ -225,14 +189,69 @@ def train_dcnn(
         if feedback is not None:
             feedback.info(f"DCNN {holdout.describe()}.")
     if feedback is not None:
-        feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from {len(combos)} "
-                      "reference -> target pair combinations.")
+        feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from "
+                      f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")
     history = train(net, optimizer, TensorBatches(x, y, params.batch, params.seed), params.epochs,
                     torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ")
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcnn": history.as_dict()}, dev,
                                  validation=validation_record(holdout, history.validation, history.best_epoch, scores))
     return {"dcnn": net.state_dict()}, metadata
+
+
+def _training_patches(series: SceneSeries, pairs: list, params: DcnnParams, excluded: np.ndarray,
+                      scale: float) -> tuple[Any, Any]:
+    """At most ``max_patches`` training samples: 3 x 3 x 3 input patches [N, 3, 3, 3] and target centres
+    [N, 1, 1, 1], spread evenly over the ordered (reference, target) pair combinations, at random valid pixels
+    outside ``excluded``. Streamed: a first pass reads each pair's validity, a second reads each pair date once
+    and takes what every combination needs from it, so memory holds one pair's images and the patches, whatever
+    the number of pairs or the scene size."""
+    torch = import_torch()
+    rng = np.random.default_rng(params.seed)
+    valid = {}
+    for p in pairs:
+        _, v1 = read_image(p, scale)
+        _, v2 = read_image(series.coarse_at(p.date), scale)
+        valid[p.date] = v1 & v2 & ~excluded
+    bands = series.grid.bands
+    combos = list(itertools.permutations([p.date for p in pairs], 2))
+    per_combo = int(np.ceil(params.max_patches / len(combos)))
+    picks = {}
+    for ref, target in combos:
+        pixels = np.argwhere(valid[ref] & valid[target])
+        count = min(per_combo, len(pixels) * bands)
+        if count:
+            pick = rng.choice(len(pixels) * bands, count, replace=False)
+            picks[(ref, target)] = (pick % bands, pixels[pick // bands])
+    if not picks:
+        raise InputError("No training patch: the pairs have no pixel that is valid on two dates outside the "
+                         "validation block.")
+    inputs = {c: np.zeros((len(b), 3, 3, 3), np.float32) for c, (b, _) in picks.items()}
+    centres = {c: np.zeros(len(b), np.float32) for c, (b, _) in picks.items()}
+    offsets = np.arange(3)
+    for p in pairs:
+        fine, _ = read_image(p, scale)
+        coarse, _ = read_image(series.coarse_at(p.date), scale)
+        fine_pad = np.pad(fine, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        coarse_pad = np.pad(coarse, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        for (ref, target), (band, pix) in picks.items():
+            rows = pix[:, 0, None, None] + offsets[None, :, None]
+            cols = pix[:, 1, None, None] + offsets[None, None, :]
+            b = band[:, None, None]
+            if p.date == ref:  # channels 1 and 2: coarse and fine of the reference
+                inputs[(ref, target)][:, 1] = coarse_pad[b, rows, cols]
+                inputs[(ref, target)][:, 2] = fine_pad[b, rows, cols]
+            if p.date == target:  # channel 0: coarse of the target date; the target: its fine centre
+                inputs[(ref, target)][:, 0] = coarse_pad[b, rows, cols]
+                centres[(ref, target)] = fine[band, pix[:, 0], pix[:, 1]]
+    x = np.concatenate(list(inputs.values()))
+    y = np.concatenate(list(centres.values()))
+    if params.augment:
+        # a random point between the two dates: C(t) = C_ref + a dC and F(t) = F_ref + a dF
+        a = rng.uniform(0.2, 1.0, len(x)).astype(np.float32)
+        x[:, 0] = x[:, 1] + a[:, None, None] * (x[:, 0] - x[:, 1])
+        y = x[:, 2, 1, 1] + a * (y - x[:, 2, 1, 1])
+    return torch.from_numpy(x), torch.from_numpy(y)[:, None, None, None]
 
 
 def predict(

@@ -63,13 +63,15 @@ class HoldOut:
 
 
 def plan_holdout(height: int, width: int, pair_dates: list[_dt.date], share: float = 0.25,
-                 max_side: int = 384, held_dates: list[_dt.date] | None = None) -> HoldOut | None:
+                 max_side: int = 384, held_dates: list[_dt.date] | None = None,
+                 max_targets: int = 4) -> HoldOut | None:
     """The validation design for a scene of ``height`` x ``width`` pixels with the given pairs; None with fewer
     than two pairs (a pair cannot then be predicted from another) or no share.
 
     With ``held_dates`` (pair dates no network is trained on) only those are targets and the window (the scene,
-    at most ``max_side`` pixels a side) is not excluded from training: a temporal hold-out. Otherwise every pair
-    is a target in a spatial block of ``share`` of the scene that training must avoid."""
+    at most ``max_side`` pixels a side) is not excluded from training: a temporal hold-out. Otherwise the pairs
+    are targets in a spatial block of ``share`` of the scene that training must avoid. At most ``max_targets``
+    targets, spread over the series (validation time does not grow with the number of pairs)."""
     if len(pair_dates) < 2 or share <= 0:
         return None
     pairs = sorted(pair_dates)
@@ -81,8 +83,11 @@ def plan_holdout(height: int, width: int, pair_dates: list[_dt.date], share: flo
         bh = max(1, min(max_side, height // 2, round(height * side)))
         bw = max(1, min(max_side, width // 2, round(width * side)))
         block = Window(width - bw, 0, bw, bh)
+    chosen = sorted(held_dates) if held_dates else pairs
+    if len(chosen) > max_targets:
+        chosen = [chosen[round(i * (len(chosen) - 1) / (max_targets - 1))] for i in range(max_targets)]
     targets = []
-    for j in (sorted(held_dates) if held_dates else pairs):
+    for j in chosen:
         before = [p for p in pairs if p < j]
         after = [p for p in pairs if p > j]
         if before and after:
