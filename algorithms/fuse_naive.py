@@ -9,6 +9,7 @@ class FuseNaive(StfAlgorithm):
     ALG_ID = "fuse_naive"
     DISPLAY_NAME = "Naive prediction (nearest fine image)"
     GROUP = "classic"
+    FUSE = staticmethod(fuse_naive)
     SHORT_HELP = (
         "Predicts each date by copying the fine image of the nearest pair date (on a tie the earlier one): "
         "F^(t) = F(t_k). This is the benchmark every fusion method must beat, since it is the error made by "
@@ -23,5 +24,5 @@ class FuseNaive(StfAlgorithm):
 
     def execute(self, parameters, context, feedback):
         series, dates, folder, scale = self.prediction_inputs(parameters, context)
-        files = fuse_naive(series, dates, folder, scale, feedback)
+        files = self.FUSE(series, dates, folder, scale, feedback)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
