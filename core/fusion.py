@@ -50,7 +50,8 @@ def write_predictions(
 ) -> list[str]:
     """Write one GeoTIFF per date on the fine grid, in the fine images' data type and scale.
 
-    ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` covering
+    ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` (or per value,
+    ``[bands, rows, cols]``) covering
     ``tile.inner``; it may read ``tile.outer`` (the inner window plus ``halo``) for its moving windows. Tiles are
     ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per
     band. With ``value_range`` (low, high) the values are clamped into it before they are written (no method may

@@ -279,12 +279,15 @@ class RasterWriter:
                 band.SetDescription(descriptions[i])
 
     def write(self, values: np.ndarray, window: Window | None = None, valid: np.ndarray | None = None) -> None:
-        """Write reflectance ``[bands, rows, cols]`` at ``window`` (default: whole raster)."""
+        """Write reflectance ``[bands, rows, cols]`` at ``window`` (default: whole raster); ``valid`` is per pixel
+        ``[rows, cols]`` or per value ``[bands, rows, cols]`` (False: nodata)."""
         if window is None:
             window = Window(0, 0, self.like.width, self.like.height)
         values = np.asarray(values, dtype=np.float32).reshape(self.bands, window.height, window.width)
-        finite = np.isfinite(values).all(axis=0)
-        bad = ~finite if valid is None else (~finite & valid)
+        finite = np.isfinite(values)
+        if valid is not None and valid.ndim == 2:
+            valid = np.broadcast_to(valid, values.shape)
+        bad = (~finite if valid is None else (~finite & valid)).any(axis=0)
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise StfError(
@@ -293,7 +296,7 @@ class RasterWriter:
             )
         stored = from_reflectance(np.where(finite, values, 0), self.scale, self.dtype)
         if valid is not None:
-            stored[:, ~valid] = self.nodata
+            stored[~valid] = self.nodata
         for i in range(self.bands):
             self.ds.GetRasterBand(i + 1).WriteArray(stored[i], window.x, window.y)
         # Hand finished blocks to the file now: otherwise GDAL's block cache (5 % of RAM by default) grows with the

@@ -87,9 +87,12 @@ class Window:
         return [(dy, dx) for dy in range(-self.r, self.r + 1) for dx in range(-self.r, self.r + 1)]
 
 
-def band_std(items: list[DatedRaster], scale: float, block: int = 512) -> np.ndarray:
+def band_std(items: list[DatedRaster], scale: float, block: int = 512, unit: float | None = None,
+             open_range: tuple[float, float] | None = None) -> np.ndarray:
     """Standard deviation of each band of each image over its valid pixels: [len(items), B] (scene-wide, so that
-    tiles agree with the whole scene). Read in blocks of ``block`` rows, so memory does not grow with the scene."""
+    tiles agree with the whole scene). Read in blocks of ``block`` rows, so memory does not grow with the scene.
+    With ``unit`` the values are first expressed in that unit and rounded (a program's stored integers), and the
+    result is in that unit; with ``open_range`` (lo, hi) only values lo < v < hi count (per band)."""
     from ..tiles import Window
 
     result = []
@@ -102,10 +105,17 @@ def band_std(items: list[DatedRaster], scale: float, block: int = 512) -> np.nda
             window = Window(0, y, info.width, min(block, info.height - y))
             data, valid = read_block(item.path, window, scale=scale, info=info)
             values = data[:, valid].astype(np.float64)
-            n += values.shape[1]
+            if unit is not None:
+                values = np.round(values / unit)
+            if open_range is not None:
+                keep = (values > open_range[0]) & (values < open_range[1])
+                n = n + keep.sum(axis=1)
+                values = np.where(keep, values, 0.0)
+            else:
+                n += values.shape[1]
             total += values.sum(axis=1)
             squares += (values * values).sum(axis=1)
-        if n == 0:
+        if np.any(n == 0):
             raise InputError(f"'{item.path}' has no valid pixel.")
         mean = total / n
         result.append(np.sqrt(np.maximum(squares / n - mean * mean, 0.0)))
@@ -140,10 +150,11 @@ def cpu_tile_size(device: Any) -> int | None:
 def fuse_moving_window(
     method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, pairs: int,
     tile_function: Any, params: Any, bytes_per_pixel: float, device: str, feedback: Any, settings: str,
+    statistics: Any = band_std,
 ) -> list[str]:
     """What STARFM and ESTARFM share: choose the pairs of each date, compute the scene-wide standard deviation of
-    every pair image once, and run ``tile_function(inputs, sigma, params)`` tile by tile with a halo of the window
-    radius. Writes ``<method>_<date>.tif`` files."""
+    every pair image once (``statistics(items, scale)``), and run ``tile_function(inputs, sigma, params)`` tile by
+    tile with a halo of the window radius. Writes ``<method>_<date>.tif`` files."""
     from ..device import describe_device, import_torch, resolve_device
     from ..fusion import write_predictions
 
@@ -158,7 +169,7 @@ def fuse_moving_window(
         plans[date] = pair_sets(series, date, pairs)
         for p in plans[date]:
             if p.path not in sigmas:
-                sigmas[p.path] = band_std([p], scale)[0]
+                sigmas[p.path] = statistics([p], scale)[0]
         if feedback is not None:
             used = plans[date]
             outside = len(used) == 2 and not used[0].date <= date <= used[1].date
@@ -168,7 +179,7 @@ def fuse_moving_window(
     def predict(date, tile):
         used = plans[date]
         inputs = read_tile(used, [series.coarse_at(p.date) for p in used], series.coarse_at(date), tile, scale, dev)
-        sigma = torch.tensor(np.stack([sigmas[p.path] for p in used]), dtype=torch.float32, device=dev)
+        sigma = torch.tensor(np.stack([sigmas[p.path] for p in used]), dtype=torch.float64, device=dev).float()
         with torch.no_grad():
             prediction, valid = tile_function(inputs, sigma, params)
         return prediction.cpu().numpy(), valid.cpu().numpy()
