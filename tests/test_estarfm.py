@@ -1,4 +1,4 @@
-"""ESTARFM: equals a per-pixel loop written from the paper."""
+"""ESTARFM: equals a per-pixel loop written from the rules of Zhu's 2018 code (the module docstring)."""
 import numpy as np
 import torch
 from reference_classic import estarfm_reference

@@ -1,21 +1,33 @@
-"""ESTARFM: Enhanced STARFM (Zhu, Chen, Gao, Chen & Masek 2010, Remote Sensing of Environment 114, 2610-2623).
+"""ESTARFM: Enhanced STARFM (Zhu, Chen, Gao, Chen & Masek 2010, Remote Sensing of Environment 114, 2610-2623),
+reproducing the program the literature uses: Xiaolin Zhu's ESTARFM IDL code, 2018 revision (debugging history up
+to 7/27/2018), whose rules are listed here.
 
-Two pairs t_m < t_p < t_n (fine F, coarse C on the fine grid). For each central fine pixel, in a w x w window:
+Two pairs t_m < t_p < t_n (fine F, coarse C on the fine grid), values in reflectance (the program's DN_min and
+DN_max are ``data_min`` and ``data_max``, 0 and 1 for 0-10000 data at SCALE 1e-4). For each central fine pixel, in
+a window of 2 w + 1 pixels (w the half window, 25 by default; clipped at the scene border):
 
-* similar pixels: |F(x_i, t_k, b) - F(x_c, t_k, b)| <= 2 sigma(b) / m for EVERY band b and BOTH pair dates k
-  (sigma the scene-wide standard deviation of the fine band, m the number of classes);
-* weight of similar pixel i: R_i = Pearson correlation between its fine and coarse spectra (all bands, both
-  dates), d_i = 1 + sqrt((x_c - x_i)^2 + (y_c - y_i)^2) / (w / 2), D_i = (1 - R_i) d_i + 1e-7 (the reference
-  code's guard), W_i = (1 / D_i) / sum(1 / D_i);
-* conversion coefficient V: slope of the linear regression of fine on coarse reflectance over the similar pixels
-  at both pair dates (per band). Fallback to V = 1 (the STARFM assumption) when the regression is unstable: fewer
-  than 3 similar pixels, no coarse variance, a slope not significant at the 95 % level (t test), or a slope
-  outside (0, 5];
-* prediction from each pair: F_k(t_p) = F(x_c, t_k) + V sum_i W_i (C(x_i, t_p) - C(x_i, t_k));
-* temporal weights from the coarse change in the window: T_k = (1 / |sum C(t_k) - sum C(t_p)|) / sum_k (...),
-  sums over the window's valid pixels, per band; F(t_p) = T_m F_m(t_p) + T_n F_n(t_p).
+* similar pixels: |F(x_i, t_k, b) - F(x_c, t_k, b)| < 2 sigma_k(b) / m (strict) for EVERY band b and BOTH pair
+  dates k, sigma_k(b) the population standard deviation of the fine band over the scene, m the number of
+  classes; the pixel must be valid in every input;
+* spectral similarity R_i: the Pearson correlation between the similar pixel's fine and coarse values (all bands
+  of both dates); with a single band (e.g. NDVI) R_i = 1 - (|(F_m - C_m) / (F_m + C_m)| + |(F_n - C_n) / (F_n +
+  C_n)|) / 2 instead (a correlation of two values is +-1); an undefined R_i is 0.5;
+* weight: D_i = (1 - R_i) (1 + d_i / w) + 1e-7, d_i the distance to the centre in pixels, W_i = (1 / D_i) /
+  sum(1 / D_i);
+* with more than 5 similar pixels:
+  - conversion coefficient V (per band): the slope of the least-squares regression of fine on coarse values of
+    the similar pixels at both dates, computed only where |mean C_m - mean C_n| over the similar pixels is at
+    least 0.02 data_max, and kept when significant (F test, p <= 0.05) and 0 < V <= 5; otherwise V = 1;
+  - prediction from each pair: F_k(t_p) = F(x_c, t_k) + sum_i W_i V (C(x_i, t_p) - C(x_i, t_k));
+  - temporal weights per band from the window's valid pixels: T_k = (1 / |mean C(t_p) - mean C(t_k)|) /
+    sum_k (...); F(t_p) = T_m F_m(t_p) + T_n F_n(t_p);
+  - a prediction <= data_min or >= data_max is replaced by sum_k T_k sum_i W_i F(x_i, t_k);
+* with 5 similar pixels or fewer: F(t_p) = sum_k T_k (F(x_c, t_k) + mean C(t_p) - mean C(t_k)) over the window.
 
-Defaults: w = 51 fine pixels (half window 25), m = 4.
+Deviations from the program: arithmetic in float32 reflectance instead of float64 DN (differences far below one
+stored unit); the similarity thresholds use the scene's valid pixels (the program: every pixel of its processing
+block, background included; the same on scenes without background).
+Defaults: w = 25 (a 51-pixel window), m = 4.
 """
 from __future__ import annotations
 
@@ -40,12 +52,18 @@ class EstarfmParams:
     window: int = 51
     classes: int = 4
     max_slope: float = 5.0
+    data_min: float = 0.0
+    data_max: float = 1.0
+    min_similar: int = 6  # the program regresses with more than 5 similar pixels
+    min_coarse_change: float = 0.02  # x data_max: |mean C_m - mean C_n| below this gives V = 1
 
     def validate(self) -> None:
         if self.window < 3:
             raise InputError(f"The ESTARFM window must be at least 3 pixels (got {self.window}).")
         if self.classes < 1:
             raise InputError(f"The number of classes must be at least 1 (got {self.classes}).")
+        if not self.data_min < self.data_max:
+            raise InputError(f"The data range [{self.data_min}, {self.data_max}] is empty.")
 
     @property
     def radius(self) -> int:
@@ -63,8 +81,8 @@ def _t_critical(max_df: int, device):
 
 
 def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
-    """ESTARFM for the centre pixels of one tile; ``inputs`` hold exactly two pairs. ``sigma`` [2, B]. Returns
-    (prediction [B, h, w], valid [h, w])."""
+    """ESTARFM (module docstring) for the centre pixels of one tile; ``inputs`` hold exactly two pairs. ``sigma``
+    [2, B]. Returns (prediction [B, h, w], valid [h, w])."""
     torch = import_torch()
     if inputs.fine.shape[0] != 2:
         raise InputError("ESTARFM needs two pairs.")
@@ -75,17 +93,22 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     coarse_pred = pad(inputs.coarse_pred, r, 0.0)
     valid = pad(inputs.valid, r, False)
     bands = fine.shape[1]
-    # per-pixel terms
-    f_vec = fine.reshape(2 * bands, *fine.shape[-2:])
-    c_vec = coarse.reshape(2 * bands, *coarse.shape[-2:])
-    fc, cc = f_vec - f_vec.mean(dim=0), c_vec - c_vec.mean(dim=0)
-    denom = torch.sqrt((fc * fc).sum(dim=0) * (cc * cc).sum(dim=0))
-    corr = torch.where(denom > 0, (fc * cc).sum(dim=0) / denom.clamp_min(1e-30), 0.0)
-    one_minus_r = torch.where(valid, 1.0 - corr, 0.0)
+    # spectral similarity 1 - R per pixel (it depends on the similar pixel only)
+    if bands == 1:
+        ratio = ((fine - coarse) / (fine + coarse)).abs()[:, 0]  # [2, H, W]
+        one_minus_r = 0.5 * ratio.sum(dim=0)
+    else:
+        f_vec = fine.reshape(2 * bands, *fine.shape[-2:])
+        c_vec = coarse.reshape(2 * bands, *coarse.shape[-2:])
+        fc, cc = f_vec - f_vec.mean(dim=0), c_vec - c_vec.mean(dim=0)
+        denom = torch.sqrt((fc * fc).sum(dim=0) * (cc * cc).sum(dim=0))
+        one_minus_r = 1.0 - (fc * cc).sum(dim=0) / denom
+    one_minus_r = torch.where(torch.isfinite(one_minus_r), one_minus_r, 0.5)  # undefined R: 0.5
+    one_minus_r = torch.where(valid, one_minus_r, 0.0)
     change = coarse_pred[None] - coarse  # [2, B, H, W]: C(t_p) - C(t_k)
-    # regression sums over both dates, stacked so that one multiply-add per window step accumulates them all:
-    # sum x, sum y, sum xx, sum xy, sum yy (x coarse, y fine)
-    stats = torch.cat([coarse.sum(dim=0), fine.sum(dim=0), (coarse * coarse).sum(dim=0),
+    # sums over the similar pixels, stacked so that one multiply-add per window step accumulates them all:
+    # C_m, C_n (sum x = C_m + C_n), sum y, sum xx, sum xy, sum yy (x coarse, y fine, both dates)
+    stats = torch.cat([coarse[0], coarse[1], fine.sum(dim=0), (coarse * coarse).sum(dim=0),
                        (coarse * fine).sum(dim=0), (fine * fine).sum(dim=0)])
     inv_threshold = (params.classes / (2.0 * sigma).clamp_min(1e-12))[:, :, None, None]
     fine_c = win.view(fine)
@@ -93,18 +116,21 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     weight_sum = torch.zeros((h, w), dtype=fine.dtype, device=fine.device)
     count = torch.zeros_like(weight_sum)
     weighted_change = torch.zeros_like(fine_c)
-    sums = torch.zeros((5 * bands, h, w), dtype=fine.dtype, device=fine.device)
-    half = params.window / 2.0
+    weighted_fine = torch.zeros_like(fine_c)
+    sums = torch.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
     for dy, dx in win.offsets():
-        # similar in every band at both dates: max_k,b |dF| / threshold <= 1
-        similar = ((win.view(fine, dy, dx) - fine_c).abs() * inv_threshold).flatten(0, 1).amax(dim=0) <= 1.0
+        # similar in every band at both dates: max_k,b |dF| / threshold < 1
+        similar = ((win.view(fine, dy, dx) - fine_c).abs() * inv_threshold).flatten(0, 1).amax(dim=0) < 1.0
         sim = (similar & win.view(valid, dy, dx)).to(fine.dtype)
-        weight = sim / (win.view(one_minus_r, dy, dx) * (1.0 + math.hypot(dy, dx) / half) + 1e-7)
+        weight = sim / (win.view(one_minus_r, dy, dx) * (1.0 + math.hypot(dy, dx) / r) + 1e-7)
         weight_sum += weight
         count += sim
         weighted_change += weight * win.view(change, dy, dx)
+        weighted_fine += weight * win.view(fine, dy, dx)
         sums += sim * win.view(stats, dy, dx)
-    sx, sy, sxx, sxy, syy = sums.split(bands)
+    c_m, c_n, sy, sxx, sxy, syy = sums.split(bands)
+    sx = c_m + c_n
+    enough = count >= params.min_similar
     # conversion coefficient: regression of fine on coarse over n = 2 x similar pixels samples
     n = 2.0 * count
     cov = n * sxy - sx * sy
@@ -113,27 +139,33 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     slope = cov / var_x.clamp_min(1e-30)
     r2 = (cov * cov / (var_x * var_y).clamp_min(1e-30)).clamp(0.0, 1.0 - 1e-7)
     df = (n - 2).clamp_min(1.0)
-    t_stat = torch.sqrt(r2 * df / (1.0 - r2))
+    t_stat = torch.sqrt(r2 * df / (1.0 - r2))  # F = t^2: the program's F test
     t_crit = _t_critical(int(n.max().item()) + 1, fine.device)[df.long()]
-    stable = (count >= 3) & (var_x > 1e-12 * n * n) & (t_stat > t_crit) & (slope > 0) & (slope <= params.max_slope)
+    coarse_moved = (c_m - c_n).abs() >= params.min_coarse_change * params.data_max * count
+    stable = enough & coarse_moved & (var_x > 1e-12 * n * n) & (t_stat >= t_crit) & (slope > 0) \
+        & (slope <= params.max_slope)
     v = torch.where(stable, slope, 1.0)
-    from_pairs = fine_c + v * weighted_change / weight_sum.clamp_min(1e-30)  # [2, B, h, w]
-    # temporal weights from the window sums of the coarse images (valid pixels only)
+    safe_weights = weight_sum.clamp_min(1e-30)
+    from_pairs = fine_c + v * weighted_change / safe_weights  # [2, B, h, w]
+    # temporal weights from the window means of the coarse images (valid pixels only)
     size = params.window
 
     def window_sum(t):
         return torch.nn.functional.avg_pool2d(t[None] if t.dim() == 3 else t, size, stride=1) * (size * size)
 
-    masked_c = torch.where(valid, coarse, 0.0)
-    masked_p = torch.where(valid, coarse_pred, 0.0)
     y0, x0 = inputs.inner[0], inputs.inner[1]
-    sums_k = window_sum(masked_c)[..., y0:y0 + h, x0:x0 + w]
-    sums_p = window_sum(masked_p[None])[0][..., y0:y0 + h, x0:x0 + w]
-    inverse = 1.0 / (sums_k - sums_p[None]).abs().clamp_min(1e-12)
+    n_valid = window_sum(valid[None].to(fine.dtype))[0, :, y0:y0 + h, x0:x0 + w].clamp_min(1.0)
+    means_k = window_sum(torch.where(valid, coarse, 0.0))[..., y0:y0 + h, x0:x0 + w] / n_valid
+    means_p = window_sum(torch.where(valid, coarse_pred, 0.0)[None])[0][..., y0:y0 + h, x0:x0 + w] / n_valid
+    mean_change = means_p[None] - means_k  # [2, B, h, w]
+    inverse = 1.0 / (mean_change.abs() + 1e-14)
     t_weight = inverse / inverse.sum(dim=0)
     prediction = (t_weight * from_pairs).sum(dim=0)
-    out_valid = win.view(valid) & (count > 0)
-    return prediction, out_valid
+    abnormal = (prediction <= params.data_min) | (prediction >= params.data_max)
+    prediction = torch.where(abnormal, (t_weight * weighted_fine / safe_weights).sum(dim=0), prediction)
+    too_few = (t_weight * (fine_c + mean_change)).sum(dim=0)
+    prediction = torch.where(enough, prediction, too_few)
+    return prediction, win.view(valid)
 
 
 def fuse_estarfm(
