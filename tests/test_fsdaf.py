@@ -1,39 +1,38 @@
-"""FSDAF: the per-pixel steps equal a loop written from the paper, given the scene-wide classification and
-unmixing (which use k-means and bounded least squares)."""
+"""FSDAF's building blocks (the whole method against Zhu's code is in test_fsdaf_zhu.py): the multiquadric
+interpolation, the class changes from the purest coarse pixels, and the final step on a tiny scene."""
 import numpy as np
 import torch
-from helpers import make_raster
-from reference_classic import fsdaf_reference
 
-from stf_fusion.core.classic.common import pair_sets
-from stf_fusion.core.classic.fsdaf import FsdafParams, _Scene, final_prediction
-from stf_fusion.core.series import build_series
-from stf_fusion.core.tiles import plan_tiles
+from stf_fusion.core.classic.fsdaf import _class_changes, _percentile_position, multiquadric
 
 
-def test_vectorised_equals_the_per_pixel_loop(tmp_path):
-    rng = np.random.default_rng(5)
-    size, factor = 32, 8
-    f1 = rng.uniform(500, 4000, (3, size, size))
-    f1[:, :, 12:20] += 1500  # a brighter field across block borders
-    c1 = f1 + rng.normal(0, 100, f1.shape)
-    c2 = f1 * 1.1 + rng.normal(0, 150, f1.shape)
-    f1[:, 5, 7] = -9999  # a nodata pixel
-    fine = [make_raster(tmp_path / "fine_2021-01-01.tif", f1, nodata=-9999)]
-    coarse = [make_raster(tmp_path / "coarse_2021-01-01.tif", c1, nodata=-9999),
-              make_raster(tmp_path / "coarse_2021-01-17.tif", c2, nodata=-9999)]
-    series = build_series(fine, coarse)
-    date = series.predict_dates[0]
-    params = FsdafParams(factor=factor, classes=3, window=7, similar=5)
-    scene = _Scene(series, pair_sets(series, date, 1)[0], date, 1e-4, params, torch.device("cpu"), None)
-    tile = plan_tiles(size, size, size, factor // 2)[0]
-    change, valid = scene.total_change(tile)
-    prediction, out_valid = final_prediction(torch.from_numpy(f1 * 1e-4).float(), torch.from_numpy(change),
-                                             torch.from_numpy(valid), (0, 0, size, size), params)
-    f1_r, c2_r = (np.float32(a * 1e-4).astype(np.float64) for a in (f1, c2))
-    expected = fsdaf_reference(f1_r, c2_r, valid, scene.classes.astype(int), scene.class_change, scene.residual,
-                               scene.block_pixels, factor, 7, 5)
-    assert not valid[5, 7] and not out_valid.numpy()[5, 7] and valid.sum() == size * size - 1
-    # float32 against float64: the residual share is multiplied by m = 64 pixels per coarse pixel
-    np.testing.assert_allclose(prediction.numpy()[:, valid], expected[:, valid], atol=5e-5)
-    assert len(set(scene.classes[valid].tolist())) == 3
+def test_multiquadric_interpolates_its_nodes_and_is_smooth_between():
+    rng = np.random.default_rng(0)
+    yy, xx = np.meshgrid(np.arange(5) * 16 + 7.5, np.arange(6) * 16 + 7.5, indexing="ij")
+    nodes = np.stack([yy.ravel(), xx.ravel()], axis=1)
+    values = rng.uniform(0.1, 0.4, (len(nodes), 2))
+    at_nodes = multiquadric(nodes, values, torch.from_numpy(nodes).float())
+    np.testing.assert_allclose(at_nodes.numpy(), values, atol=1e-5)  # no smoothing: exact at the nodes
+    # a linear field is reproduced closely between the nodes (multiquadrics are near-linear at this spacing)
+    linear = (0.1 + 0.001 * nodes[:, 0] + 0.002 * nodes[:, 1])[:, None]
+    mid = torch.tensor([[23.5, 39.5], [40.0, 50.0]])
+    got = multiquadric(nodes, linear, mid).numpy()[:, 0]
+    np.testing.assert_allclose(got, 0.1 + 0.001 * mid[:, 0].numpy() + 0.002 * mid[:, 1].numpy(), atol=2e-3)
+
+
+def test_percentile_positions_as_the_reference_code():
+    # value_locate(findgen(n + 1) / n, q): the last i with i / n <= q
+    assert [_percentile_position(100, q) for q in (0.1, 0.9)] == [10, 90]
+    assert [_percentile_position(7, q) for q in (0.1, 0.9)] == [0, 6]
+
+
+def test_class_changes_from_the_purest_pixels_ignore_land_cover_change():
+    rng = np.random.default_rng(1)
+    n = 400
+    fractions = rng.dirichlet([0.3, 0.3, 0.3], n).T.reshape(3, 20, 20)  # mostly pure pixels
+    truth = np.array([0.05, -0.02, 0.10])
+    change = np.einsum("c,chw->hw", truth, fractions)[None] + rng.normal(0, 0.001, (1, 20, 20))
+    purest = np.argsort(-fractions[1].ravel())[:3]
+    change.reshape(1, -1)[0, purest] += 0.5  # three pixels of class 1 changed their land cover
+    got = _class_changes(change, fractions, num_pure=100)[0]
+    np.testing.assert_allclose(got, truth, atol=0.005)

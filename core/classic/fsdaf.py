@@ -1,32 +1,41 @@
 """FSDAF: Flexible Spatiotemporal DAta Fusion (Zhu, Helmer, Gao, Liu, Chen & Lefsky 2016, Remote Sensing of
-Environment 172, 165-177). One pair (fine F1, coarse C1 at t1) and the coarse image C2 at t2.
+Environment 172, 165-177), following the rules of Xiaolin Zhu's reference code (the Python port of the IDL,
+"python_fsdaf_updated_20210331"). One pair (fine F1, coarse C1 at t1) and the coarse image C2 at t2, values in
+reflectance (the code's DN_min / DN_max are ``data_min`` / ``data_max``).
 
-1. Classify F1 without supervision (k-means here; the paper uses ISODATA) into ``classes`` classes.
-2. Class fractions f_c(x_i) of every coarse pixel x_i (a block of ``factor`` x ``factor`` fine pixels).
-3. Class changes dF(c) from the coarse changes dC(x_i) = C2(x_i) - C1(x_i): solve dC(x_i) = sum_c f_c(x_i) dF(c)
-   by least squares over all coarse pixels, constrained to [min dC, max dC] of the band (paper eqs. 4-6).
+1. Classify F1 without supervision into ``classes`` classes.
+2. Class fractions f_c(x_i) of every coarse pixel x_i (a block of ``factor`` x ``factor`` fine pixels); a coarse
+   pixel with invalid fine pixels has no fractions.
+3. Class changes dF(c) (paper eqs. 4-6, the code's rules): per band, for each class the ``num_pure`` coarse pixels
+   with the largest fraction of it (fraction > 0.01), of those only the ones whose coarse change dC = C2 - C1 lies
+   between the 10th and 90th percentile (no land-cover change); dC(x_i) = sum_c f_c(x_i) dF(c) solved by ordinary
+   least squares over all of them (no intercept, no bounds).
 4. Temporal prediction F2_TP(x_ij) = F1(x_ij) + dF(c(x_ij))                                          (eq. 7)
 5. Residual of each coarse pixel R(x_i) = dC(x_i) - sum_c f_c(x_i) dF(c)                              (eq. 8)
-6. Spatial prediction F2_SP: the paper downscales C2 with a thin-plate spline; here it is the coarse image as
-   resampled onto the fine grid (bicubic with stf:resample_coarse), a faster equivalent smooth interpolator.
-7. Homogeneity index HI(x_ij): share of the pixels in a window of one coarse pixel that have the class of x_ij.
-8. E_ho = F2_SP - F2_TP, E_he = R(x_i), CW = E_ho HI + E_he (1 - HI), W = |CW| / sum over the coarse pixel of
-   |CW|, r(x_ij) = m R(x_i) W(x_ij) (m fine pixels in the coarse pixel)                            (eqs. 20-23)
-   Deviation: the paper normalises CW itself; where CW changes sign inside a coarse pixel its sum approaches 0 and
-   the weights explode (measured on the sample series: RMSE 0.125 instead of 0.007 on the first date).
-   Normalising |CW| keeps W >= 0 with sum 1, so the residual is distributed, never amplified; where every CW is 0
-   it is spread evenly.
-9. Total change dF(x_ij) = r(x_ij) + dF(c(x_ij))                                                     (eq. 24)
-10. Final prediction with the ``similar`` most similar pixels (smallest root-mean-square spectral difference in F1)
-    of a ``window`` x ``window`` neighbourhood, weighted by 1 / D, D = 1 + d / (window / 2):
-    F2(x_ij) = F1(x_ij) + sum_k w_k dF(x_k)                                                         (eq. 25)
+6. Spatial prediction F2_SP: a multiquadric radial-basis interpolation (the code's "TPS") of the coarse block
+   means of C2 at the coarse pixel centres, per block of ``block`` x ``block`` coarse pixels with a margin of one
+   coarse pixel, evaluated at every fine pixel.
+7. Homogeneity index HI(x_ij): share of the pixels of the (2 w + 1)^2 window (w the half window, clipped at the
+   scene border) that have the class of x_ij.
+8. Residual distribution: E = F2_SP - F2_TP, set to 0 where its sign disagrees with R(x_i); weight W = |E| HI +
+   |R| (1 - HI) + 1e-10, divided by its mean over the coarse pixel, values above 10 set to 1, divided by the mean
+   again; r(x_ij) = W R(x_i)                                                                     (eqs. 20-23)
+9. F2 = F2_TP + r clamped to [max(min(C2, F2_TP), data_min), min(max(C2, F2_TP), data_max)] (per band, scene);
+   total change dF(x_ij) = F2 - F1                                                               (eq. 24)
+10. Final prediction from similar pixels in the window: |F1(x_k) - F1(x_ij)| < 2 sd(b) / classes in every band
+    (sd over the scene), ranked by (S + 1e-5)(10 + d / w) with S = sum_b |F1(x_k) - F1(x_ij)| / F1(x_ij), the
+    ``similar`` best; weights (1 / ((1 + d / w)(S + 1))) normalised; F2(x_ij) = F1(x_ij) + sum_k w_k dF(x_k)
+    (eq. 25); a prediction outside the data range becomes F1 + C2 - C1 clamped into it.
 
-Defaults: 5 classes (the middle of the 4-6 ISODATA range of the reference code), window 41 (half window 20) and
-20 similar pixels as in the reference code. The coarse pixels are rebuilt as block means of the coarse images on
-the fine grid, so ``factor`` must be the coarse/fine pixel-size ratio and the fine grid must start on a coarse
-pixel corner (as stf:resample_coarse outputs do).
+Deviations from the reference code: k-means (k-means++ start, ``classes`` = 5, the middle of the code's ISODATA
+range 4-6) instead of ISODATA; steps 1-5 and 9's range run over the whole scene (the code repeats them per block of
+``block`` coarse pixels; the same on scenes of up to ``block`` x ``factor`` pixels); F1 is not clipped to its
+0.01-99.99 percentiles before unmixing; float32 reflectance instead of float64 DN.
 
-Scene-wide steps (classification, unmixing) run once per date on a sample and on coarse arrays; the per-pixel
+Defaults as the reference code: half window 20 (``window`` 41), 20 similar pixels, 100 purest coarse pixels, blocks
+of 30 coarse pixels. The coarse pixels are rebuilt as block means of the coarse images on the fine grid, so
+``factor`` must be the coarse/fine pixel-size ratio and the fine grid must start on a coarse pixel corner (as
+stf:resample_coarse outputs do). Scene-wide steps run once per date on coarse arrays and a class map; the per-pixel
 steps run tile by tile in two passes (total change to a temporary raster, then the final filter), so memory is
 bounded by the tile size.
 """
@@ -37,6 +46,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +69,10 @@ class FsdafParams:
     classes: int = 5
     window: int = 41
     similar: int = 20
+    num_pure: int = 100
+    block: int = 30
+    data_min: float = 0.0
+    data_max: float = 1.0
     sample: int = 200_000
     kmeans_iterations: int = 30
     seed: int = 0
@@ -123,6 +137,10 @@ class _Scene:
         bands = grid.bands
         sums = np.zeros((3, bands, hc, wc))  # C1, C2 sums over valid pixels
         counts = np.zeros((params.classes + 1, hc, wc))  # per class, then all valid
+        class_min = np.full((params.classes, bands), np.inf)  # F1 per class (for the range of F2_TP)
+        class_max = np.full((params.classes, bands), -np.inf)
+        c2_min, c2_max = np.full(bands, np.inf), np.full(bands, -np.inf)
+        f1_sum, f1_squares, f1_n = np.zeros(bands), np.zeros(bands), 0
         for tile in block_tiles:
             check_cancel(feedback)
             w = tile.inner
@@ -139,14 +157,36 @@ class _Scene:
                 sums[i, :, by:by + nby, bx:bx + nbx] += _block_sum(np.where(valid, image, 0.0), f)
             for c in range(params.classes):
                 counts[c, by:by + nby, bx:bx + nbx] += _block_sum((labels == c)[None].astype(float), f)[0]
+                members = f1[:, labels == c]
+                if members.size:
+                    class_min[c] = np.minimum(class_min[c], members.min(axis=1))
+                    class_max[c] = np.maximum(class_max[c], members.max(axis=1))
             counts[-1, by:by + nby, bx:bx + nbx] += _block_sum(valid[None].astype(float), f)[0]
+            if valid.any():
+                c2_min = np.minimum(c2_min, b[:, valid].min(axis=1))
+                c2_max = np.maximum(c2_max, b[:, valid].max(axis=1))
+                values = f1[:, valid].astype(np.float64)
+                f1_sum += values.sum(axis=1)
+                f1_squares += (values * values).sum(axis=1)
+                f1_n += values.shape[1]
         n_valid = counts[-1]
         ok = n_valid > 0
         self.block_pixels = n_valid
         delta_c = np.where(ok, (sums[1] - sums[0]) / np.maximum(n_valid, 1), 0.0)  # [B, hc, wc]
+        self.coarse2 = np.where(ok, sums[1] / np.maximum(n_valid, 1), 0.0)  # block means of C2, for the TPS
         fractions = counts[:-1] / np.maximum(n_valid, 1)  # [classes, hc, wc]
-        self.class_change = _unmix(delta_c, fractions, n_valid >= f * f, params.classes)  # [B, classes]
+        complete = n_valid >= _block_sizes(grid.height, grid.width, f)  # every fine pixel valid
+        self.class_change = _class_changes(delta_c, np.where(complete[None], fractions, 0.0), params.num_pure)
         self.residual = np.where(ok, delta_c - np.einsum("bc,chw->bhw", self.class_change, fractions), 0.0)
+        # the range F2 is clamped into: C2 and F2_TP over the scene, within the data range
+        present = np.isfinite(class_min[:, 0])
+        tp_min = (class_min[present] + self.class_change.T[present]).min(axis=0)
+        tp_max = (class_max[present] + self.class_change.T[present]).max(axis=0)
+        self.allowed = (np.maximum(np.minimum(c2_min, tp_min), params.data_min),
+                        np.minimum(np.maximum(c2_max, tp_max), params.data_max))
+        mean = f1_sum / max(f1_n, 1)
+        self.similar_threshold = 2.0 * np.sqrt(np.maximum(f1_squares / max(f1_n, 1) - mean * mean, 0.0)) \
+            / params.classes
         if feedback is not None:
             feedback.info(f"FSDAF {date.isoformat()} from the pair {pair.date.isoformat()}: class changes (band 1) "
                           + ", ".join(f"{v:+.4f}" for v in self.class_change[0]))
@@ -158,45 +198,80 @@ class _Scene:
         return labels.cpu().numpy().astype(np.uint8).reshape(data.shape[1:])
 
     def total_change(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
-        """dF(x_ij) (eq. 24) on the tile's inner window, which holds whole coarse pixels."""
+        """dF(x_ij) (steps 4-9 of the module docstring) on the tile's inner window, which holds whole coarse pixels;
+        the outer window adds the homogeneity window's radius."""
         torch, params, f = self.torch, self.params, self.params.factor
         outer, inner = tile.outer, tile.inner
         f1, v1 = read_block(self.pair.path, outer, scale=self.scale, info=self.pair.info)
-        c2, v2 = read_block(self.c2.path, outer, scale=self.scale, info=self.c2.info)
         labels = self.classes[outer.slices]
-        valid = v1 & v2 & (labels != 255)
+        valid = v1 & (labels != 255)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.dev)  # noqa: E731
-        labels_t = t(labels.astype(np.int64)).clamp_max(params.classes - 1)
+        labels_t = t(np.where(valid, labels, params.classes).astype(np.int64))  # invalid: a class of its own
         change = t(self.class_change.astype(np.float32))  # [B, classes]
-        class_change = change[:, labels_t]  # [B, H, W]
-        e_ho = t(c2) - (t(f1) + class_change)  # F2_SP - F2_TP
-        # homogeneity index in a window of one coarse pixel
-        size = 2 * (f // 2) + 1
-        onehot = torch.nn.functional.one_hot(labels_t, params.classes).permute(2, 0, 1).to(torch.float32)
-        onehot = onehot * t(valid)[None]
-        r = size // 2
-        counts = torch.nn.functional.avg_pool2d(pad(onehot, r, 0.0)[None], size, stride=1)[0]
-        same = counts.gather(0, labels_t[None])[0]
-        total = counts.sum(dim=0)
-        hi = torch.where(total > 0, same / total.clamp_min(1e-12), 0.0)
+        change = torch.cat([change, torch.zeros_like(change[:, :1])], dim=1)
+        f1_t = t(f1)
+        temporal = f1_t + change[:, labels_t]  # F2_TP [B, H, W]
+        # homogeneity index: share of the (2 r + 1)^2 window (clipped at the scene border) in the pixel's class
+        r = window_radius(params.window)
+        onehot = torch.nn.functional.one_hot(labels_t, params.classes + 1).permute(2, 0, 1).to(torch.float64)
+        counts = _box_count(onehot, r)  # same-class pixels in the window (integral images: exact counts)
+        area = _box_count(torch.ones_like(onehot[:1]), r)[0]
+        hi = (counts.gather(0, labels_t[None])[0] / area).to(torch.float32)
         rows, cols = tile.inner_in_outer
-        e_ho, hi, class_change = e_ho[:, rows, cols], hi[rows, cols], class_change[:, rows, cols]
+        hi, temporal, f1_in = hi[rows, cols], temporal[:, rows, cols], f1_t[:, rows, cols]
         valid_in = t(valid[rows, cols])
-        # residual of each pixel's coarse pixel
-        ys = (torch.arange(inner.height, device=self.dev) + inner.y) // f
-        xs = (torch.arange(inner.width, device=self.dev) + inner.x) // f
+        h, w = inner.height, inner.width
+        # spatial prediction: multiquadric interpolation of the coarse means (the block plus one coarse pixel)
+        hc, wc = self.block_pixels.shape
+        cy0, cx0 = max(0, inner.y // f - 1), max(0, inner.x // f - 1)
+        cy1, cx1 = min(hc, -(-(inner.y + h) // f) + 1), min(wc, -(-(inner.x + w) // f) + 1)
+        cy, cx = np.meshgrid(np.arange(cy0, cy1), np.arange(cx0, cx1), indexing="ij")
+        present = self.block_pixels[cy, cx] > 0
+        nodes = np.stack([cy[present] * f + (f - 1) / 2.0, cx[present] * f + (f - 1) / 2.0], axis=1)
+        values = self.coarse2[:, cy[present], cx[present]].T  # [N, B]
+        py, px = torch.meshgrid(torch.arange(inner.y, inner.y + h, device=self.dev),
+                                torch.arange(inner.x, inner.x + w, device=self.dev), indexing="ij")
+        points = torch.stack([py.flatten(), px.flatten()], dim=1).to(torch.float32)
+        spatial = multiquadric(nodes, values, points).T.reshape(-1, h, w)  # F2_SP [B, h, w]
+        # residual of each pixel's coarse pixel, distributed with the code's weights
+        ys = (torch.arange(h, device=self.dev) + inner.y) // f
+        xs = (torch.arange(w, device=self.dev) + inner.x) // f
         residual = t(self.residual.astype(np.float32))[:, ys][:, :, xs]  # [B, h, w]
-        m = t(self.block_pixels.astype(np.float32))[ys][:, xs]
-        cw = torch.where(valid_in, (e_ho * hi + residual * (1.0 - hi)).abs(), 0.0)
         block = ((ys - ys[0])[:, None] * (xs[-1] - xs[0] + 1) + (xs - xs[0])[None, :]).flatten()
         n_blocks = int(block.max().item()) + 1
-        cw_sum = torch.zeros((cw.shape[0], n_blocks), device=self.dev).index_add_(1, block, cw.flatten(1))
-        cw_sum = cw_sum[:, block].reshape(cw.shape)
-        even = cw_sum < 1e-10
-        share = torch.where(even, 1.0 / m.clamp_min(1.0), cw / torch.where(even, 1.0, cw_sum))
-        distributed = m * residual * share
-        result = torch.where(valid_in, distributed + class_change, 0.0)
+        weight_valid = valid_in.to(torch.float32)
+        members = torch.zeros(n_blocks, device=self.dev).index_add_(0, block, weight_valid.flatten())
+
+        def block_mean(x):
+            sums = torch.zeros((x.shape[0], n_blocks), device=self.dev).index_add_(1, block, (x * weight_valid)
+                                                                                   .flatten(1))
+            return (sums / members.clamp_min(1.0))[:, block].reshape(x.shape)
+
+        e = spatial - temporal
+        e = torch.where(((residual <= 0) & (e > 0)) | ((residual > 0) & (e < 0)), 0.0, e).abs()
+        weight = e * hi + residual.abs() * (1.0 - hi) + 1e-10
+        weight = weight / block_mean(weight)
+        weight = torch.where(weight > 10.0, 1.0, weight)  # extreme weights: the (normalised) mean
+        weight = weight / block_mean(weight)
+        low, high = (t(np.asarray(v, np.float32))[:, None, None] for v in self.allowed)
+        predicted = torch.maximum(torch.minimum(temporal + weight * residual, high), low)
+        result = torch.where(valid_in, predicted - f1_in, 0.0)
         return result.cpu().numpy(), valid_in.cpu().numpy()
+
+
+def _box_count(x: Any, r: int) -> Any:
+    """Sums of [C, H, W] over the (2 r + 1)^2 window centred on each pixel, clipped at the array border, with
+    integral images (O(pixels), whatever the window)."""
+    torch = import_torch()
+    c, h, w = x.shape
+    integral = torch.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    y0 = (torch.arange(h, device=x.device) - r).clamp(0, h)
+    y1 = (torch.arange(h, device=x.device) + r + 1).clamp(0, h)
+    x0 = (torch.arange(w, device=x.device) - r).clamp(0, w)
+    x1 = (torch.arange(w, device=x.device) + r + 1).clamp(0, w)
+    rows = lambda t, y: t[:, y, :]  # noqa: E731
+    return (rows(integral, y1)[:, :, x1] - rows(integral, y0)[:, :, x1]
+            - rows(integral, y1)[:, :, x0] + rows(integral, y0)[:, :, x0])
 
 
 def _block_sum(array: np.ndarray, f: int) -> np.ndarray:
@@ -208,45 +283,111 @@ def _block_sum(array: np.ndarray, f: int) -> np.ndarray:
     return padded.reshape(b, ph // f, f, pw // f, f).sum(axis=(2, 4))
 
 
-def _unmix(delta_c: np.ndarray, fractions: np.ndarray, use: np.ndarray, classes: int) -> np.ndarray:
-    """Bounded least squares dC = F dF per band over the coarse pixels in ``use`` (paper eqs. 4-6)."""
-    from scipy.optimize import lsq_linear
+def _block_sizes(height: int, width: int, f: int) -> np.ndarray:
+    """Number of fine pixels of each coarse pixel (partial coarse pixels at the scene edge hold fewer)."""
+    rows = np.minimum(f, height - np.arange(0, height, f))
+    cols = np.minimum(f, width - np.arange(0, width, f))
+    return rows[:, None] * cols[None, :]
 
-    a = fractions[:, use].T  # [n, classes]
-    if a.shape[0] < classes:
-        raise InputError(f"FSDAF needs at least {classes} complete coarse pixels to unmix {classes} classes; the "
-                         f"scene has {a.shape[0]}.")
+
+def _percentile_position(n: int, q: float) -> int:
+    """The reference code's percentile: the sorted position floor(q n) (its value_locate on findgen(n + 1) / n)."""
+    return min(n - 1, int(math.floor(q * n + 1e-9)))
+
+
+def _class_changes(delta_c: np.ndarray, fractions: np.ndarray, num_pure: int) -> np.ndarray:
+    """dF [B, classes] (module docstring, step 3): least squares on the purest coarse pixels of every class,
+    without the changes outside the 10-90 % range of each class's selection."""
+    classes = fractions.shape[0]
+    flat_f = fractions.reshape(classes, -1)
     result = np.zeros((delta_c.shape[0], classes))
     for b in range(delta_c.shape[0]):
-        y = delta_c[b][use]
-        lo, hi = float(y.min()), float(y.max())
-        if hi - lo < 1e-12:
-            result[b] = lo
-            continue
-        result[b] = lsq_linear(a, y, bounds=(lo, hi)).x
+        change = delta_c[b].ravel()
+        rows, targets = [], []
+        for c in range(classes):
+            order = np.argsort(-flat_f[c], kind="mergesort")
+            n = min(int((flat_f[c] > 0.01).sum()), num_pure)
+            if n == 0:
+                continue
+            chosen = order[:n]
+            values = change[chosen]
+            ranked = np.sort(values, kind="mergesort")
+            low, high = ranked[_percentile_position(n, 0.1)], ranked[_percentile_position(n, 0.9)]
+            keep = chosen[(values >= low) & (values <= high)]
+            rows.append(flat_f[:, keep].T)
+            targets.append(change[keep])
+        if not rows:
+            raise InputError("FSDAF found no complete coarse pixel to estimate the class changes from.")
+        a, y = np.concatenate(rows), np.concatenate(targets)
+        result[b] = np.linalg.lstsq(a, y, rcond=None)[0]
     return result
 
 
-def final_prediction(fine, change, valid, inner, params: FsdafParams):
-    """Eq. 25 for the centre pixels: F1 + weighted mean of dF over the most similar pixels of the window.
-    ``fine`` and ``change`` [B, H, W], ``valid`` [H, W] tensors covering the outer window."""
+def multiquadric(nodes_yx: np.ndarray, values: np.ndarray, points_yx: Any) -> Any:
+    """Multiquadric radial-basis interpolation (the reference code's scipy Rbf(function='multiquadric'),
+    phi(r) = sqrt((r / eps)^2 + 1), eps = (product of the node extents / n)^(1 / dims), no smoothing) of
+    ``values`` [N, B] at the nodes [N, 2] evaluated at ``points_yx`` [P, 2] (a tensor); returns [P, B]."""
+    torch = import_torch()
+    n = nodes_yx.shape[0]
+    extents = nodes_yx.max(axis=0) - nodes_yx.min(axis=0)
+    extents = extents[extents > 0]
+    eps = float(np.prod(extents) / n) ** (1.0 / extents.size) if extents.size else 1.0
+    d = np.sqrt(((nodes_yx[:, None, :] - nodes_yx[None, :, :]) ** 2).sum(axis=-1))
+    weights = np.linalg.solve(np.sqrt((d / eps) ** 2 + 1.0), values.astype(np.float64))  # [N, B]
+    # float64: the weights of a multiquadric system alternate in sign and are large
+    nodes = torch.as_tensor(nodes_yx / eps, dtype=torch.float64, device=points_yx.device)
+    w = torch.as_tensor(weights, dtype=torch.float64, device=points_yx.device)
+    node_norm = (nodes * nodes).sum(dim=1)[None, :]
+    chunk = 2048  # points x N nodes at a time: stays in cache
+    # one output and one kernel buffer, reused: allocating a [chunk, N] matrix per chunk between the small
+    # results fragmented the heap (3 GB resident for a 600 x 600 block)
+    result = torch.empty((points_yx.shape[0], w.shape[1]), dtype=torch.float64, device=points_yx.device)
+    kernel = torch.empty((chunk, n), dtype=torch.float64, device=points_yx.device)
+    for start in range(0, points_yx.shape[0], chunk):
+        p = points_yx[start:start + chunk].to(torch.float64) / eps
+        r2 = kernel[:p.shape[0]]
+        torch.addmm(node_norm + (p * p).sum(dim=1, keepdim=True), p, nodes.T, alpha=-2.0, out=r2)
+        torch.mm(r2.clamp_min_(0.0).add_(1.0).sqrt_(), w, out=result[start:start + p.shape[0]])
+    return result.to(torch.float32)
+
+
+def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold, coarse_change=None):
+    """Step 10 (eq. 25) for the centre pixels: F1 + weighted mean of dF over the most similar pixels of the window.
+    ``fine`` and ``change`` [B, H, W], ``valid`` [H, W] tensors covering the outer window; ``threshold`` [B] the
+    similarity thresholds; ``coarse_change`` [B, h, w] (C2 - C1 at the centres) for out-of-range predictions."""
     torch = import_torch()
     r = window_radius(params.window)
     win = Window(inner, r)
     fine_p, change_p = pad(fine, r, 0.0), pad(change, r, 0.0)
     valid_p = pad(valid, r, False)
     fine_c = win.view(fine_p)
+    # the fine image in units of each band's threshold: one difference gives both the similarity test (< 1 in
+    # every band) and S = sum_b |dF_b| / F_b(centre) = sum_b |dF_b / thr_b| (thr_b / F_b(centre))
+    inverse_thr = (1.0 / threshold.clamp_min(1e-12))[:, None, None]
+    scaled_p = fine_p * inverse_thr
+    scaled_c = win.view(scaled_p)
+    coefficient = threshold[:, None, None] / (fine_c + 1e-12)
+    invalid_p = ~valid_p
     offsets = win.offsets()
-    distance = torch.stack([
-        torch.where(win.view(valid_p, dy, dx), ((win.view(fine_p, dy, dx) - fine_c) ** 2).mean(dim=0), math.inf)
-        for dy, dx in offsets])  # [n_offsets, h, w]
+    h, w = fine_c.shape[-2:]
+    keys = torch.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
+    spectral = torch.empty_like(keys)
+    diff = torch.empty_like(fine_c)
+    product = torch.empty_like(fine_c)
+    for i, (dy, dx) in enumerate(offsets):
+        torch.sub(win.view(scaled_p, dy, dx), scaled_c, out=diff).abs_()
+        torch.sum(torch.mul(diff, coefficient, out=product), dim=0, out=spectral[i])  # S
+        outside = diff.amax(dim=0) >= 1.0  # not similar in some band
+        outside |= win.view(invalid_p, dy, dx)
+        factor = 10.0 + math.hypot(dy, dx) / r
+        torch.add(spectral[i], 1e-5, out=keys[i]).mul_(factor).masked_fill_(outside, math.inf)  # (S+1e-5)(10+d/r)
     k = min(params.similar, len(offsets))
-    best = distance.topk(k, dim=0, largest=False)  # ties: lowest offset index first (deterministic)
+    best = keys.topk(k, dim=0, largest=False)
     off = torch.tensor(offsets, device=fine.device)
     chosen = off[best.indices]  # [k, h, w, 2]
     usable = torch.isfinite(best.values)
-    d = 1.0 + torch.sqrt((chosen.to(fine.dtype) ** 2).sum(dim=-1)) / (params.window / 2.0)
-    weight = torch.where(usable, 1.0 / d, 0.0)
+    d = torch.sqrt((chosen.to(fine.dtype) ** 2).sum(dim=-1))
+    weight = torch.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best.indices) + 1.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
     hp, wp = change_p.shape[-2:]
     ys = torch.arange(win.h, device=fine.device)[:, None] + win.y0 + r + chosen[..., 0]
@@ -254,6 +395,10 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams):
     flat = (ys * wp + xs).clamp(0, hp * wp - 1).flatten()
     neighbours = change_p.flatten(1)[:, flat].reshape(change_p.shape[0], k, win.h, win.w)
     prediction = fine_c + (weight[None] * neighbours).sum(dim=1)
+    if coarse_change is not None:
+        outside = (prediction < params.data_min) | (prediction > params.data_max)
+        fallback = (fine_c + coarse_change).clamp(params.data_min, params.data_max)
+        prediction = torch.where(outside, fallback, prediction)
     return prediction, win.view(valid_p) & usable.any(dim=0)
 
 
@@ -273,7 +418,7 @@ def fuse_fsdaf(
     if feedback is not None:
         feedback.info(f"FSDAF on {describe_device(dev)}: coarse factor {f}, {params.classes} classes, window "
                       f"{params.window}, {params.similar} similar pixels.")
-    tile_a = max(f, ((params.tile_size or cpu_tile_size(dev) or 1024) // f) * f)
+    tile_a = params.block * f  # the reference code's blocks (the TPS is fitted per block)
     with tempfile.TemporaryDirectory(prefix="stf-fsdaf-") as tmp:
         changes = {}
         for i, date in enumerate(dates):
@@ -282,24 +427,27 @@ def fuse_fsdaf(
             scene = _Scene(series, pair, date, scale, params, dev, sub)
             path = os.path.join(tmp, f"change_{date.isoformat()}.tif")
             with RasterWriter(path, grid, dtype="float32", nodata=np.nan) as writer:
-                tiles = plan_tiles(grid.width, grid.height, tile_a, f // 2)
+                tiles = plan_tiles(grid.width, grid.height, tile_a, window_radius(params.window))
                 for tile in tiles:
                     check_cancel(sub)
                     values, valid = scene.total_change(tile)
                     writer.write(values, tile.inner, valid)
                     if sub is not None:
                         sub.set_progress(100.0 * (tile.index + 1) / tile.count)
-            changes[date] = (pair, path)
+            changes[date] = (pair, path, scene.similar_threshold)
 
         def predict(date, tile):
-            pair, path = changes[date]
+            pair, path, threshold = changes[date]
             f1, v1 = read_block(pair.path, tile.outer, scale=scale, info=pair.info)
             change, vc = read_block(path, tile.outer)
-            t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
             rows, cols = tile.inner_in_outer
+            c1, _ = read_block(series.coarse_at(pair.date).path, tile.inner, scale=scale)
+            c2, _ = read_block(series.coarse_at(date).path, tile.inner, scale=scale)
+            t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
             inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
             with torch.no_grad():
-                prediction, valid = final_prediction(t(f1), t(change), t(v1 & vc), inner, params)
+                prediction, valid = final_prediction(t(f1), t(change), t(v1 & vc), inner, params,
+                                                     t(threshold.astype(np.float32)), t(c2 - c1))
             return prediction.cpu().numpy(), valid.cpu().numpy()
 
         second = SubFeedback(feedback, 50.0, 100.0) if feedback else None
