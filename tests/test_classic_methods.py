@@ -72,3 +72,13 @@ def test_processing_algorithm(provider, sample, tmp_path, alg_id):
     with pytest.raises(QgsProcessingException, match="No coarse image on the prediction date"):
         processing.run(alg_id, dict(params, PREDICT_DATES="2022-01-01", OUTPUT_FOLDER=str(tmp_path / "bad")))
     assert not (tmp_path / "bad").exists() or files_in(tmp_path / "bad") == []
+
+
+@pytest.mark.parametrize("method", ["starfm", "estarfm", "fsdaf"])
+def test_no_negative_reflectance_on_the_flood_dates(method, sample_on_fine_grid, tmp_path):
+    """The flood drives the coarse change far below the pairs' values (issue 12): no method writes a negative
+    value (STARFM writes nodata there, as USDA STARFM writes its fill value)."""
+    flood = [dt.date(2021, 7, 6), dt.date(2021, 7, 22)]
+    for path in METHODS[method](sample_on_fine_grid, flood, str(tmp_path)):
+        values = read_raw(path)
+        assert values[values != -9999].min() >= 0

@@ -4,7 +4,7 @@ additive baseline and its own untrained (EPOCHS=0) model. The figures are printe
 
 Measured on 2 CPU cores (mean over the 7 dates of the mean per-band RMSE): naive 0.0306, additive 0.0177;
 trained / untrained STFDCNN 0.0141 / 0.0144, DCNN 0.0174 / 0.0177, STF3DCNN 0.0158 / 0.0159 (training about
-22 / 8 / 12 s). The margins over the untrained start are small (DCNN and STF3DCNN learn mostly the gain between
+15 / 6 / 13 s). The margins over the untrained start are small (DCNN and STF3DCNN learn mostly the gain between
 the blurred coarse change and the fine change: what a scene of 3 pairs teaches), so the tests ask for a real
 improvement (0.5 %) rather than a large one.
 """

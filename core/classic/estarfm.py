@@ -25,7 +25,8 @@ a window of 2 w + 1 pixels (w the half window, 25 by default; clipped at the sce
 * with 5 similar pixels or fewer: F(t_p) = sum_k T_k (F(x_c, t_k) + mean C(t_p) - mean C(t_k)) over the window.
 
 Deviations from the program: arithmetic in float32 reflectance instead of float64 DN (differences far below one
-stored unit); the similarity thresholds use the scene's valid pixels (the program: every pixel of its processing
+stored unit); the prediction of a pixel with 5 similar pixels or fewer is clamped into the data range (the
+program has no rule there and can write negative reflectance after a large drop); the similarity thresholds use the scene's valid pixels (the program: every pixel of its processing
 block, background included; the same on scenes without background).
 Defaults: w = 25 (a 51-pixel window), m = 4.
 """
@@ -163,7 +164,7 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     prediction = (t_weight * from_pairs).sum(dim=0)
     abnormal = (prediction <= params.data_min) | (prediction >= params.data_max)
     prediction = torch.where(abnormal, (t_weight * weighted_fine / safe_weights).sum(dim=0), prediction)
-    too_few = (t_weight * (fine_c + mean_change)).sum(dim=0)
+    too_few = (t_weight * (fine_c + mean_change)).sum(dim=0).clamp(params.data_min, params.data_max)
     prediction = torch.where(enough, prediction, too_few)
     return prediction, win.view(valid)
 
