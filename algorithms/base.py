@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -286,10 +287,28 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     # --- running --------------------------------------------------------------------------------------------
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        from ..core.raster import protect_inputs
+
         try:
-            return self.execute(parameters, context, QgisFeedback(feedback))
+            with protect_inputs(self.input_paths(parameters, context)):
+                return self.execute(parameters, context, QgisFeedback(feedback))
         except StfError as exc:
             raise QgsProcessingException(str(exc)) from None
+
+    def input_paths(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """Every input file of the run (raster layers, multiple layers, files): no output may replace one."""
+        paths: list[str] = []
+        for definition in self.parameterDefinitions():
+            if definition.isDestination():
+                continue
+            name = definition.name()
+            if isinstance(definition, QgsProcessingParameterMultipleLayers):
+                paths += self.raster_paths(parameters, name, context)
+            elif isinstance(definition, QgsProcessingParameterRasterLayer):
+                paths.append(self.raster_path(parameters, name, context) or "")
+            elif isinstance(definition, QgsProcessingParameterFile):
+                paths.append(self.parameterAsFile(parameters, name, context) or "")
+        return [p for p in paths if p]
 
     def execute(self, parameters: dict, context: QgsProcessingContext, feedback: QgisFeedback) -> dict[str, Any]:
         """Do the work; raise :class:`StfError` for anything the user must fix."""

@@ -11,10 +11,12 @@ Conventions (see SPEC.md "Data model"):
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from osgeo import gdal, osr
@@ -353,6 +355,43 @@ def _remove(path: str) -> None:
             pass
 
 
+# The inputs of the run in progress (per thread / task: QGIS runs algorithms in parallel worker threads): no
+# output may be one of them, whatever path leads to it (symbolic links, hard links, relative paths).
+_PROTECTED: contextvars.ContextVar = contextvars.ContextVar("stf_protected_inputs", default=())
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@contextlib.contextmanager
+def protect_inputs(paths: Sequence[str]) -> Iterator[None]:
+    """While active, :meth:`OutputTransaction.add` refuses any output that is one of ``paths`` (compared by real
+    path and by file identity, so a link to an input or to its folder is caught too)."""
+    entries = tuple((p, os.path.realpath(p), _identity(p)) for p in paths if p)
+    token = _PROTECTED.set(_PROTECTED.get() + entries)
+    try:
+        yield
+    finally:
+        _PROTECTED.reset(token)
+
+
+def check_not_input(path: str) -> None:
+    """Raise :class:`InputError` if ``path`` is (or leads to) an input of the run in progress."""
+    real = os.path.realpath(path)
+    identity = _identity(real)
+    for original, input_real, input_identity in _PROTECTED.get():
+        if real == input_real or (identity is not None and identity == input_identity):
+            raise InputError(f"The output '{path}' is the input '{original}'"
+                             + (f" (both lead to '{real}')" if os.path.abspath(path) != os.path.abspath(original)
+                                else "") + ": writing it would destroy the input. Choose another output name or "
+                             "folder; nothing was written.")
+
+
 class OutputTransaction:
     """All-or-nothing outputs: files are written under temporary names and renamed when every one is complete.
 
@@ -374,8 +413,11 @@ class OutputTransaction:
         """Register ``final_path`` and return the temporary path to write instead."""
         final_path = os.path.abspath(final_path)
         folder, name = os.path.split(final_path)
-        if any(final == final_path for _, final in self._pending):
+        if any(os.path.realpath(final) == os.path.realpath(final_path) for _, final in self._pending):
             raise InputError(f"The output '{final_path}' would be written twice in one run.")
+        check_not_input(final_path)
+        if os.path.isdir(final_path):
+            raise InputError(f"The output '{final_path}' is a folder; choose another output name.")
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
@@ -386,16 +428,43 @@ class OutputTransaction:
         return temp
 
     def commit(self) -> list[str]:
-        """Rename every temporary file to its final name; returns the final paths."""
-        for temp, _ in self._pending:
+        """Rename every temporary file to its final name; returns the final paths. Two phases: every destination is
+        checked first; then an existing file is moved aside before it is replaced, and if any rename fails the
+        outputs already moved are taken back and the replaced files restored, so the folder is as before."""
+        for temp, final in self._pending:
             if not os.path.exists(temp):
                 self.rollback()
                 raise StfError(f"Internal error: the output '{temp}' was never written.")
-        for temp, final in self._pending:
-            _remove(final + ".aux.xml")
-            os.replace(temp, final)
+            if os.path.isdir(final):
+                self.rollback()
+                raise InputError(f"The output '{final}' is a folder; nothing was written.")
+        done: list[tuple[str, str, str | None]] = []  # (temp, final, backup of the file it replaced)
+        try:
+            for temp, final in self._pending:
+                backup = None
+                if os.path.lexists(final):
+                    folder, name = os.path.split(final)
+                    backup = os.path.join(folder, f".{name}.replaced-{uuid.uuid4().hex[:8]}")
+                    os.replace(final, backup)
+                done.append((temp, final, backup))
+                os.replace(temp, final)
+        except OSError as exc:
+            for temp, final, backup in reversed(done):
+                if os.path.lexists(final) and not os.path.lexists(temp):
+                    os.replace(final, temp)  # take the new output back
+                if backup is not None:
+                    os.replace(backup, final)  # and restore what was there
+            self.rollback()
+            raise StfError(f"Cannot write the output '{exc.filename or ''}': {exc.strerror or exc}; nothing was "
+                           "written and the folder is as before.") from None
+        for temp, final, backup in done:
+            if backup is not None:
+                _remove(backup)
+            sidecar = final + ".aux.xml"  # statistics of the replaced file are stale
             if os.path.exists(temp + ".aux.xml"):
-                os.replace(temp + ".aux.xml", final + ".aux.xml")
+                os.replace(temp + ".aux.xml", sidecar)
+            elif os.path.exists(sidecar):
+                os.remove(sidecar)
             self.committed.append(final)
         self._pending = []
         return list(self.committed)

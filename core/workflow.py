@@ -58,7 +58,15 @@ def _method_name(config: WorkflowConfig) -> str:
 
 
 def run_workflow(config: WorkflowConfig, feedback: Feedback | None = None) -> WorkflowResult:
-    """Run the workflow; see the module docstring."""
+    """Run the workflow; see the module docstring. No output may replace an input (:func:`.raster.protect_inputs`)."""
+    from .raster import protect_inputs
+
+    inputs = [p for p, _ in config.fine] + [p for p, _ in config.coarse] + [config.model_path or ""]
+    with protect_inputs(inputs):
+        return _run_workflow(config, feedback)
+
+
+def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> WorkflowResult:
     if not config.output_folder:
         raise InputError("Choose an output folder.")
     os.makedirs(config.output_folder, exist_ok=True)
@@ -163,13 +171,22 @@ def _classic(method: str, series, dates, folder: str, config: WorkflowConfig, fe
 
 
 def _move_into_place(staging: str, target: str) -> dict[str, str]:
-    """Move every file of ``staging`` to the same relative place under ``target``; returns old -> new paths."""
-    moved = {}
+    """Move every file of ``staging`` to the same relative place under ``target``; returns old -> new paths. Every
+    destination is checked before anything moves: none may be an input of the run or a folder."""
+    from .raster import check_not_input
+
+    plan = []
     for base, _dirs, names in os.walk(staging):
         for name in names:
             source = os.path.join(base, name)
             destination = os.path.join(target, os.path.relpath(source, staging))
-            os.makedirs(os.path.dirname(destination), exist_ok=True)
-            os.replace(source, destination)
-            moved[source] = destination
+            check_not_input(destination)
+            if os.path.isdir(destination):
+                raise InputError(f"The output '{destination}' is a folder; nothing was written.")
+            plan.append((source, destination))
+    moved = {}
+    for source, destination in plan:
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        os.replace(source, destination)
+        moved[source] = destination
     return moved

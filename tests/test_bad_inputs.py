@@ -1,0 +1,117 @@
+"""Nothing lost (issue 13, items 1-2): no output may replace an input, however the path leads to it (same name,
+symbolic link to the folder, hard link), for any algorithm; an output that cannot be committed leaves the folder
+as it was. Every case: a clear error naming the file, inputs byte-identical afterwards, no output written."""
+import glob
+import os
+import shutil
+
+import pytest
+from conftest import files_in
+from qgis.core import QgsProcessingException
+
+from stf_fusion.core.errors import StfError
+from stf_fusion.core.raster import OutputTransaction
+
+
+def snapshot(paths):
+    return {os.path.realpath(p): open(p, "rb").read() for p in paths}
+
+
+@pytest.fixture
+def work(sample_on_fine_grid, tmp_path):
+    """A copy of the sample series (fine + coarse on the fine grid) in tmp_path/w."""
+    w = tmp_path / "w"
+    w.mkdir()
+    fine = [shutil.copy(f.path, w) for f in sample_on_fine_grid.fine]
+    coarse = [shutil.copy(c.path, w) for c in sample_on_fine_grid.coarse]
+    return w, fine, coarse
+
+
+def run_refused(alg, params, inputs, folder, match="is the input"):
+    import processing
+
+    before, listing = snapshot(inputs), files_in(folder)
+    with pytest.raises(QgsProcessingException, match=match):
+        processing.run(alg, params)
+    assert snapshot(inputs) == before
+    assert files_in(folder) == listing
+
+
+def test_a_symbolic_link_to_the_input_folder_is_caught(provider, work):
+    w, fine, coarse = work
+    link = w.parent / "link"
+    os.symlink(w, link)
+    run_refused("stf:resample_coarse", {"COARSE": coarse[:2], "REFERENCE": fine[0], "METHOD": "bilinear",
+                                        "OUTPUT_FOLDER": str(link)}, coarse + fine, w)
+
+
+def test_a_prediction_named_like_its_fine_input_is_refused(provider, work):
+    w, fine, coarse = work
+    renamed = str(w / "naive_2021-04-01.tif")  # the output name of predicting 2021-04-01 in this folder
+    os.replace(fine[0], renamed)
+    fine[0] = renamed
+    run_refused("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-04-01",
+                                   "OUTPUT_FOLDER": str(w)}, fine + coarse, w)
+
+
+def test_a_hard_link_to_an_input_is_refused(provider, work):
+    w, fine, coarse = work
+    out = w.parent / "out"
+    out.mkdir()
+    os.link(fine[0], out / "additive_2021-04-17.tif")
+    run_refused("stf:fuse_additive", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-04-17",
+                                      "OUTPUT_FOLDER": str(out)}, fine + coarse, out)
+
+
+def test_evaluate_refuses_to_write_its_table_or_report_over_a_raster_it_reads(provider, work, tmp_path):
+    import processing
+
+    w, fine, coarse = work
+    predictions = processing.run("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                                    "OUTPUT_FOLDER": str(tmp_path / "p")})["OUTPUT_FILES"]
+    truth = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "sample", "truth",
+                         "truth_2021-05-03.tif")
+    reference = shutil.copy(truth, tmp_path)
+    run_refused("stf:evaluate", {"PREDICTIONS": predictions, "REFERENCES": [reference],
+                                 "OUTPUT_CSV": predictions[0], "OUTPUT_HTML": str(tmp_path / "r.html")},
+                predictions + [reference], tmp_path / "p")
+    run_refused("stf:evaluate", {"PREDICTIONS": predictions, "REFERENCES": [reference],
+                                 "OUTPUT_CSV": str(tmp_path / "t.csv"), "OUTPUT_HTML": reference},
+                predictions + [reference], tmp_path / "p")
+    assert not (tmp_path / "t.csv").exists() and not (tmp_path / "r.html").exists()
+
+
+def test_arrange_series_refuses_to_write_over_a_coarse_input(provider, work):
+    w, fine, coarse = work
+    run_refused("stf:arrange_series", {"FINE": fine, "COARSE": coarse, "ORDER": "TSB", "OUTPUT_COARSE": coarse[1],
+                                       "OUTPUT_FINE": str(w.parent / "fine4d.tif")}, fine + coarse, w)
+
+
+def test_a_folder_at_an_output_name_fails_before_anything_is_committed(tmp_path):
+    (tmp_path / "b.txt").mkdir()
+    with pytest.raises(StfError, match="b.txt' is a folder"):
+        with OutputTransaction() as tx:
+            for name in ("a.txt", "b.txt", "c.txt"):
+                open(tx.add(str(tmp_path / name)), "w").write(name)
+    assert files_in(tmp_path) == []  # b.txt is a folder, not a file: nothing else was left
+
+
+def test_a_failed_rename_restores_every_replaced_file(tmp_path, monkeypatch):
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(f"old {name}")
+    real_replace = os.replace
+    calls = []
+
+    def failing(src, dst):
+        calls.append((src, dst))
+        if str(dst).endswith("b.txt") and ".partial-" in str(src):
+            raise OSError(30, "Read-only file system", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(StfError, match="b.txt': Read-only file system; nothing was written"):
+        with OutputTransaction() as tx:
+            for name in ("a.txt", "b.txt"):
+                open(tx.add(str(tmp_path / name)), "w").write(f"new {name}")
+    assert (tmp_path / "a.txt").read_text() == "old a.txt" and (tmp_path / "b.txt").read_text() == "old b.txt"
+    assert files_in(tmp_path) == ["a.txt", "b.txt"]
