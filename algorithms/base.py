@@ -287,13 +287,25 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     # --- running --------------------------------------------------------------------------------------------
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        import signal
+        import threading
+
+        from ..core.errors import CancelledError
         from ..core.raster import protect_inputs
 
+        def terminate(signum, frame):  # SIGTERM (qgis_process killed) is a cancel: every output is rolled back
+            raise CancelledError("Stopped by a termination signal; no output was written.")
+
+        main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+        previous = signal.signal(signal.SIGTERM, terminate) if main else None
         try:
             with protect_inputs(self.input_paths(parameters, context)):
                 return self.execute(parameters, context, QgisFeedback(feedback))
         except StfError as exc:
             raise QgsProcessingException(str(exc)) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
     def input_paths(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         """Every input file of the run (raster layers, multiple layers, files): no output may replace one."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -392,6 +393,58 @@ def check_not_input(path: str) -> None:
                              "folder; nothing was written.")
 
 
+# Temporaries carry the id of the process that made them: ".<name>.<kind>-<pid>-<8 hex>[ext]", so that a later
+# run recognises what a killed run (SIGKILL, power loss) left behind and cleans it.
+_SCRATCH = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|replaced|scratch)-(?P<pid>\d+)-[0-9a-z_]{8}(?P<ext>\.[^.]*)?$")
+
+
+def scratch_name(name: str, kind: str) -> str:
+    """A hidden temporary name for ``name`` (kind: partial, replaced or scratch) owned by this process."""
+    stem, ext = os.path.splitext(name) if kind == "partial" else (name, "")
+    return f".{stem}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale(folder: str) -> list[str]:
+    """Remove the temporaries that a dead process left in ``folder`` (partial outputs, scratch folders); a
+    backup of a replaced file whose original is missing is put back (a run killed while committing). Returns
+    what was removed or restored."""
+    import shutil
+
+    done = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return done
+    for entry in names:
+        match = _SCRATCH.match(entry)
+        if not match or _alive(int(match["pid"])):
+            continue
+        path = os.path.join(folder, entry)
+        try:
+            if match["kind"] == "replaced" and not os.path.lexists(os.path.join(folder, match["name"])):
+                os.replace(path, os.path.join(folder, match["name"]))
+            elif os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            done.append(path)
+        except OSError:
+            pass
+    return done
+
+
 class OutputTransaction:
     """All-or-nothing outputs: files are written under temporary names and renamed when every one is complete.
 
@@ -408,6 +461,7 @@ class OutputTransaction:
     def __init__(self) -> None:
         self._pending: list[tuple[str, str]] = []
         self.committed: list[str] = []
+        self._cleaned: set[str] = set()
 
     def add(self, final_path: str) -> str:
         """Register ``final_path`` and return the temporary path to write instead."""
@@ -422,8 +476,10 @@ class OutputTransaction:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise InputError(f"Cannot create the output folder '{folder}': {exc}") from None
-        stem, ext = os.path.splitext(name)
-        temp = os.path.join(folder, f".{stem}.partial-{uuid.uuid4().hex[:8]}{ext}")
+        if folder not in self._cleaned:  # what a killed earlier run left here
+            clean_stale(folder)
+            self._cleaned.add(folder)
+        temp = os.path.join(folder, scratch_name(name, "partial"))
         self._pending.append((temp, final_path))
         return temp
 
@@ -444,7 +500,7 @@ class OutputTransaction:
                 backup = None
                 if os.path.lexists(final):
                     folder, name = os.path.split(final)
-                    backup = os.path.join(folder, f".{name}.replaced-{uuid.uuid4().hex[:8]}")
+                    backup = os.path.join(folder, scratch_name(name, "replaced"))
                     os.replace(final, backup)
                 done.append((temp, final, backup))
                 os.replace(temp, final)

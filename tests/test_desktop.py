@@ -66,7 +66,7 @@ def test_task_adds_a_group_of_dated_layers(qgis_iface, project, tmp_path):
         assert properties.isActive()
         start = properties.fixedTemporalRange().begin().date()
         assert start.toString("yyyy-MM-dd") == layer.name().split()[-1]
-    assert os.path.exists(task.result.report) and not any(".stf-run-" in f for f in files_in(tmp_path / "out"))
+    assert os.path.exists(task.result.report) and not any(".scratch-" in f for f in files_in(tmp_path / "out"))
     assert "Done: 5 prediction(s)" in dialog.status.text()
 
 

@@ -1,0 +1,78 @@
+"""Killed runs leave nothing behind (issue 13, item 3): SIGTERM is a cancel (every output rolled back, exit 1
+with a message); after SIGKILL the hidden temporaries, named with the dead process's id, are removed by the next
+run into the same folder; a backup of a replaced file is put back if its original is missing."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, files_in
+
+from stf_fusion.core.raster import OutputTransaction, clean_stale, scratch_name
+
+QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis_process")
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_next_run_removes_what_a_dead_process_left(tmp_path):
+    pid = dead_pid()
+    mine = scratch_name("estarfm_2021-05-03.tif", "partial")
+    left = [f".starfm_2021-05-03.partial-{pid}-0a1b2c3d.tif", f".fsdaf.scratch-{pid}-x_9abcde"]
+    (tmp_path / left[0]).write_bytes(b"half a raster")
+    (tmp_path / left[1]).mkdir()
+    (tmp_path / left[1] / "change.tif").write_bytes(b"scratch")
+    (tmp_path / f".kept.tif.replaced-{pid}-0a1b2c3d").write_text("the user's file")  # its original is gone
+    (tmp_path / "other.tif").write_text("new")
+    (tmp_path / f".other.tif.replaced-{pid}-0a1b2c3d").write_text("old")  # committed: the backup is stale
+    (tmp_path / mine).write_bytes(b"this process is alive: not touched")
+    (tmp_path / "user.tif").write_text("not ours")
+    with OutputTransaction() as tx:
+        open(tx.add(str(tmp_path / "result.txt")), "w").write("done")
+    assert files_in(tmp_path) == sorted([mine, "kept.tif", "other.tif", "result.txt", "user.tif"])
+    assert (tmp_path / "kept.tif").read_text() == "the user's file" and (tmp_path / "other.tif").read_text() == "new"
+    assert clean_stale(str(tmp_path)) == []
+
+
+def _start_estarfm(series, out, tmp_path):
+    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"))
+    args = [f"FINE={f.path}" for f in series.fine] + [f"COARSE={c.path}" for c in series.coarse]
+    return subprocess.Popen([QGIS_PROCESS, "run", "stf:fuse_estarfm", "--", *args, "DEVICE=cpu",
+                             f"OUTPUT_FOLDER={out}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for_partial(process, out, limit=120.0):
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if out.exists() and any(".partial-" in f for f in files_in(out)):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/qgis_process.bin"), reason="qgis_process not installed")
+def test_sigterm_rolls_back_and_sigkill_leftovers_go_with_the_next_run(sample_on_fine_grid, tmp_path):
+    out = tmp_path / "out"
+    run = _start_estarfm(sample_on_fine_grid, out, tmp_path)
+    assert _wait_for_partial(run, out), run.communicate()
+    os.killpg(run.pid, signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode != 0 and "termination signal" in stderr
+    assert files_in(out) == []  # rolled back like a cancel
+    run = _start_estarfm(sample_on_fine_grid, out, tmp_path)
+    assert _wait_for_partial(run, out), run.communicate()
+    os.killpg(run.pid, signal.SIGKILL)  # nothing can clean up after SIGKILL...
+    run.communicate(timeout=60)
+    assert any(".partial-" in f for f in files_in(out))
+    with OutputTransaction() as tx:  # ...but the next run into the folder does
+        open(tx.add(str(out / "next.txt")), "w").write("next run")
+    assert files_in(out) == ["next.txt"]
