@@ -34,7 +34,7 @@ class ArrangeSeries(StfAlgorithm):
         series = self.read_series(parameters, context)
         require_fine_grid(series)
         order = self.enum_string(parameters, "ORDER", context)
-        scale = self.parameterAsDouble(parameters, "SCALE", context)
+        scale = self.scale(parameters, context)
         coarse = self.parameterAsOutputLayer(parameters, "OUTPUT_COARSE", context)
         fine = self.parameterAsOutputLayer(parameters, "OUTPUT_FINE", context)
         with OutputTransaction() as tx:

@@ -224,7 +224,7 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         require_fine_grid(series)
         dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
         return (series, dates, self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
-                self.parameterAsDouble(parameters, "SCALE", context))
+                self.scale(parameters, context))
 
     def add_output_folder(self, help_text: str) -> None:
         """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
@@ -306,6 +306,18 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
+
+    def scale(self, parameters: dict, context: QgsProcessingContext) -> float:
+        """The SCALE parameter, refused unless it is a finite positive number."""
+        import math
+
+        from ..core.errors import InputError
+
+        value = self.parameterAsDouble(parameters, "SCALE", context)
+        if not math.isfinite(value) or value <= 0:
+            raise InputError(f"SCALE must be a finite positive number (reflectance = stored value x SCALE), not "
+                             f"{parameters.get('SCALE')!r}.")
+        return value
 
     def input_paths(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         """Every input file of the run (raster layers, multiple layers, files): no output may replace one."""

@@ -51,7 +51,7 @@ class Evaluate(StfAlgorithm):
             self.raster_paths(parameters, "REFERENCES", context),
             self.raster_paths(parameters, "BASELINE", context) or None,
             self.raster_path(parameters, "MASK", context),
-            scale=self.parameterAsDouble(parameters, "SCALE", context),
+            scale=self.scale(parameters, context),
             data_range=self.parameterAsDouble(parameters, "DATA_RANGE", context),
             ratio=self.parameterAsDouble(parameters, "RATIO", context),
             feedback=feedback,

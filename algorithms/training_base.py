@@ -37,7 +37,7 @@ class TrainingAlgorithm(StfAlgorithm):
         series = self.read_series(parameters, context)
         require_fine_grid(series)
         train_dates = self.dates(parameters, "TRAIN_DATES", context) if self.TRAIN_DATES else None
-        networks, metadata = self.train(series, train_dates, self.parameterAsDouble(parameters, "SCALE", context),
+        networks, metadata = self.train(series, train_dates, self.scale(parameters, context),
                                         self.settings(parameters, context, self.PARAMS),
                                         self.enum_string(parameters, "DEVICE", context), feedback)
         return self.save_trained_model(parameters, context, self.METHOD, networks, metadata)

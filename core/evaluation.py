@@ -192,7 +192,9 @@ def _details(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.ndarray,
 def _fmt(value) -> str:
     if isinstance(value, float):
         return "" if np.isnan(value) else ("inf" if np.isinf(value) else f"{value:.6g}")
-    return str(value)
+    text = str(value)
+    # a text cell starting like a formula (a file named "=HYPERLINK(...).tif") would run in a spreadsheet
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def write_csv(evaluation: Evaluation, path: str, transaction: OutputTransaction) -> str:

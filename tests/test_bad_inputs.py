@@ -115,3 +115,32 @@ def test_a_failed_rename_restores_every_replaced_file(tmp_path, monkeypatch):
                 open(tx.add(str(tmp_path / name)), "w").write(f"new {name}")
     assert (tmp_path / "a.txt").read_text() == "old a.txt" and (tmp_path / "b.txt").read_text() == "old b.txt"
     assert files_in(tmp_path) == ["a.txt", "b.txt"]
+
+
+def test_scale_must_be_a_finite_positive_number(provider, work):
+    """QGIS refuses 0, negative and infinite values of SCALE itself (below its minimum); NaN passes its check."""
+    w, fine, coarse = work
+    run_refused("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "SCALE": "nan",
+                                   "OUTPUT_FOLDER": str(w.parent / "out")}, fine + coarse, w,
+                match="SCALE must be a finite positive number")
+
+
+def test_a_formula_like_name_is_not_a_formula_in_the_evaluation_table():
+    from stf_fusion.core.evaluation import _fmt
+
+    assert _fmt('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [_fmt(v) for v in ("+1", "-1", "@SUM(A1)", "starfm")] == ["'+1", "'-1", "'@SUM(A1)", "starfm"]
+    assert _fmt(-0.5) == "-0.5"  # numbers stay numbers
+
+
+def test_a_model_with_non_finite_weights_is_never_saved(tmp_path):
+    import torch
+
+    from stf_fusion.core.deep.modelfile import save_model
+    from stf_fusion.core.errors import InputError
+
+    networks = {"dcnn": {"w": torch.tensor([1.0, float("nan")])}}
+    with pytest.raises(InputError, match="non-finite weights"):
+        with OutputTransaction() as tx:
+            save_model(tx.add(str(tmp_path / "m.stfmodel")), "dcnn", networks, {})
+    assert files_in(tmp_path) == []

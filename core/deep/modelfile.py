@@ -63,6 +63,11 @@ def save_model(path: str, method: str, networks: dict[str, dict[str, Any]], meta
     meta = dict(metadata)
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, method=method, plugin_version=plugin_version(),
                 created=_dt.datetime.now().isoformat(timespec="seconds"), networks=sorted(networks))
+    for name, state in networks.items():
+        for key, value in state.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise InputError(f"The network '{name}' has non-finite weights ({key}): training diverged; lower the "
+                                 "learning rate. No model was saved.")
     buffer = io.BytesIO()
     torch.save({name: {k: v.detach().cpu().contiguous() for k, v in state.items()}
                 for name, state in networks.items()}, buffer)
