@@ -243,6 +243,22 @@ def from_reflectance(values: np.ndarray, scale: float, dtype: str) -> np.ndarray
     return stored.astype(np_type)
 
 
+def _avoid_nodata(stored: np.ndarray, nodata: float) -> np.ndarray:
+    """A valid value equal to the nodata value (0 in uint16 Landsat data, after rounding a tiny reflectance) would
+    silently become a hole: move it one stored unit away, toward the data (up from the type's minimum or from 0,
+    down from the type's maximum)."""
+    hit = stored == nodata
+    if not hit.any():
+        return stored
+    if np.issubdtype(stored.dtype, np.integer):
+        limits = np.iinfo(stored.dtype)
+        step = -1 if nodata == limits.max else 1
+    else:
+        step = max(abs(float(nodata)) * 1e-6, 1e-6) * (-1 if nodata > 0 else 1)
+    stored[hit] = np.asarray(nodata + step).astype(stored.dtype)
+    return stored
+
+
 def default_nodata(dtype: str) -> float:
     """A nodata value for ``dtype`` that reflectance never takes."""
     return {"uint8": 255, "uint16": 65535, "uint32": 4294967295}.get(dtype, -9999)
@@ -297,7 +313,7 @@ class RasterWriter:
                 f"{int(bad.sum())} non-finite values in valid pixels of '{os.path.basename(self.path)}' "
                 f"(first at row {window.y + row}, column {window.x + col}); nothing was written."
             )
-        stored = from_reflectance(np.where(finite, values, 0), self.scale, self.dtype)
+        stored = _avoid_nodata(from_reflectance(np.where(finite, values, 0), self.scale, self.dtype), self.nodata)
         if valid is not None:
             stored[~valid] = self.nodata
         for i in range(self.bands):
@@ -311,7 +327,7 @@ class RasterWriter:
         values = np.asarray(values, dtype=np.float32)
         if not np.isfinite(values[valid] if valid is not None else values).all():
             raise StfError(f"Non-finite values in valid pixels of band {index + 1} of '{self.path}'.")
-        stored = from_reflectance(np.nan_to_num(values), self.scale, self.dtype)
+        stored = _avoid_nodata(from_reflectance(np.nan_to_num(values), self.scale, self.dtype), self.nodata)
         if valid is not None:
             stored[~valid] = self.nodata
         self.ds.GetRasterBand(index + 1).WriteArray(stored)

@@ -144,3 +144,79 @@ def test_a_model_with_non_finite_weights_is_never_saved(tmp_path):
         with OutputTransaction() as tx:
             save_model(tx.add(str(tmp_path / "m.stfmodel")), "dcnn", networks, {})
     assert files_in(tmp_path) == []
+
+
+def _crafted(model, target, metadata=None, weights=None):
+    """A copy of ``model`` with its metadata.json and/or weights.pt replaced."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(model) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "metadata.json" and metadata is not None:
+                data = json.dumps(metadata(json.loads(data))).encode()
+            if item.filename == "weights.pt" and weights is not None:
+                data = weights
+            dst.writestr(item, data)
+    return str(target)
+
+
+def _edit(**changes):
+    def apply(meta):
+        for key, value in changes.items():
+            if key.startswith("params."):
+                meta["params"][key[7:]] = value
+            else:
+                meta[key] = value
+        return meta
+    return apply
+
+
+@pytest.mark.parametrize("name, metadata, match", [
+    ("list", lambda meta: [meta], "is not an object"),
+    ("extra", _edit(**{"params.bogus": 1}), "unknown dcnn setting\\(s\\) bogus"),
+    ("halo", _edit(halo=-5), "'halo' must be a non-negative integer, not -5"),
+    ("type", _edit(**{"params.epochs": "many"}), "the setting 'epochs' is 'many', not a int"),
+    ("method", _edit(method="stfdcnn"), "unknown stfdcnn setting"),
+])
+def test_crafted_model_metadata_is_a_clear_error(default_models, sample_on_fine_grid, tmp_path, name, metadata, match):
+    from stf_fusion.core.deep.api import predict_with_model
+    from stf_fusion.core.errors import InputError
+
+    model = _crafted(default_models["dcnn"]["trained"], tmp_path / f"{name}.stfmodel", metadata=metadata)
+    with pytest.raises(InputError, match=match):
+        predict_with_model(model, sample_on_fine_grid, sample_on_fine_grid.predict_dates[:1], str(tmp_path / "o"),
+                           1e-4, "cpu")
+    assert not (tmp_path / "o").exists() or files_in(tmp_path / "o") == []
+
+
+def test_weights_that_are_not_networks_are_a_clear_error(default_models, tmp_path):
+    import io
+
+    import torch
+
+    from stf_fusion.core.deep.modelfile import load_model
+    from stf_fusion.core.errors import InputError
+
+    buffer = io.BytesIO()
+    torch.save(torch.zeros(3), buffer)
+    model = _crafted(default_models["dcnn"]["trained"], tmp_path / "t.stfmodel", weights=buffer.getvalue())
+    with pytest.raises(InputError, match="not a set of networks"):
+        load_model(model)
+
+
+def test_a_valid_value_never_becomes_nodata(tmp_path):
+    """uint16 with nodata 0 (the Landsat convention): a tiny or zero prediction is written as 1, not as a hole."""
+    import numpy as np
+
+    from stf_fusion.core.raster import RasterWriter, grid_info, read_raw
+
+    like = grid_info("", 3, 1, 1, (0, 30, 0, 0, 0, -30), "", "uint16")
+    path = str(tmp_path / "p.tif")
+    with RasterWriter(path, like, scale=1e-4, nodata=0) as writer:
+        writer.write(np.array([[[0.0, 0.00004, 0.5]]]), valid=np.array([[True, True, True]]))
+    assert read_raw(path).tolist() == [[[1, 1, 5000]]]
+    with RasterWriter(path, like, scale=1e-4, nodata=0) as writer:
+        writer.write(np.array([[[0.0, 0.2, 0.5]]]), valid=np.array([[False, True, True]]))
+    assert read_raw(path).tolist() == [[[0, 2000, 5000]]]

@@ -93,6 +93,6 @@ def predict_with_model(
     try:
         extra = {"time_weighting": time_weighting} if meta["method"] == "stf3dcnn" and time_weighting else {}
         return module.predict(meta, weights, series, dates, folder, scale, device, feedback, **extra)
-    except (KeyError, RuntimeError) as exc:
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise InputError(f"The model file '{model_path}' does not fit its method's networks (incompatible or "
                          f"corrupt): {exc}") from None

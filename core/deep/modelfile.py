@@ -92,6 +92,8 @@ def read_metadata(path: str) -> dict[str, Any]:
         raise InputError(f"'{name}' is not an STF model file (no metadata.json): {path}.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"The metadata of the model file '{path}' is unreadable: {exc}.") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"The metadata of the model file '{path}' is not an object ({type(meta).__name__}).")
     if meta.get("format") != FORMAT:
         raise InputError(f"'{name}' is not an STF model file (format '{meta.get('format')}'): {path}.")
     version = meta.get("format_version")
@@ -99,9 +101,45 @@ def read_metadata(path: str) -> dict[str, Any]:
         raise InputError(
             f"The model file '{path}' has format version {version}, newer than this plugin understands "
             f"({FORMAT_VERSION}); update the plugin (the file was made by version {meta.get('plugin_version')}).")
-    if meta.get("method") not in KNOWN_METHODS:
-        raise InputError(f"The model file '{path}' is for the unknown method '{meta.get('method')}'.")
+    problem = _metadata_problem(meta)
+    if problem is None and meta.get("method") not in KNOWN_METHODS:
+        problem = f"it is for the unknown method '{meta.get('method')}'"
+    if problem is not None:
+        raise InputError(f"The model file '{path}' is not usable: {problem}.")
     return meta
+
+
+def _metadata_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the metadata's structure (None when nothing): the fields every prediction reads, with
+    their types, and the method's parameters against its settings (no unknown or mistyped field)."""
+    import dataclasses
+    import importlib
+
+    bands, halo, params = meta.get("bands"), meta.get("halo"), meta.get("params")
+    if not isinstance(bands, int) or isinstance(bands, bool) or bands < 1:
+        return f"'bands' must be a positive integer, not {bands!r}"
+    if not isinstance(halo, int) or isinstance(halo, bool) or halo < 0:
+        return f"'halo' must be a non-negative integer, not {halo!r}"
+    if not isinstance(params, dict):
+        return f"'params' must be an object, not {type(params).__name__}"
+    if meta.get("method") not in KNOWN_METHODS:
+        return None
+    module = importlib.import_module(f"..{meta['method']}", __name__)
+    cls = next(v for k, v in vars(module).items() if k.endswith("Params") and dataclasses.is_dataclass(v))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        return f"unknown {meta['method']} setting(s) {', '.join(unknown)} (made by another plugin version?)"
+    for name, value in params.items():
+        expected = type(fields[name].default)
+        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if not ok or (expected is not bool and isinstance(value, bool)):
+            return f"the setting '{name}' is {value!r}, not a {expected.__name__}"
+    try:
+        cls(**params).validate()
+    except Exception as exc:  # the settings' own checks
+        return f"its settings are invalid ({exc})"
+    return None
 
 
 def load_model(path: str, map_location: Any = "cpu") -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -116,8 +154,11 @@ def load_model(path: str, map_location: Any = "cpu") -> tuple[dict[str, Any], di
         raise InputError(f"The model file '{path}' has no weights (weights.pt is missing).") from None
     except Exception as exc:  # torch raises many types for corrupt data
         raise InputError(f"The weights in the model file '{path}' cannot be read (corrupt file?): {exc}") from None
+    if not isinstance(weights, dict) or not all(isinstance(v, dict) for v in weights.values()):
+        raise InputError(f"The weights in the model file '{path}' are not a set of networks (corrupt or crafted "
+                         "file).")
     missing = [n for n in meta.get("networks", []) if n not in weights]
-    if not isinstance(weights, dict) or missing:
+    if missing:
         raise InputError(f"The model file '{path}' lacks the network(s) {missing or meta.get('networks')}.")
     return meta, weights
 
