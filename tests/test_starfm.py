@@ -43,5 +43,5 @@ def test_scene_standard_deviation_is_streamed_and_exact(small_series):
 
     series = build_series(small_series.fine, small_series.coarse)
     data, valid = read_block(small_series.fine[0], scale=1e-4)
-    streamed = band_std([series.fine[0]], 1e-4, block=7)[0]  # 64 rows in blocks of 7
+    streamed = band_std([series.fine[0]], 1e-4, block=7)[0]  # 64 x 64 pixels in tiles of 7 x 7
     np.testing.assert_allclose(streamed, data[:, valid].astype(np.float64).std(axis=1), rtol=1e-6)

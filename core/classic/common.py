@@ -90,10 +90,11 @@ class Window:
 def band_std(items: list[DatedRaster], scale: float, block: int = 512, unit: float | None = None,
              open_range: tuple[float, float] | None = None) -> np.ndarray:
     """Standard deviation of each band of each image over its valid pixels: [len(items), B] (scene-wide, so that
-    tiles agree with the whole scene). Read in blocks of ``block`` rows, so memory does not grow with the scene.
+    tiles agree with the whole scene). Read in tiles of ``block`` x ``block`` pixels, so memory does not grow with
+    the scene's size or width.
     With ``unit`` the values are first expressed in that unit and rounded (a program's stored integers), and the
     result is in that unit; with ``open_range`` (lo, hi) only values lo < v < hi count (per band)."""
-    from ..tiles import Window
+    from ..tiles import plan_tiles
 
     result = []
     for item in items:
@@ -101,9 +102,8 @@ def band_std(items: list[DatedRaster], scale: float, block: int = 512, unit: flo
         n = 0
         total = np.zeros(info.bands)
         squares = np.zeros(info.bands)
-        for y in range(0, info.height, block):
-            window = Window(0, y, info.width, min(block, info.height - y))
-            data, valid = read_block(item.path, window, scale=scale, info=info)
+        for tile in plan_tiles(info.width, info.height, block):
+            data, valid = read_block(item.path, tile.inner, scale=scale, info=info)
             values = data[:, valid].astype(np.float64)
             if unit is not None:
                 values = np.round(values / unit)
