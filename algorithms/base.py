@@ -230,6 +230,13 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
         self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"), help_text)
 
+    def add_max_nodata(self) -> None:
+        """``MAX_NODATA`` (advanced): the largest share of nodata a prediction may have."""
+        self.add_float("MAX_NODATA", "Largest nodata share", "A prediction with more nodata than this share of the "
+                       "values (where its nearest fine image is valid) fails the run with the reason (an empty "
+                       "input, rejected pixels) instead of writing a silent hole; 1 accepts anything.", 0.5, 0.0,
+                       1.0, advanced=True)
+
     def add_output_layers(self, name: str, label: str, help_text: str) -> None:
         """A list of files the algorithm wrote, declared so that the modeler can chain it."""
         self.addOutput(QgsProcessingOutputMultipleLayers(name, label))
@@ -291,6 +298,7 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         import threading
 
         from ..core.errors import CancelledError
+        from ..core.fusion import nodata_limit
         from ..core.raster import protect_inputs
 
         def terminate(signum, frame):  # SIGTERM (qgis_process killed) is a cancel: every output is rolled back
@@ -299,7 +307,9 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
         previous = signal.signal(signal.SIGTERM, terminate) if main else None
         try:
-            with protect_inputs(self.input_paths(parameters, context)):
+            limit = (self.parameterAsDouble(parameters, "MAX_NODATA", context)
+                     if self.parameterDefinition("MAX_NODATA") is not None else 0.5)
+            with protect_inputs(self.input_paths(parameters, context)), nodata_limit(limit):
                 return self.execute(parameters, context, QgisFeedback(feedback))
         except StfError as exc:
             raise QgsProcessingException(str(exc)) from None

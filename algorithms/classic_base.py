@@ -21,6 +21,7 @@ class ClassicFusion(StfAlgorithm):
         self.add_series_inputs()
         self.add_method_parameters()
         self.add_device()
+        self.add_max_nodata()
         self.add_output_folder("Folder for the predictions (created if needed), one GeoTIFF per date named "
                                f"{self.ALG_ID.replace('fuse_', '')}_<YYYY-MM-DD>.tif.")
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")

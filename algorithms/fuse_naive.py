@@ -19,6 +19,7 @@ class FuseNaive(StfAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_series_inputs()
+        self.add_max_nodata()
         self.add_output_folder("Folder for the predictions (created if needed).")
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
 

@@ -26,6 +26,7 @@ class Predict(StfAlgorithm):
                       "/ change = blend the pairs before and after each date by days / by coarse change.",
                       ("model", "off", "distance", "change"), "model", advanced=True)
         self.add_device()
+        self.add_max_nodata()
         self.add_output_folder("Folder for the predictions (created if needed).")
         self.add_output_layers("OUTPUT_FILES", "Predictions", "One prediction per date, in date order.")
 

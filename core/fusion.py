@@ -1,18 +1,36 @@
 """What every fusion method shares: output naming, and writing the predictions of every date tile by tile."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import os
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
+from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import OutputTransaction, RasterWriter, default_nodata
+from .raster import OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask
 from .series import SceneSeries
 from .tiles import Tile, plan_tiles, tile_size_for_budget
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes per tile (all arrays of the method together)
+
+# The largest share of nodata a prediction may have where its reference fine image is valid (stf algorithms set
+# it from their MAX_NODATA parameter); above it the run fails instead of writing a silent hole.
+_MAX_NODATA: contextvars.ContextVar = contextvars.ContextVar("stf_max_nodata", default=0.5)
+
+
+@contextlib.contextmanager
+def nodata_limit(share: float) -> Iterator[None]:
+    """Set the largest nodata share :func:`write_predictions` accepts while the context is active."""
+    token = _MAX_NODATA.set(share)
+    try:
+        yield
+    finally:
+        _MAX_NODATA.reset(token)
+
 
 PredictTile = Callable[[_dt.date, Tile], "tuple[np.ndarray, np.ndarray]"]
 
@@ -65,6 +83,9 @@ def write_predictions(
     if feedback is not None:
         feedback.info(f"{method}: {len(dates)} date(s), {len(tiles)} tile(s) of up to {size} x {size} pixels "
                       f"(halo {halo}).")
+    limit = _MAX_NODATA.get()
+    holes = np.zeros(len(dates))  # nodata values written where the date's nearest fine image is valid
+    usable = np.zeros(len(dates))  # values where it is valid
     with OutputTransaction() as tx:
         writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype, scale=scale,
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
@@ -79,9 +100,42 @@ def write_predictions(
                     if value_range is not None:
                         values = np.clip(values, *value_range)
                     writer.write(values, tile.inner, valid)
+                    reference = series.nearest_pair(date)
+                    ok = valid_mask(read_raw(reference.path, tile.inner), reference.info.nodata)
+                    per_value = np.broadcast_to(valid, (grid.bands,) + valid.shape[-2:]) if valid.ndim == 2 else valid
+                    holes[i] += float((~per_value[:, ok]).sum())
+                    usable[i] += float(ok.sum()) * grid.bands
                     if feedback is not None:
                         feedback.set_progress(100.0 * (tile.index * len(dates) + i + 1) / steps)
+            for i, date in enumerate(dates):
+                share = holes[i] / usable[i] if usable[i] else 1.0
+                if feedback is not None:
+                    feedback.info(f"{method} {date.isoformat()}: {share:.1%} of the values are nodata where the "
+                                  "fine image is valid.")
+                if share > limit:
+                    raise InputError(_nodata_message(series, method, date, share, limit))
         finally:
             for writer in writers:
                 writer.close()
     return tx.committed
+
+
+def _valid_share(path: str, info) -> float:
+    """Share of the pixels of a raster that are valid (read in tiles)."""
+    total = valid = 0
+    for tile in plan_tiles(info.width, info.height, 512):
+        ok = valid_mask(read_raw(path, tile.inner), info.nodata)
+        total += ok.size
+        valid += int(ok.sum())
+    return valid / max(total, 1)
+
+
+def _nodata_message(series: SceneSeries, method: str, date: _dt.date, share: float, limit: float) -> str:
+    coarse = series.coarse_at(date)
+    reference = series.nearest_pair(date)
+    inputs = ", ".join(f"'{os.path.basename(item.path)}' {_valid_share(item.path, item.info):.0%}"
+                       for item in (coarse, reference, series.coarse_at(reference.date)))
+    return (f"{method} {date.isoformat()}: {share:.0%} of the values would be nodata where the fine image is valid, "
+            f"more than MAX_NODATA ({limit:.0%}); nothing was written. Valid pixels in the inputs of that date: "
+            f"{inputs}. An input that is (almost) all nodata cannot give a prediction; if the method rejected the "
+            "pixels, check its settings (e.g. STARFM's uncertainties); raise MAX_NODATA to accept such a result.")

@@ -220,3 +220,40 @@ def test_a_valid_value_never_becomes_nodata(tmp_path):
     with RasterWriter(path, like, scale=1e-4, nodata=0) as writer:
         writer.write(np.array([[[0.0, 0.2, 0.5]]]), valid=np.array([[False, True, True]]))
     assert read_raw(path).tolist() == [[[0, 2000, 5000]]]
+
+
+def _all_nodata_copy(path, target):
+    """A copy of ``path`` with every value set to its nodata value."""
+    import numpy as np
+    from osgeo import gdal
+
+    if os.path.realpath(path) != os.path.realpath(target):
+        shutil.copy(path, target)
+    ds = gdal.Open(str(target), gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        band.WriteArray(np.full((ds.RasterYSize, ds.RasterXSize), band.GetNoDataValue()))
+    ds = None
+    return str(target)
+
+
+def test_an_all_nodata_coarse_image_fails_with_the_reason_instead_of_an_empty_prediction(provider, work):
+    w, fine, coarse = work
+    empty = next(c for c in coarse if "2021-05-03" in c)
+    _all_nodata_copy(empty, empty)
+    run_refused("stf:fuse_additive", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                      "OUTPUT_FOLDER": str(w.parent / "out")}, fine + coarse, w,
+                match="100% of the values would be nodata.*'coarse_2021-05-03.tif' 0%")
+    import processing  # MAX_NODATA = 1 accepts it, as asked
+
+    out = processing.run("stf:fuse_additive", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                               "MAX_NODATA": 1.0, "OUTPUT_FOLDER": str(w.parent / "out")})
+    assert len(out["OUTPUT_FILES"]) == 1
+
+
+def test_an_all_nodata_fine_image_gives_no_silent_naive_prediction(provider, work):
+    w, fine, coarse = work
+    for f in fine:
+        _all_nodata_copy(f, f)
+    run_refused("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "OUTPUT_FOLDER": str(w.parent / "out")},
+                fine + coarse, w, match="would be nodata")
