@@ -98,6 +98,14 @@ def test_change_weighting_uses_the_mean_absolute_change(sample_on_fine_grid):
     assert not np.allclose(got, np.abs(ct[:, valid].mean(1) - ck[:, valid].mean(1)))
 
 
+def test_training_with_the_change_weighting_validates_through_it(sample_on_fine_grid):
+    """The held-out dates are blended with the same mean absolute coarse changes as a prediction."""
+    from stf_fusion.core.deep.stf3dcnn import train_stf3dcnn
+
+    _, meta = train_stf3dcnn(sample_on_fine_grid, 1e-4, Stf3dcnnParams(epochs=0, time_weighting="change"), "cpu")
+    assert meta["validation"]["rmse"] == meta["validation"]["untrained_rmse"] > 0
+
+
 def test_every_time_weighting_beats_the_naive_prediction(default_models, sample_on_fine_grid, tmp_path):
     series = sample_on_fine_grid
     model = default_models["stf3dcnn"]["trained"]

@@ -256,7 +256,11 @@ def train_stf3dcnn(
     if holdout is not None:
         data = read_block_data(series, holdout, params.spatial_radius, scale)
         cube = np.stack([read_block(c.path, data.window, scale=scale, info=c.info)[0] for c in series.coarse], 1)
-        validate = _validator(net, params, series, holdout, data, cube, value_range, dev)
+        changes = {}
+        if params.time_weighting == "change":
+            changes = mean_abs_change(series, [(t, k) for t, refs in holdout.targets if len(refs) == 2
+                                               for k in refs], scale)
+        validate = _validator(net, params, series, holdout, data, cube, value_range, dev, changes)
         scores = baseline_scores(data, holdout, value_range)
         if feedback is not None:
             feedback.info(f"STF3DCNN {holdout.describe()}.")
@@ -275,33 +279,37 @@ def train_stf3dcnn(
     return {"stf3dcnn": net.state_dict()}, metadata
 
 
-def _validator(net, params, series, holdout, data, cube, value_range, dev):
-    """Predict every held-out pair date of the block through the whole-series pass and the time weighting."""
+def _validator(net, params, series, holdout, data, cube, value_range, dev, changes):
+    """Predict every held-out pair date of the block through the whole-series pass and the time weighting
+    (``changes``: the 'change' weighting's mean absolute coarse changes, as prediction computes them)."""
     torch = import_torch()
     dates = series.dates
-    means = {}
-    if params.time_weighting == "change":
-        valid = data.valid
-        means = {d: cube[:, i][:, valid].mean(axis=1) for i, d in enumerate(dates)}
 
     def validate() -> float:
         c = torch.from_numpy(cube).to(dev)
         outputs = {}
         predictions = {}
         for target, refs in holdout.targets:
-            t = dates.index(target)
-            plan = _plan(target, refs, params.time_weighting, means)
-            out = None
-            for k, w in plan:
+            plan = _plan(target, refs, params.time_weighting, changes)
+            for k, _ in plan:
                 if k not in outputs:
                     outputs[k] = _series_pass(net, c, dates.index(k), torch.from_numpy(data.fine[k]).to(dev))
-                part = outputs[k][:, t]
-                w = torch.as_tensor(np.asarray(w, np.float32), device=dev).reshape(-1, 1, 1) if np.ndim(w) else w
-                out = part * w if out is None else out + part * w
+            out = _blend(plan, outputs, dates.index(target), dev)
             predictions[target] = out.clamp(*value_range)[(slice(None),) + data.inner].cpu().numpy()
         return score(predictions, data)
 
     return validate
+
+
+def _blend(plan: list[tuple[_dt.date, Any]], outputs: dict, t: int, dev: Any) -> Any:
+    """sum_k w_k P_k(t) over the plan's reference pairs (a weight is a number or one per band)."""
+    torch = import_torch()
+    out = None
+    for k, w in plan:
+        part = outputs[k][:, t]
+        w = torch.as_tensor(np.asarray(w, np.float32), device=dev).reshape(-1, 1, 1) if np.ndim(w) else w
+        out = part * w if out is None else out + part * w
+    return out
 
 
 def _series_pass(net: Any, coarse: Any, k: int, fine_k: Any) -> Any:
@@ -382,12 +390,7 @@ def predict(
                 outputs = {k: _series_pass(net, c, all_dates.index(k), torch.from_numpy(fine[k]).to(dev))
                            for k in needed}
             cache.update(tile=tile.index, outputs=outputs, valid=valid)
-        t = all_dates.index(date)
-        out = None
-        for k, w in plans[date]:
-            part = cache["outputs"][k][:, t]
-            w = torch.as_tensor(np.asarray(w, np.float32), device=dev).reshape(-1, 1, 1) if np.ndim(w) else w
-            out = part * w if out is None else out + part * w
+        out = _blend(plans[date], cache["outputs"], all_dates.index(date), dev)
         r, cc = tile.inner_in_outer
         return out[:, r, cc].cpu().numpy(), cache["valid"][r, cc]
 
