@@ -94,6 +94,7 @@ def write_predictions(
             # compute a tile once and serve its dates from a cache
             steps = len(tiles) * len(dates)
             for tile in tiles:
+                reference_valid: dict[str, np.ndarray] = {}  # per pair image: the dates of a tile share them
                 for i, (date, writer) in enumerate(zip(dates, writers)):
                     check_cancel(feedback)
                     values, valid = predict(date, tile)
@@ -101,7 +102,10 @@ def write_predictions(
                         values = np.clip(values, *value_range)
                     writer.write(values, tile.inner, valid)
                     reference = series.nearest_pair(date)
-                    ok = valid_mask(read_raw(reference.path, tile.inner), reference.info.nodata)
+                    if reference.path not in reference_valid:
+                        reference_valid[reference.path] = valid_mask(read_raw(reference.path, tile.inner),
+                                                                     reference.info.nodata)
+                    ok = reference_valid[reference.path]
                     per_value = np.broadcast_to(valid, (grid.bands,) + valid.shape[-2:]) if valid.ndim == 2 else valid
                     holes[i] += float((~per_value[:, ok]).sum())
                     usable[i] += float(ok.sum()) * grid.bands

@@ -45,10 +45,9 @@ def fuse_additive(series: SceneSeries, dates: list[_dt.date], folder: str, scale
 
     def predict(date, tile):
         source = series.nearest_pair(date)
-        fine, ok = read_block(source.path, tile.inner, scale=scale, info=source.info)
-        c_ref, ok1 = read_block(series.coarse_at(source.date).path, tile.inner, scale=scale,
-                                info=series.coarse_at(source.date).info)
-        c_t, ok2 = read_block(series.coarse_at(date).path, tile.inner, scale=scale, info=series.coarse_at(date).info)
+        (fine, ok), (c_ref, ok1), (c_t, ok2) = (
+            read_block(item.path, tile.inner, scale=scale, info=item.info)
+            for item in (source, series.coarse_at(source.date), series.coarse_at(date)))
         return additive(fine, c_ref, c_t, value_range), ok & ok1 & ok2
 
     if feedback is not None:

@@ -409,15 +409,21 @@ def check_not_input(path: str) -> None:
                              "folder; nothing was written.")
 
 
-# Temporaries carry the id of the process that made them: ".<name>.<kind>-<pid>-<8 hex>[ext]", so that a later
+# Temporaries carry the id of the process that made them: ".<name>.<kind>-<pid>-<8 characters>[ext]" (hex from
+# scratch_name, [a-z0-9_] from mkdtemp after scratch_prefix), so that a later
 # run recognises what a killed run (SIGKILL, power loss) left behind and cleans it.
 _SCRATCH = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|replaced|scratch)-(?P<pid>\d+)-[0-9a-z_]{8}(?P<ext>\.[^.]*)?$")
 
 
 def scratch_name(name: str, kind: str) -> str:
-    """A hidden temporary name for ``name`` (kind: partial, replaced or scratch) owned by this process."""
+    """A hidden temporary name for ``name`` (kind: partial or replaced) owned by this process."""
     stem, ext = os.path.splitext(name) if kind == "partial" else (name, "")
     return f".{stem}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+def scratch_prefix(name: str) -> str:
+    """The prefix of a scratch folder of this process, for :func:`tempfile.mkdtemp` (which adds 8 characters)."""
+    return f".{name}.scratch-{os.getpid()}-"
 
 
 def _alive(pid: int) -> bool:

@@ -75,7 +75,7 @@ class SceneSeries:
 
     def nearest_pair(self, date: _dt.date) -> DatedRaster:
         """The fine image closest in time to ``date``; on a tie the earlier one (it was observed first)."""
-        return min(self.fine, key=lambda f: (abs((f.date - date).days), f.date > date))
+        return self.fine_at(nearest_date(date, self.pair_dates))
 
     def pairs_around(self, date: _dt.date) -> tuple[DatedRaster, DatedRaster] | None:
         """The last pair before ``date`` and the first after it, or None when one side has no pair."""
@@ -97,6 +97,11 @@ class SceneSeries:
                 f"No coarse image on the prediction date(s) {_fmt(missing)}; coarse dates: {_fmt(self.dates)}."
             )
         return sorted(set(dates))
+
+
+def nearest_date(date: _dt.date, candidates) -> _dt.date:
+    """The candidate closest in time to ``date``; on a tie the earlier one (it was observed first)."""
+    return min(candidates, key=lambda d: (abs((d - date).days), d > date))
 
 
 def _fmt(dates: list[_dt.date]) -> str:

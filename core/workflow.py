@@ -81,10 +81,10 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         raise InputError("Every fine image is held out: keep at least one pair for fusion.")
     series = build_series([p for p, _ in fine], [p for p, _ in config.coarse],
                           [d for _, d in fine] + [d for _, d in config.coarse])
-    from .raster import clean_stale, scratch_name
+    from .raster import clean_stale, scratch_prefix
 
     clean_stale(config.output_folder)  # what a killed earlier run left
-    staging = tempfile.mkdtemp(prefix=scratch_name("stf-run", "scratch")[:-8], dir=config.output_folder)
+    staging = tempfile.mkdtemp(prefix=scratch_prefix("stf-run"), dir=config.output_folder)
     stage = lambda a, b: SubFeedback(feedback, a, b) if feedback else None  # noqa: E731
     try:
         if not series.coarse_on_fine_grid:

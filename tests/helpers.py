@@ -35,3 +35,14 @@ def read(path) -> np.ndarray:
     ds = gdal.Open(str(path))
     data = ds.ReadAsArray()
     return data.reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
+
+
+def series_in(folder):
+    """The series of a folder holding ``fine/*.tif`` and ``coarse/*.tif`` (the shared reference inputs)."""
+    import glob
+    import os
+
+    from stf_fusion.core.series import build_series
+
+    return build_series(sorted(glob.glob(os.path.join(folder, "fine", "*.tif"))),
+                        sorted(glob.glob(os.path.join(folder, "coarse", "*.tif"))))

@@ -4,12 +4,11 @@ port of the IDL with w = 25, 4 classes, DN 0-10000, pairs around each date), at 
 within one stored unit of the program's on both dates (07-06 is the flood date), none negative; and a one-band
 (NDVI-like) series gives values in the data range."""
 import datetime as dt
-import glob
 import os
 
 import numpy as np
 import pytest
-from helpers import make_raster
+from helpers import make_raster, series_in
 
 from stf_fusion.core.classic.estarfm import EstarfmParams, fuse_estarfm
 from stf_fusion.core.raster import read_raw
@@ -21,8 +20,7 @@ DATES = ("2021-05-03", "2021-07-06")
 
 @pytest.fixture(scope="module")
 def ours(tmp_path_factory):
-    series = build_series(sorted(glob.glob(os.path.join(DATA, "fine", "*.tif"))),
-                          sorted(glob.glob(os.path.join(DATA, "coarse", "*.tif"))))
+    series = series_in(DATA)
     folder = tmp_path_factory.mktemp("estarfm_zhu")
     files = fuse_estarfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
                          EstarfmParams(window=51, classes=4), "cpu")

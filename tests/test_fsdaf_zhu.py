@@ -7,16 +7,15 @@ their accuracy within a tolerance of 2 %, not value by value; the agreement is p
 the code's 0.00705, 07-06 0.0282 vs 0.0288; other k-means seeds or 6 classes move the first date by -0.7 to +1.3 %
 and keep the flood date better than the code's."""
 import datetime as dt
-import glob
 import os
 
 import numpy as np
 import pytest
+from helpers import series_in
 
 from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
 from stf_fusion.core.metrics import rmse
 from stf_fusion.core.raster import read_block, read_raw
-from stf_fusion.core.series import build_series
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 SERIES = os.path.join(DATA, "starfm_usda", "series")
@@ -25,8 +24,7 @@ DATES = ("2021-05-03", "2021-07-06")
 
 @pytest.fixture(scope="module")
 def ours(tmp_path_factory):
-    series = build_series(sorted(glob.glob(os.path.join(SERIES, "fine", "*.tif"))),
-                          sorted(glob.glob(os.path.join(SERIES, "coarse", "*.tif"))))
+    series = series_in(SERIES)
     folder = tmp_path_factory.mktemp("fsdaf_zhu")
     files = fuse_fsdaf(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
                        FsdafParams(factor=16, window=41, similar=20), "cpu")

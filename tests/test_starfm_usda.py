@@ -3,15 +3,14 @@ inputs made by stf:make_sample_series SIZE=400 FACTOR=16 SEED=7, coarse resample
 C program with NUM_IN_PAIRS = 2, LANDSAT_UNCERTAINTY = 20, MODIS_UNCERTAINTY = 50, MAX_SEARCH_DISTANCE = 465,
 NUM_SLICE_PURE_TEST = 4, fill -9999), at least 99 % of the values are within one stored unit of the program's,
 on every date, the flood date included, and nodata falls where the program writes its fill value."""
-import glob
 import os
 
 import numpy as np
 import pytest
+from helpers import series_in
 
 from stf_fusion.core.classic.starfm import StarfmParams, fuse_starfm
 from stf_fusion.core.raster import read_raw
-from stf_fusion.core.series import build_series
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "starfm_usda")
 DATES = ("2021-05-03", "2021-06-20", "2021-07-06")
@@ -21,8 +20,7 @@ DATES = ("2021-05-03", "2021-06-20", "2021-07-06")
 def ours(tmp_path_factory):
     import datetime as dt
 
-    series = build_series(sorted(glob.glob(os.path.join(DATA, "series", "fine", "*.tif"))),
-                          sorted(glob.glob(os.path.join(DATA, "series", "coarse", "*.tif"))))
+    series = series_in(os.path.join(DATA, "series"))
     folder = tmp_path_factory.mktemp("starfm_usda")
     files = fuse_starfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
                         StarfmParams(window=31, classes=4, pairs=2), "cpu")

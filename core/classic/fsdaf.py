@@ -419,12 +419,12 @@ def fuse_fsdaf(
         feedback.info(f"FSDAF on {describe_device(dev)}: coarse factor {f}, {params.classes} classes, window "
                       f"{params.window}, {params.similar} similar pixels.")
     tile_a = params.block * f  # the reference code's blocks (the TPS is fitted per block)
-    from ..raster import clean_stale, scratch_name
+    from ..raster import clean_stale, scratch_prefix
 
     # scratch beside the outputs (not an unbounded /tmp), named so that a later run removes it if this one is killed
     os.makedirs(folder, exist_ok=True)
     clean_stale(folder)
-    with tempfile.TemporaryDirectory(prefix=scratch_name("fsdaf", "scratch")[:-8], dir=folder) as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("fsdaf"), dir=folder) as tmp:
         changes = {}
         for i, date in enumerate(dates):
             sub = SubFeedback(feedback, 50.0 * i / len(dates), 50.0 * (i + 1) / len(dates)) if feedback else None

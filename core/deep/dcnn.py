@@ -49,11 +49,11 @@ from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
-from ..series import SceneSeries
+from ..series import SceneSeries, nearest_date
 from .common import read_image, read_window
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (BlockData, HoldOut, baseline_scores, nearest, plan_holdout, read_block_data, score,
+from .validation import (BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, score,
                          validation_record)
 
 METHOD = "dcnn"
@@ -136,7 +136,7 @@ def predict_arrays(net: Any, params: DcnnParams, coarse_pred: Any, refs: list[tu
 
 def _references(params: DcnnParams, date: _dt.date, refs: tuple[_dt.date, ...]) -> tuple[_dt.date, ...]:
     """The reference dates used for ``date``: both neighbours with ``two_references``, else the nearest."""
-    return refs if params.two_references and len(refs) == 2 else (nearest(date, refs),)
+    return refs if params.two_references and len(refs) == 2 else (nearest_date(date, refs),)
 
 
 def _validator(net: Any, params: DcnnParams, data: BlockData, holdout: HoldOut, value_range, dev: Any):

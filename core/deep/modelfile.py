@@ -102,8 +102,6 @@ def read_metadata(path: str) -> dict[str, Any]:
             f"The model file '{path}' has format version {version}, newer than this plugin understands "
             f"({FORMAT_VERSION}); update the plugin (the file was made by version {meta.get('plugin_version')}).")
     problem = _metadata_problem(meta)
-    if problem is None and meta.get("method") not in KNOWN_METHODS:
-        problem = f"it is for the unknown method '{meta.get('method')}'"
     if problem is not None:
         raise InputError(f"The model file '{path}' is not usable: {problem}.")
     return meta
@@ -115,6 +113,8 @@ def _metadata_problem(meta: dict[str, Any]) -> str | None:
     import dataclasses
     import importlib
 
+    if meta.get("method") not in KNOWN_METHODS:
+        return f"it is for the unknown method '{meta.get('method')}'"
     bands, halo, params = meta.get("bands"), meta.get("halo"), meta.get("params")
     if not isinstance(bands, int) or isinstance(bands, bool) or bands < 1:
         return f"'bands' must be a positive integer, not {bands!r}"
@@ -122,8 +122,6 @@ def _metadata_problem(meta: dict[str, Any]) -> str | None:
         return f"'halo' must be a non-negative integer, not {halo!r}"
     if not isinstance(params, dict):
         return f"'params' must be an object, not {type(params).__name__}"
-    if meta.get("method") not in KNOWN_METHODS:
-        return None
     module = importlib.import_module(f"..{meta['method']}", __name__)
     cls = next(v for k, v in vars(module).items() if k.endswith("Params") and dataclasses.is_dataclass(v))
     fields = {f.name: f for f in dataclasses.fields(cls)}

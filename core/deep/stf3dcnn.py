@@ -53,7 +53,7 @@ from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..raster import read_block
-from ..series import SceneSeries
+from ..series import SceneSeries, nearest_date
 from ..tiles import Window
 from .modelfile import training_metadata
 from .training import seed_everything, train, zero_last_layer
@@ -332,9 +332,7 @@ def blend_weights(date: _dt.date, before: _dt.date, after: _dt.date, mode: str,
 def _plan(date: _dt.date, refs: tuple[_dt.date, ...], mode: str, changes: dict) -> list[tuple[_dt.date, Any]]:
     """[(reference pair, weight)] for ``date`` given its neighbouring pairs ``refs`` (one or two)."""
     if mode == "off" or len(refs) == 1:
-        from .validation import nearest
-
-        return [(nearest(date, refs), 1.0)]
+        return [(nearest_date(date, refs), 1.0)]
     b, a = refs
     w = blend_weights(date, b, a, mode, changes.get((date, b)), changes.get((date, a)))
     return [(b, w), (a, 1.0 - w)]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..naive import additive
 from ..raster import read_block
-from ..series import SceneSeries
+from ..series import SceneSeries, nearest_date
 from ..tiles import Window
 
 
@@ -93,14 +93,9 @@ def plan_holdout(height: int, width: int, pair_dates: list[_dt.date], share: flo
         if before and after:
             refs = (before[-1], after[0])
         else:
-            refs = (min((p for p in pairs if p != j), key=lambda p: (abs((p - j).days), p > j)),)
+            refs = (nearest_date(j, [p for p in pairs if p != j]),)
         targets.append((j, refs))
     return HoldOut(block, tuple(targets), spatial=not held_dates)
-
-
-def nearest(date: _dt.date, refs: tuple[_dt.date, ...]) -> _dt.date:
-    """The reference closest in time to ``date`` (the earlier on a tie)."""
-    return min(refs, key=lambda p: (abs((p - date).days), p > date))
 
 
 @dataclass
@@ -152,7 +147,7 @@ def baseline_scores(data: BlockData, holdout: HoldOut, value_range: tuple[float,
     naive, add = {}, {}
     sl = (slice(None),) + data.inner
     for target, refs in holdout.targets:
-        k = nearest(target, refs)
+        k = nearest_date(target, refs)
         naive[target] = data.fine[k][sl]
         add[target] = additive(data.fine[k][sl], data.coarse[k][sl], data.coarse[target][sl], value_range)
     return {"naive": score(naive, data), "additive": score(add, data)}
