@@ -126,8 +126,8 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         self._add(QgsProcessingParameterRasterLayer(name, label, None, optional), help_text)
 
     def _add_number(self, kind, name: str, label: str, help_text: str, default: float, minimum: float | None,
-                    maximum: float | None, advanced: bool) -> None:
-        parameter = QgsProcessingParameterNumber(name, label, kind, default)
+                    maximum: float | None, advanced: bool, optional: bool = False) -> None:
+        parameter = QgsProcessingParameterNumber(name, label, kind, default, optional)
         if minimum is not None:
             parameter.setMinimum(minimum)
         if maximum is not None:
@@ -139,10 +139,11 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         self._add_number(QgsProcessingParameterNumber.Integer, name, label, help_text, default, minimum, maximum,
                          advanced)
 
-    def add_float(self, name: str, label: str, help_text: str, default: float, minimum: float | None = None,
-                  maximum: float | None = None, advanced: bool = False) -> None:
+    def add_float(self, name: str, label: str, help_text: str, default: float | None,
+                  minimum: float | None = None, maximum: float | None = None, advanced: bool = False,
+                  optional: bool = False) -> None:
         self._add_number(QgsProcessingParameterNumber.Double, name, label, help_text, default, minimum, maximum,
-                         advanced)
+                         advanced, optional)
 
     def add_enum(self, name: str, label: str, help_text: str, options: list[str] | tuple[str, ...],
                  default: str, advanced: bool = False) -> None:
@@ -158,11 +159,22 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     def add_bool(self, name: str, label: str, help_text: str, default: bool, advanced: bool = False) -> None:
         self._add(QgsProcessingParameterBoolean(name, label, default), help_text, advanced)
 
-    def add_scale(self) -> None:
-        """The ``SCALE`` parameter: reflectance = stored value x SCALE."""
+    def add_scale(self, per_kind: bool = True) -> None:
+        """``SCALE`` (reflectance = stored value x SCALE) and, with ``per_kind``, the advanced ``FINE_SCALE``,
+        ``FINE_OFFSET``, ``COARSE_SCALE``, ``COARSE_OFFSET`` for fine and coarse images encoded differently."""
         self.add_float("SCALE", "Reflectance scale factor",
                        "Reflectance = stored value x SCALE: 0.0001 for surface reflectance stored as 0-10000 "
                        "integers (Landsat, MODIS), 1 for rasters already in 0-1.", 0.0001, minimum=1e-12)
+        if not per_kind:
+            return
+        for kind, example in (("FINE", "2.75e-5 with offset -0.2 for Landsat Collection 2 Level-2"),
+                              ("COARSE", "0.0001 for MODIS MOD09")):
+            self.add_float(f"{kind}_SCALE", f"{kind.title()} images' scale factor (optional)",
+                           f"Reflectance = stored value x {kind}_SCALE + {kind}_OFFSET for the {kind.lower()} "
+                           f"images, when they are encoded differently from the other kind (e.g. {example}). "
+                           "Empty: SCALE.", None, minimum=1e-12, advanced=True, optional=True)
+            self.add_float(f"{kind}_OFFSET", f"{kind.title()} images' offset",
+                           f"Added after {kind}_SCALE (reflectance units).", 0.0, advanced=True)
 
     def add_device(self) -> None:
         """The ``DEVICE`` parameter: auto (CUDA if available, else CPU), cpu or cuda."""
@@ -317,17 +329,25 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             if main:
                 signal.signal(signal.SIGTERM, previous)
 
-    def scale(self, parameters: dict, context: QgsProcessingContext) -> float:
-        """The SCALE parameter, refused unless it is a finite positive number."""
-        import math
+    def scale(self, parameters: dict, context: QgsProcessingContext):
+        """The encodings of the inputs: a :class:`~..core.series.Scales` from SCALE and, where the algorithm has
+        them, FINE_SCALE/FINE_OFFSET and COARSE_SCALE/COARSE_OFFSET (an empty FINE_SCALE or COARSE_SCALE means
+        SCALE). Every value is refused unless finite (scales positive)."""
+        from ..core.raster import Encoding
+        from ..core.series import Scales
 
-        from ..core.errors import InputError
+        def number(name: str) -> float:
+            return self.parameterAsDouble(parameters, name, context)
 
-        value = self.parameterAsDouble(parameters, "SCALE", context)
-        if not math.isfinite(value) or value <= 0:
-            raise InputError(f"SCALE must be a finite positive number (reflectance = stored value x SCALE), not "
-                             f"{parameters.get('SCALE')!r}.")
-        return value
+        common = Encoding(number("SCALE"), name="SCALE")
+        if self.parameterDefinition("FINE_SCALE") is None:
+            return Scales(common, common)
+        kinds = []
+        for kind in ("FINE", "COARSE"):
+            given = parameters.get(f"{kind}_SCALE") not in (None, "")
+            kinds.append(Encoding(number(f"{kind}_SCALE") if given else common.scale, number(f"{kind}_OFFSET"),
+                                  name=f"{kind}_SCALE" if given else "SCALE"))
+        return Scales(*kinds)
 
     def input_paths(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         """Every input file of the run (raster layers, multiple layers, files): no output may replace one."""

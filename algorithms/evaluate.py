@@ -31,7 +31,7 @@ class Evaluate(StfAlgorithm):
                          "for MAEC (change of MAE against the baseline).", optional=True)
         self.add_raster("MASK", "Mask (optional)", "Pixels where the mask is 0 or nodata are excluded.",
                         optional=True)
-        self.add_scale()
+        self.add_scale(per_kind=False)
         self.add_float("DATA_RANGE", "Data range (reflectance)",
                        "L of PSNR and SSIM, in reflectance units (1.0 for reflectance 0-1).", 1.0, minimum=1e-9,
                        advanced=True)
@@ -51,7 +51,7 @@ class Evaluate(StfAlgorithm):
             self.raster_paths(parameters, "REFERENCES", context),
             self.raster_paths(parameters, "BASELINE", context) or None,
             self.raster_path(parameters, "MASK", context),
-            scale=self.scale(parameters, context),
+            scale=self.scale(parameters, context).fine.scale,
             data_range=self.parameterAsDouble(parameters, "DATA_RANGE", context),
             ratio=self.parameterAsDouble(parameters, "RATIO", context),
             feedback=feedback,

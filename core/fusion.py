@@ -11,8 +11,8 @@ import numpy as np
 
 from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask
-from .series import SceneSeries
+from .raster import Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask
+from .series import SceneSeries, Scales, as_scales, check_encodings
 from .tiles import Tile, plan_tiles, tile_size_for_budget
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes per tile (all arrays of the method together)
@@ -40,12 +40,13 @@ def prediction_path(folder: str, method: str, date: _dt.date) -> str:
     return os.path.join(folder, f"{method}_{date.isoformat()}.tif")
 
 
-def series_value_range(series: SceneSeries, scale: float) -> tuple[float, float]:
+def series_value_range(series: SceneSeries, scale: "float | Encoding | Scales") -> tuple[float, float]:
     """The reflectance range predictions are clamped into: [min(0, lowest), max(1, highest)] over the valid
     values of the fine images of the pairs. Reflectance gives [0, 1] (or a little more where the inputs exceed 1);
     an index such as NDVI (negative values) gives about [-1, 1]. Bands share one range."""
     from osgeo import gdal
 
+    enc = as_scales(scale).fine
     low, high = 0.0, 1.0
     for item in series.fine:
         ds = gdal.Open(item.path)
@@ -55,18 +56,20 @@ def series_value_range(series: SceneSeries, scale: float) -> tuple[float, float]
             except RuntimeError:  # every value is nodata: nothing to widen the range with
                 continue
             if np.isfinite(lo) and np.isfinite(hi):
-                low, high = min(low, lo * scale), max(high, hi * scale)
+                low = min(low, lo * enc.scale + enc.offset)
+                high = max(high, hi * enc.scale + enc.offset)
         ds = None
     return float(low), float(high)
 
 
 def write_predictions(
-    series: SceneSeries, dates: list[_dt.date], method: str, folder: str, predict: PredictTile, scale: float,
+    series: SceneSeries, dates: list[_dt.date], method: str, folder: str, predict: PredictTile,
+    scale: "float | Encoding | Scales",
     halo: int = 0, bytes_per_pixel: float = 64.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
     tile_size: int | None = None, feedback: Feedback | None = None,
     value_range: tuple[float, float] | None = None,
 ) -> list[str]:
-    """Write one GeoTIFF per date on the fine grid, in the fine images' data type and scale.
+    """Write one GeoTIFF per date on the fine grid, in the fine images' data type and encoding.
 
     ``predict(date, tile)`` returns reflectance ``[bands, rows, cols]`` and validity ``[rows, cols]`` (or per value,
     ``[bands, rows, cols]``) covering
@@ -76,6 +79,7 @@ def write_predictions(
     write reflectance outside the data range). All files are committed together at the end: a failure or a cancel
     leaves none of them.
     """
+    check_encodings(series, scale)  # before any work: a wrong scale is an error, never a silent result
     grid = series.grid
     nodata = grid.nodata[0] if grid.nodata and grid.nodata[0] is not None else default_nodata(grid.dtype)
     size = tile_size or tile_size_for_budget(bytes_per_pixel * grid.bands, memory_budget, halo)
@@ -87,7 +91,8 @@ def write_predictions(
     holes = np.zeros(len(dates))  # nodata values written where the date's nearest fine image is valid
     usable = np.zeros(len(dates))  # values where it is valid
     with OutputTransaction() as tx:
-        writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype, scale=scale,
+        writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype,
+                                scale=as_scales(scale).fine,
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
         try:
             # tile by tile, every date of a tile in turn: methods that predict a whole series at once (STF3DCNN)

@@ -14,8 +14,7 @@ import numpy as np
 
 from .feedback import Feedback
 from .fusion import series_value_range, write_predictions
-from .raster import read_block
-from .series import SceneSeries
+from .series import SceneSeries, read_item
 
 
 def fuse_naive(series: SceneSeries, dates: list[_dt.date], folder: str, scale: float = 1e-4,
@@ -23,7 +22,7 @@ def fuse_naive(series: SceneSeries, dates: list[_dt.date], folder: str, scale: f
     """Write ``naive_<date>.tif`` for every date: F^(t) = F(t_k), t_k the nearest pair date."""
     def predict(date, tile):
         source = series.nearest_pair(date)
-        return read_block(source.path, tile.inner, scale=scale, info=source.info)
+        return read_item(source, tile.inner, scale)
 
     if feedback is not None:
         for date in dates:
@@ -46,7 +45,7 @@ def fuse_additive(series: SceneSeries, dates: list[_dt.date], folder: str, scale
     def predict(date, tile):
         source = series.nearest_pair(date)
         (fine, ok), (c_ref, ok1), (c_t, ok2) = (
-            read_block(item.path, tile.inner, scale=scale, info=item.info)
+            read_item(item, tile.inner, scale)
             for item in (source, series.coarse_at(source.date), series.coarse_at(date)))
         return additive(fine, c_ref, c_t, value_range), ok & ok1 & ok2
 

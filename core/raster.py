@@ -2,8 +2,9 @@
 
 Conventions (see SPEC.md "Data model"):
 
-* reflectance in the core is float32, ``reflectance = stored value x scale`` (0.0001 for Landsat/MODIS surface
-  reflectance stored as 0-10000 integers; 1 for rasters already in 0-1);
+* reflectance in the core is float32, ``reflectance = stored value x scale + offset`` (an :class:`Encoding`:
+  scale 0.0001 for Landsat/MODIS surface reflectance stored as 0-10000 integers; 2.75e-5 and offset -0.2 for
+  Landsat Collection 2; 1 for rasters already in 0-1);
 * a pixel is *valid* when every band is finite and differs from that band's nodata value, and the optional mask
   raster is non-zero (and not its own nodata) there. Invalid pixels are written back as nodata;
 * outputs are tiled, compressed GeoTIFFs on the grid of a reference raster, written through
@@ -172,6 +173,18 @@ def check_same_grid(ref: RasterInfo, other: RasterInfo, check_bands: bool = True
         )
 
 
+def read_thumbnail(path: str, size: int = 256) -> np.ndarray:
+    """Stored values of all bands on a grid of at most ``size`` x ``size`` (every n-th pixel), ``[bands, rows,
+    cols]``: a cheap sample of a whole scene for plausibility checks."""
+    ds = _open(path)
+    width, height = min(ds.RasterXSize, size), min(ds.RasterYSize, size)
+    try:
+        data = ds.ReadAsArray(buf_xsize=width, buf_ysize=height, resample_alg=gdal.GRIORA_NearestNeighbour)
+    except RuntimeError as exc:
+        raise InputError(f"Reading '{path}' failed: {exc}") from None
+    return data.reshape(ds.RasterCount, height, width)
+
+
 def read_raw(path: str, window: Window | None = None) -> np.ndarray:
     """Stored values of all bands as ``[bands, rows, cols]`` in the file's data type."""
     ds = _open(path)
@@ -209,13 +222,57 @@ def read_mask_raster(mask_path: str, ref: RasterInfo, window: Window | None = No
     return valid & valid_mask(raw[None], info.nodata[:1])
 
 
-def to_reflectance(raw: np.ndarray, scale: float) -> np.ndarray:
-    """Stored values to float32 reflectance: ``raw * scale``."""
-    return raw.astype(np.float32) * np.float32(scale)
+@dataclass(frozen=True)
+class Encoding:
+    """How a raster stores reflectance: ``reflectance = stored value x scale + offset``.
+
+    Fine and coarse products often differ (Landsat Collection 2: x 2.75e-5 - 0.2; MODIS MOD09: x 1e-4; some
+    products 0-1 floats): the series keeps one encoding per kind (see ``series.Scales``).
+    """
+
+    scale: float = 1.0
+    offset: float = 0.0
+    name: str = "SCALE"  # the parameter the scale came from, for messages
+
+    def __post_init__(self) -> None:
+        import math
+
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+            raise InputError(f"{self.name} must be a finite positive number (reflectance = stored value x "
+                             f"{self.name}), not {self.scale!r}.")
+        if not (isinstance(self.offset, (int, float)) and math.isfinite(self.offset)):
+            raise InputError(f"The offset of {self.name} must be a finite number, not {self.offset!r}.")
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        """Stored values to float32 reflectance."""
+        data = raw.astype(np.float32) * np.float32(self.scale)
+        if self.offset:
+            data += np.float32(self.offset)
+        return data
+
+    def describe(self) -> str:
+        """``x 0.0001`` or ``x 2.75e-05 - 0.2``, for messages and metadata."""
+        text = f"x {self.scale:g}"
+        return text + (f" {'+' if self.offset > 0 else '-'} {abs(self.offset):g}" if self.offset else "")
+
+
+def as_encoding(scale: "float | Encoding") -> Encoding:
+    """An :class:`Encoding` from a plain scale factor (offset 0) or an encoding."""
+    if isinstance(scale, Encoding):
+        return scale
+    if isinstance(scale, (int, float)):
+        return Encoding(float(scale))
+    raise TypeError(f"a scale factor or an Encoding is needed, not {type(scale).__name__} (read series images "
+                    "with series.read_item, which picks the fine or the coarse encoding)")
+
+
+def to_reflectance(raw: np.ndarray, scale: "float | Encoding") -> np.ndarray:
+    """Stored values to float32 reflectance: ``raw * scale + offset``."""
+    return as_encoding(scale).decode(raw)
 
 
 def read_block(
-    path: str, window: Window | None = None, scale: float = 1.0, mask_path: str | None = None,
+    path: str, window: Window | None = None, scale: "float | Encoding" = 1.0, mask_path: str | None = None,
     info: RasterInfo | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``window`` (default: whole raster) as float32 reflectance ``[bands, rows, cols]`` and validity.
@@ -233,9 +290,12 @@ def read_block(
     return data, valid
 
 
-def from_reflectance(values: np.ndarray, scale: float, dtype: str) -> np.ndarray:
-    """Float reflectance back to stored values: ``values / scale``, rounded and clipped for integer types."""
-    stored = values / np.float32(scale) if scale != 1 else values
+def from_reflectance(values: np.ndarray, scale: "float | Encoding", dtype: str) -> np.ndarray:
+    """Float reflectance back to stored values: ``(values - offset) / scale``, rounded and clipped for integer
+    types."""
+    enc = as_encoding(scale)
+    stored = values - np.float32(enc.offset) if enc.offset else values
+    stored = stored / np.float32(enc.scale) if enc.scale != 1 else stored
     np_type = np.dtype(dtype)
     if np.issubdtype(np_type, np.integer):
         limits = np.iinfo(np_type)
@@ -267,20 +327,20 @@ def default_nodata(dtype: str) -> float:
 class RasterWriter:
     """A GeoTIFF on the grid of ``like``, filled window by window with float reflectance.
 
-    ``path`` should be a temporary path of an :class:`OutputTransaction`. Values are divided by ``scale`` and
-    converted to ``dtype``; pixels where ``valid`` is False become ``nodata``. A non-finite value in a valid pixel
+    ``path`` should be a temporary path of an :class:`OutputTransaction`. Values are encoded with ``scale`` (a
+    factor or an :class:`Encoding`) and converted to ``dtype``; pixels where ``valid`` is False become ``nodata``. A non-finite value in a valid pixel
     is an error: predictions are never written silently with holes.
     """
 
     def __init__(
         self, path: str, like: RasterInfo, bands: int | None = None, dtype: str | None = None,
-        scale: float = 1.0, nodata: float | None = None, descriptions: Sequence[str] | None = None,
+        scale: "float | Encoding" = 1.0, nodata: float | None = None, descriptions: Sequence[str] | None = None,
     ) -> None:
         self.path = path
         self.like = like
         self.bands = bands or like.bands
         self.dtype = dtype or like.dtype
-        self.scale = scale
+        self.scale = as_encoding(scale)
         self.nodata = nodata if nodata is not None else default_nodata(self.dtype)
         options = GTIFF_OPTIONS + ["PREDICTOR=3" if self.dtype.startswith("float") else "PREDICTOR=2"]
         driver = gdal.GetDriverByName("GTiff")
@@ -348,8 +408,9 @@ class RasterWriter:
 
 
 def write_raster(
-    path: str, values: np.ndarray, like: RasterInfo, valid: np.ndarray | None = None, scale: float = 1.0,
-    dtype: str | None = None, nodata: float | None = None, descriptions: Sequence[str] | None = None,
+    path: str, values: np.ndarray, like: RasterInfo, valid: np.ndarray | None = None,
+    scale: "float | Encoding" = 1.0, dtype: str | None = None, nodata: float | None = None,
+    descriptions: Sequence[str] | None = None,
 ) -> None:
     """Write a whole ``[bands, rows, cols]`` reflectance array to ``path`` on the grid of ``like``."""
     with RasterWriter(path, like, values.shape[0], dtype, scale, nodata, descriptions) as writer:

@@ -10,10 +10,16 @@ import datetime as _dt
 import os
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from .dates import dates_for_files
 from .errors import InputError
 from .feedback import Feedback
-from .raster import OutputTransaction, RasterInfo, check_same_grid, grid_differences, raster_info
+from .raster import (
+    Encoding, OutputTransaction, RasterInfo, as_encoding, check_same_grid, grid_differences, raster_info, read_block,
+    read_thumbnail, valid_mask,
+)
+from .tiles import Window
 from .resample import resample_many
 
 
@@ -24,6 +30,36 @@ class DatedRaster:
     date: _dt.date
     path: str
     info: RasterInfo = field(repr=False, compare=False)
+    kind: str = "fine"  # "fine" or "coarse": which encoding of the series applies (see Scales)
+
+
+@dataclass(frozen=True)
+class Scales:
+    """The encodings of a series' fine and of its coarse images (``FINE_SCALE``/``FINE_OFFSET``,
+    ``COARSE_SCALE``/``COARSE_OFFSET``; ``SCALE`` is the default of both). Predictions are written in the fine
+    encoding: they are fine images."""
+
+    fine: Encoding
+    coarse: Encoding
+
+    def of(self, item: DatedRaster) -> Encoding:
+        """The encoding of one image of the series."""
+        return self.coarse if item.kind == "coarse" else self.fine
+
+
+def as_scales(scale: "float | Encoding | Scales") -> Scales:
+    """:class:`Scales` from one scale factor or encoding for both kinds, or from scales."""
+    if isinstance(scale, Scales):
+        return scale
+    enc = as_encoding(scale)
+    return Scales(enc, enc)
+
+
+def read_item(
+    item: DatedRaster, window: Window | None, scale: "float | Encoding | Scales", mask_path: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_block` of one image of the series in its own (fine or coarse) encoding."""
+    return read_block(item.path, window, scale=as_scales(scale).of(item), mask_path=mask_path, info=item.info)
 
 
 @dataclass(frozen=True)
@@ -109,7 +145,8 @@ def _fmt(dates: list[_dt.date]) -> str:
 
 
 def _dated(paths: list[str], dates: list[_dt.date] | None, what: str) -> list[DatedRaster]:
-    items = [DatedRaster(d, p, raster_info(p, what)) for p, d in zip(paths, dates_for_files(paths, dates, what))]
+    items = [DatedRaster(d, p, raster_info(p, what), what)
+             for p, d in zip(paths, dates_for_files(paths, dates, what))]
     items.sort(key=lambda r: r.date)
     for a, b in zip(items, items[1:]):
         if a.date == b.date:
@@ -160,6 +197,49 @@ def build_series(
                 "needs both."
             )
     return SceneSeries(tuple(coarse), tuple(fine))
+
+
+# |reflectance| above which an encoding is surely wrong (reflectance is 0-1, indices -1-1); and the largest factor
+# between the mean fine and coarse reflectance of a pair date (the two sensors see the same surface: their means
+# differ by a few per cent, a wrong scale by 10^4 or, for Landsat Collection 2 read as x 0.0001, by about 10).
+PLAUSIBLE_REFLECTANCE = 10.0
+PAIR_AGREEMENT = 5.0
+
+
+def _sample(item: DatedRaster, enc: Encoding) -> np.ndarray:
+    raw = read_thumbnail(item.path)
+    return enc.decode(raw)[:, valid_mask(raw, item.info.nodata)]
+
+
+def check_encodings(series: SceneSeries, scale: "float | Encoding | Scales") -> None:
+    """Refuse encodings that cannot be right, before any work: values far outside reflectance after the scale, or
+    fine and coarse images of a pair date whose mean reflectance differs by more than :data:`PAIR_AGREEMENT`
+    (read on a 256-pixel thumbnail of every pair image)."""
+    scales = as_scales(scale)
+    for fine in series.fine:
+        coarse = series.coarse_at(fine.date)
+        samples = [(item, scales.of(item), _sample(item, scales.of(item))) for item in (fine, coarse)]
+        for item, enc, values in samples:
+            if values.size and float(np.percentile(np.abs(values), 99)) > PLAUSIBLE_REFLECTANCE:
+                high = float(np.percentile(np.abs(values), 99))
+                raise InputError(
+                    f"With {enc.name} ({enc.describe()}) the {item.kind} image '{item.path}' has values up to "
+                    f"{high:.4g}, not reflectance (0-1): the scale does not match the file (0.0001 for 0-10000 "
+                    "integers, 1 for 0-1 floats, 2.75e-5 with offset -0.2 for Landsat Collection 2).")
+        (_, fine_enc, f), (_, coarse_enc, c) = samples
+        if not f.size or not c.size:
+            continue
+        mean_f, mean_c = float(np.abs(f).mean()), float(np.abs(c).mean())
+        if mean_f <= 0 or mean_c <= 0:
+            continue
+        factor = mean_f / mean_c
+        if not 1 / PAIR_AGREEMENT < factor < PAIR_AGREEMENT:
+            raise InputError(
+                f"On the pair date {fine.date.isoformat()} the fine image '{fine.path}' is on average {factor:.3g} "
+                f"times the coarse image '{coarse.path}' (mean reflectance {mean_f:.4g} with {fine_enc.name} "
+                f"{fine_enc.describe()}, {mean_c:.4g} with {coarse_enc.name} {coarse_enc.describe()}): they are "
+                "stored in different scales. Give FINE_SCALE/FINE_OFFSET and COARSE_SCALE/COARSE_OFFSET for the "
+                "two encodings.")
 
 
 def require_fine_grid(series: SceneSeries) -> None:

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..raster import read_block
-from ..series import DatedRaster, SceneSeries
+from ..series import DatedRaster, SceneSeries, read_item
 from ..tiles import Tile
 
 
@@ -43,7 +42,7 @@ def read_tile(
     valid = np.ones((tile.outer.height, tile.outer.width), bool)
     arrays = []
     for item in list(fine) + list(coarse) + [coarse_pred]:
-        data, ok = read_block(item.path, tile.outer, scale=scale, info=item.info)
+        data, ok = read_item(item, tile.outer, scale)
         arrays.append(data)
         valid &= ok
     p = len(fine)
@@ -103,7 +102,7 @@ def band_std(items: list[DatedRaster], scale: float, block: int = 512, unit: flo
         total = np.zeros(info.bands)
         squares = np.zeros(info.bands)
         for tile in plan_tiles(info.width, info.height, block):
-            data, valid = read_block(item.path, tile.inner, scale=scale, info=info)
+            data, valid = read_item(item, tile.inner, scale)
             values = data[:, valid].astype(np.float64)
             if unit is not None:
                 values = np.round(values / unit)

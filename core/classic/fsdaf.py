@@ -55,7 +55,7 @@ from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import write_predictions
 from ..raster import RasterWriter, read_block
-from ..series import SceneSeries
+from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from .common import Window, cpu_tile_size, pad, pair_sets, window_radius
 
@@ -126,7 +126,7 @@ class _Scene:
         share = params.sample / max(grid.width * grid.height, 1)
         samples = []
         for tile in block_tiles:
-            data, valid = read_block(pair.path, tile.inner, scale=scale, info=pair.info)
+            data, valid = read_item(pair, tile.inner, scale)
             pixels = data[:, valid].T
             take = min(len(pixels), int(math.ceil(share * pixels.shape[0])))
             samples.append(pixels[rng.choice(len(pixels), take, replace=False)] if take else pixels[:0])
@@ -144,9 +144,9 @@ class _Scene:
         for tile in block_tiles:
             check_cancel(feedback)
             w = tile.inner
-            f1, v1 = read_block(pair.path, w, scale=scale, info=pair.info)
-            a, va = read_block(self.c1.path, w, scale=scale, info=self.c1.info)
-            b, vb = read_block(self.c2.path, w, scale=scale, info=self.c2.info)
+            f1, v1 = read_item(pair, w, scale)
+            a, va = read_item(self.c1, w, scale)
+            b, vb = read_item(self.c2, w, scale)
             valid = v1 & va & vb
             labels = self.classify(f1)
             labels[~valid] = 255
@@ -202,7 +202,7 @@ class _Scene:
         the outer window adds the homogeneity window's radius."""
         torch, params, f = self.torch, self.params, self.params.factor
         outer, inner = tile.outer, tile.inner
-        f1, v1 = read_block(self.pair.path, outer, scale=self.scale, info=self.pair.info)
+        f1, v1 = read_item(self.pair, outer, self.scale)
         labels = self.classes[outer.slices]
         valid = v1 & (labels != 255)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.dev)  # noqa: E731
@@ -443,11 +443,11 @@ def fuse_fsdaf(
 
         def predict(date, tile):
             pair, path, threshold = changes[date]
-            f1, v1 = read_block(pair.path, tile.outer, scale=scale, info=pair.info)
+            f1, v1 = read_item(pair, tile.outer, scale)
             change, vc = read_block(path, tile.outer)
             rows, cols = tile.inner_in_outer
-            c1, _ = read_block(series.coarse_at(pair.date).path, tile.inner, scale=scale)
-            c2, _ = read_block(series.coarse_at(date).path, tile.inner, scale=scale)
+            c1, _ = read_item(series.coarse_at(pair.date), tile.inner, scale)
+            c2, _ = read_item(series.coarse_at(date), tile.inner, scale)
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
             inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
             with torch.no_grad():

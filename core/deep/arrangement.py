@@ -47,7 +47,8 @@ def band_descriptions(dates: list[str], band_names: list[str], order: str = "TSB
 def write_series_geotiff(items: list, path: str, scale: float, order: str = "TSB") -> str:
     """Write dated images (``DatedRaster`` list, one grid) as ONE multi-band GeoTIFF in TSB (band-major: every date
     of band 1, then band 2...) or TIB (date-major) layer order, each layer described as date + band name."""
-    from ..raster import RasterWriter, read_block
+    from ..raster import RasterWriter
+    from ..series import as_scales, read_item
 
     if order not in ("TSB", "TIB"):
         raise InputError(f"A GeoTIFF stores the series as bands in TSB or TIB order, not {order}.")
@@ -55,10 +56,10 @@ def write_series_geotiff(items: list, path: str, scale: float, order: str = "TSB
     bands, count = grid.bands, len(items)
     names = [d or f"band {i + 1}" for i, d in enumerate(grid.descriptions or [""] * bands)]
     dates = [item.date.isoformat() for item in items]
-    with RasterWriter(path, grid, bands=bands * count, dtype=grid.dtype, scale=scale,
+    with RasterWriter(path, grid, bands=bands * count, dtype=grid.dtype, scale=as_scales(scale).of(items[0]),
                       descriptions=band_descriptions(dates, names, order)) as writer:
         for t, item in enumerate(items):
-            data, valid = read_block(item.path, scale=scale, info=item.info)
+            data, valid = read_item(item, None, scale)
             for b in range(bands):
                 writer.write_band(b * count + t if order == "TSB" else t * bands + b, data[b], valid)
     return path

@@ -8,18 +8,17 @@ import numpy as np
 
 from ..device import import_torch
 from ..errors import InputError
-from ..raster import read_block
-from ..series import DatedRaster
+from ..series import DatedRaster, read_item
 
 
 def read_image(item: DatedRaster, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Whole image as reflectance [B, H, W] and validity [H, W]."""
-    return read_block(item.path, scale=scale, info=item.info)
+    return read_item(item, None, scale)
 
 
 def read_window(item: DatedRaster, tile: Any, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """The tile's outer window of an image as reflectance [B, h, w] and validity [h, w]."""
-    return read_block(item.path, tile.outer, scale=scale, info=item.info)
+    return read_item(item, tile.outer, scale)
 
 
 def lsr_shape(height: int, width: int, factor: int) -> tuple[int, int]:

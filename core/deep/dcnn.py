@@ -49,7 +49,7 @@ from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
-from ..series import SceneSeries, nearest_date
+from ..series import SceneSeries, check_encodings, nearest_date
 from .common import read_image, read_window
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
@@ -165,6 +165,7 @@ def train_dcnn(
     """Train the patch regression; returns (state dicts, metadata)."""
     torch = import_torch()
     params.validate()
+    check_encodings(series, scale)
     dev = resolve_device(device)
     seed_everything(params.seed)
     pairs = [series.fine_at(d) for d in pair_dates] if pair_dates else list(series.fine)

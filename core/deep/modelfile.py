@@ -39,16 +39,20 @@ def plugin_version() -> str:
     return "unknown"
 
 
-def training_metadata(grid: Any, scale: float, params: Any, halo: int, pair_dates: list, history: dict,
+def training_metadata(grid: Any, scale: Any, params: Any, halo: int, pair_dates: list, history: dict,
                       device: Any, **extra: Any) -> dict[str, Any]:
     """The metadata every trained model carries (SPEC.md "Model files"); ``extra`` adds method-specific keys."""
     from dataclasses import asdict
 
     from ..device import describe_device
+    from ..series import as_scales
 
+    scales = as_scales(scale)
     meta = {
-        "bands": grid.bands, "band_names": list(grid.descriptions), "scale": scale,
-        "normalisation": "none: reflectance (stored value x scale) in 0-1", "halo": int(halo),
+        "bands": grid.bands, "band_names": list(grid.descriptions), "scale": scales.fine.scale,
+        "encodings": {kind: {"scale": enc.scale, "offset": enc.offset}
+                      for kind, enc in (("fine", scales.fine), ("coarse", scales.coarse))},
+        "normalisation": "none: reflectance (stored value x scale + offset) in 0-1", "halo": int(halo),
         "params": asdict(params), "training_pairs": [d.isoformat() for d in pair_dates], "history": history,
         "trained_on": describe_device(device),
     }

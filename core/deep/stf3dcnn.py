@@ -52,8 +52,7 @@ from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
-from ..raster import read_block
-from ..series import SceneSeries, nearest_date
+from ..series import SceneSeries, check_encodings, nearest_date, read_item
 from ..tiles import Window
 from .modelfile import training_metadata
 from .training import seed_everything, train, zero_last_layer
@@ -156,11 +155,11 @@ def _read_cube(series: SceneSeries, window: Window | None, scale: float) -> tupl
     """Coarse [B, T, h, w] for every date, fine {date: [B, h, w]} for the pairs, validity [h, w]."""
     coarse, valid, fine = [], None, {}
     for c in series.coarse:
-        data, ok = read_block(c.path, window, scale=scale, info=c.info)
+        data, ok = read_item(c, window, scale)
         coarse.append(data)
         valid = ok if valid is None else valid & ok
     for f in series.fine:
-        data, ok = read_block(f.path, window, scale=scale, info=f.info)
+        data, ok = read_item(f, window, scale)
         fine[f.date] = data
         valid &= ok
     return np.stack(coarse, axis=1), valid, fine
@@ -237,6 +236,7 @@ def train_stf3dcnn(
     """Train on sub-sequences of sub-cubes of the series; returns (state dicts, metadata)."""
     torch = import_torch()
     params.validate()
+    check_encodings(series, scale)
     if len(series.fine) < 2:
         raise InputError("STF3DCNN learns the fine change between pair dates: it needs at least two pairs.")
     dev = resolve_device(device)
@@ -255,7 +255,7 @@ def train_stf3dcnn(
     validate, scores = None, {}
     if holdout is not None:
         data = read_block_data(series, holdout, params.spatial_radius, scale)
-        cube = np.stack([read_block(c.path, data.window, scale=scale, info=c.info)[0] for c in series.coarse], 1)
+        cube = np.stack([read_item(c, data.window, scale)[0] for c in series.coarse], 1)
         changes = {}
         if params.time_weighting == "change":
             changes = mean_abs_change(series, [(t, k) for t, refs in holdout.targets if len(refs) == 2
@@ -342,8 +342,8 @@ def mean_abs_change(series: SceneSeries, pairs: list[tuple[_dt.date, _dt.date]],
     """{(t, k): per-band mean over the valid pixels of |C(t) - C(k)|} (the 'change' time weighting)."""
     result = {}
     for t, k in pairs:
-        ct, ok1 = read_block(series.coarse_at(t).path, scale=scale, info=series.coarse_at(t).info)
-        ck, ok2 = read_block(series.coarse_at(k).path, scale=scale, info=series.coarse_at(k).info)
+        ct, ok1 = read_item(series.coarse_at(t), None, scale)
+        ck, ok2 = read_item(series.coarse_at(k), None, scale)
         valid = ok1 & ok2
         result[(t, k)] = np.abs(ct - ck)[:, valid].mean(axis=1) if valid.any() else np.ones(ct.shape[0])
     return result

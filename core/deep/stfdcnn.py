@@ -60,7 +60,7 @@ from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import series_value_range, write_predictions
-from ..series import SceneSeries
+from ..series import SceneSeries, check_encodings
 from .common import (box_sum, downsample, patch_positions, read_image, read_window, upsample, upsample_window,
                      valid_lsr)
 from .modelfile import training_metadata
@@ -301,6 +301,7 @@ def train_stfdcnn(
     """Train the NLM CNNs (one per band) and the SR CNN; returns (state dicts, metadata)."""
     torch = import_torch()
     params.validate()
+    check_encodings(series, scale)
     dev = resolve_device(device)
     seed_everything(params.seed)
     rng = np.random.default_rng(params.seed)

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..naive import additive
-from ..raster import read_block
-from ..series import SceneSeries, nearest_date
+from ..series import SceneSeries, nearest_date, read_item
 from ..tiles import Window
 
 
@@ -116,9 +115,9 @@ def read_block_data(series: SceneSeries, holdout: HoldOut, halo: int, scale: flo
     window = holdout.outer(halo, grid.height, grid.width)
     fine, coarse, valid = {}, {}, None
     for item in series.fine:
-        f, ok1 = read_block(item.path, window, scale=scale, info=item.info)
+        f, ok1 = read_item(item, window, scale)
         c_item = series.coarse_at(item.date)
-        c, ok2 = read_block(c_item.path, window, scale=scale, info=c_item.info)
+        c, ok2 = read_item(c_item, window, scale)
         fine[item.date], coarse[item.date] = f, c
         ok = ok1 & ok2
         valid = ok if valid is None else valid & ok
