@@ -309,7 +309,7 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         import signal
         import threading
 
-        from ..core.errors import CancelledError
+        from ..core.errors import CancelledError, os_error_message
         from ..core.fusion import nodata_limit
         from ..core.raster import protect_inputs
 
@@ -325,6 +325,11 @@ class StfAlgorithm(QgsProcessingAlgorithm):
                 return self.execute(parameters, context, QgisFeedback(feedback))
         except StfError as exc:
             raise QgsProcessingException(str(exc)) from None
+        except OSError as exc:  # full disk, read-only file system...: the problem and the path, no traceback
+            raise QgsProcessingException(os_error_message(exc)) from None
+        except MemoryError:
+            raise QgsProcessingException("Not enough memory for this run: lower the tile memory budget or the batch "
+                                         "size, or close other programs. No output was written.") from None
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)

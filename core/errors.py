@@ -22,3 +22,16 @@ class CancelledError(StfError):
 
 class MissingDependencyError(StfError):
     """A Python package needed for this operation is not installed."""
+
+
+def os_error_message(exc: OSError, doing: str = "") -> str:
+    """A user message for an operating-system error (full disk, read-only file system, permission, file too large):
+    the problem and the path, never a traceback. ``doing`` says what was being done ("writing the outputs")."""
+    problem = exc.strerror or str(exc) or type(exc).__name__
+    path = exc.filename or ""
+    where = f" '{path}'" if path else ""
+    hint = {28: " Free some space or choose another output folder.",  # ENOSPC
+            27: " The file system does not allow a file this large.",  # EFBIG
+            30: " Choose an output folder on a writable disk.",  # EROFS
+            13: " Choose an output folder you may write to."}.get(exc.errno or 0, "")  # EACCES
+    return f"{problem}{' while ' + doing if doing else ''}{where}.{hint} No output was written."

@@ -376,11 +376,20 @@ class RasterWriter:
         stored = _avoid_nodata(from_reflectance(np.where(finite, values, 0), self.scale, self.dtype), self.nodata)
         if valid is not None:
             stored[~valid] = self.nodata
-        for i in range(self.bands):
-            self.ds.GetRasterBand(i + 1).WriteArray(stored[i], window.x, window.y)
         # Hand finished blocks to the file now: otherwise GDAL's block cache (5 % of RAM by default) grows with the
         # scene, and memory would not be bounded by the tile size.
-        self.ds.FlushCache()
+        self._store([(i, stored[i], window.x, window.y) for i in range(self.bands)])
+
+    def _store(self, blocks: list) -> None:
+        """Write (band index, array, x, y) blocks and flush them; a write error (full disk, file too large) is a
+        message naming the output folder and the problem."""
+        try:
+            for index, array, x, y in blocks:
+                self.ds.GetRasterBand(index + 1).WriteArray(array, x, y)
+            self.ds.FlushCache()
+        except RuntimeError as exc:
+            raise StfError(f"Writing '{final_name(self.path)}' failed: {exc} (is the disk full?). No output was "
+                           "written.") from None
 
     def write_band(self, index: int, values: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Write one whole band (0-based ``index``) of reflectance [rows, cols]."""
@@ -390,8 +399,7 @@ class RasterWriter:
         stored = _avoid_nodata(from_reflectance(np.nan_to_num(values), self.scale, self.dtype), self.nodata)
         if valid is not None:
             stored[~valid] = self.nodata
-        self.ds.GetRasterBand(index + 1).WriteArray(stored)
-        self.ds.FlushCache()
+        self._store([(index, stored, 0, 0)])
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -426,10 +434,12 @@ def grid_info(
 
 
 def _remove(path: str) -> None:
+    """Best effort: a temporary that cannot be removed now (read-only file system) carries a dead process id
+    afterwards, and the next run into the folder removes it (:func:`clean_stale`)."""
     for candidate in (path, path + ".aux.xml", path + ".msk"):
         try:
             os.remove(candidate)
-        except FileNotFoundError:
+        except OSError:
             pass
 
 
@@ -480,6 +490,16 @@ def scratch_name(name: str, kind: str) -> str:
     """A hidden temporary name for ``name`` (kind: partial or replaced) owned by this process."""
     stem, ext = os.path.splitext(name) if kind == "partial" else (name, "")
     return f".{stem}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+def final_name(path: str) -> str:
+    """The output a temporary path of an :class:`OutputTransaction` stands for (``path`` itself otherwise), for
+    messages."""
+    folder, name = os.path.split(path)
+    match = _SCRATCH.match(name)
+    if match is None or match["kind"] != "partial":
+        return path
+    return os.path.join(folder, match["name"] + (match["ext"] or ""))
 
 
 def scratch_prefix(name: str) -> str:
@@ -588,12 +608,20 @@ class OutputTransaction:
                 done.append((temp, final, backup))
                 os.replace(temp, final)
         except OSError as exc:
+            lost = []  # replaced files that could not be put back (the file system refuses every change)
             for temp, final, backup in reversed(done):
-                if os.path.lexists(final) and not os.path.lexists(temp):
-                    os.replace(final, temp)  # take the new output back
-                if backup is not None:
-                    os.replace(backup, final)  # and restore what was there
+                try:
+                    if os.path.lexists(final) and not os.path.lexists(temp):
+                        os.replace(final, temp)  # take the new output back
+                    if backup is not None:
+                        os.replace(backup, final)  # and restore what was there
+                except OSError:
+                    if backup is not None:
+                        lost.append(f"'{final}' is kept as '{backup}'")
             self.rollback()
+            if lost:
+                raise StfError(f"Cannot write the output '{exc.filename or ''}': {exc.strerror or exc}; and the "
+                               f"folder could not be restored: {'; '.join(lost)}.") from None
             raise StfError(f"Cannot write the output '{exc.filename or ''}': {exc.strerror or exc}; nothing was "
                            "written and the folder is as before.") from None
         for temp, final, backup in done:

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from ..device import resolve_device
-from ..errors import InputError
+from ..errors import InputError, StfError, os_error_message
 from ..feedback import Feedback
 from ..raster import OutputTransaction
 from ..series import SceneSeries
@@ -26,6 +26,13 @@ def write_model(
     Returns the three final paths."""
     if not path.lower().endswith(EXTENSION):
         path += EXTENSION
+    try:
+        return _write_model(path, method, networks, metadata, transaction)
+    except OSError as exc:  # full disk, read-only file system: the message names the model file
+        raise StfError(os_error_message(exc, f"writing the model '{path}'")) from None
+
+
+def _write_model(path, method, networks, metadata, transaction) -> tuple[str, str, str]:
     save_model(transaction.add(path), method, networks, metadata)
     stem = path[: -len(EXTENSION)]
     csv_path, png_path = stem + ".loss.csv", stem + ".loss.png"
