@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import os
 import re
 from typing import Any
 
@@ -34,6 +35,15 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..core.dates import parse_date_list
 from ..core.device import DEVICES
 from ..core.errors import StfError
+
+def source_path(source: str) -> str:
+    """The file of a layer source. QGIS appends ``|layername=...``-style options to some sources; only such a
+    suffix is removed, so a ``|`` that is part of a file name is kept."""
+    if os.path.exists(source):
+        return source
+    head, sep, tail = source.partition("|")
+    return head if sep and re.match(r"[A-Za-z_:]+=", tail) else source
+
 
 GROUPS = {
     "data": "Data preparation",
@@ -255,14 +265,44 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         self._output_help[name] = help_text
 
     # --- parameter readers (accept what qgis_process passes: strings) ---------------------------------------
+    @staticmethod
+    def file_values(parameters: dict, name: str) -> list[str] | None:
+        """The values of a raster parameter when every one is the path of an existing file, else None (layers of
+        the project, layer ids). Such files are read by the core directly: opened as QGIS map layers, GDAL would
+        write statistics into ``.aux.xml`` files beside the user's inputs, and a file that is not a raster would
+        give QGIS's "Unable to load mesh" instead of a message naming it."""
+        value = parameters.get(name)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values or not all(isinstance(v, str) and os.path.isfile(v) for v in values):
+            return None
+        return values
+
     def raster_paths(self, parameters: dict, name: str, context: QgsProcessingContext) -> list[str]:
         """File paths of a multiple-raster parameter, in the order given."""
+        files = self.file_values(parameters, name)
+        if files is not None:
+            return files
         layers = self.parameterAsLayerList(parameters, name, context) or []
-        return [layer.source().split("|")[0] for layer in layers]
+        return [source_path(layer.source()) for layer in layers]
 
     def raster_path(self, parameters: dict, name: str, context: QgsProcessingContext) -> str | None:
+        files = self.file_values(parameters, name)
+        if files is not None:
+            return files[0]
         layer = self.parameterAsRasterLayer(parameters, name, context)
-        return layer.source().split("|")[0] if layer is not None else None
+        return source_path(layer.source()) if layer is not None else None
+
+    def checkParameterValues(self, parameters: dict, context: QgsProcessingContext):  # noqa: N802
+        """QGIS's check, except for raster parameters given as existing files: QGIS would open them as map layers
+        (see :meth:`file_values`); the core checks them when it opens them, with messages naming the file."""
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if isinstance(definition, (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer)) \
+                    and self.file_values(parameters, name) is not None:
+                continue
+            if not definition.checkValueIsAcceptable(parameters.get(name), context):
+                return False, f"Incorrect parameter value for {name}"
+        return True, ""
 
     def enum_string(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
         return self.parameterAsEnumString(parameters, name, context)

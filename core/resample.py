@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from .errors import CancelledError, InputError, StfError
 from .feedback import Feedback, SubFeedback, check_cancel
@@ -27,6 +27,7 @@ def resample_to_grid(
     if not src.crs_wkt or not ref.crs_wkt:
         missing = src.path if not src.crs_wkt else ref.path
         raise InputError(f"'{missing}' has no CRS; cannot resample between grids without one.")
+    _check_overlap(src, ref)
     nodata = src.nodata[0]
     if nodata is None:
         nodata = -9999 if src.dtype not in ("uint8", "uint16", "uint32") else 0
@@ -65,6 +66,28 @@ def resample_to_grid(
     if not os.path.exists(dst_path):
         raise StfError(f"Resampling '{src_path}' wrote no file.")
     return dst_path
+
+
+def _check_overlap(src: RasterInfo, ref: RasterInfo) -> None:
+    """Refuse a source whose extent (taken into the reference's CRS) does not meet the reference grid: its
+    resampled image would be nodata everywhere."""
+    def srs(wkt: str) -> osr.SpatialReference:
+        s = osr.SpatialReference()
+        s.ImportFromWkt(wkt)
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        return s
+
+    try:
+        x0, y0, x1, y1 = osr.CoordinateTransformation(srs(src.crs_wkt), srs(ref.crs_wkt)).TransformBounds(
+            *src.bounds, 21)
+    except RuntimeError:  # not transformable (e.g. far outside the CRS's area): let the warp decide
+        return
+    rx0, ry0, rx1, ry1 = ref.bounds
+    if x0 >= rx1 or x1 <= rx0 or y0 >= ry1 or y1 <= ry0:
+        raise InputError(
+            f"The coarse image '{src.path}' does not overlap the fine grid of '{ref.path}': its extent in the fine "
+            f"CRS is x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}, the fine grid's x {rx0:.6g}..{rx1:.6g}, "
+            f"y {ry0:.6g}..{ry1:.6g}. Check that both cover the same area and carry the right CRS.")
 
 
 def resample_many(

@@ -17,6 +17,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .raster import (
     Encoding, OutputTransaction, RasterInfo, as_encoding, check_same_grid, grid_differences, raster_info, read_block,
+    same_crs,
     read_thumbnail, valid_mask,
 )
 from .tiles import Window
@@ -184,6 +185,12 @@ def build_series(
     for c in coarse[1:]:
         check_same_grid(coarse[0].info, c.info)
     ref, first = fine[0].info, coarse[0].info
+    if same_crs(ref.crs_wkt, first.crs_wkt) and abs(first.geotransform[1]) < abs(ref.geotransform[1]) * 0.99:
+        fine_px, coarse_px = abs(ref.geotransform[1]), abs(first.geotransform[1])
+        raise InputError(
+            f"FINE and COARSE look swapped: the fine image '{ref.path}' has {fine_px:g} pixels and the coarse image "
+            f"'{first.path}' finer ones ({coarse_px:g}). Give the fine (Landsat-like) images as FINE and the coarse "
+            "(MODIS-like) ones as COARSE.")
     if first.bands != ref.bands:
         raise InputError(
             f"The coarse image '{first.path}' has {first.bands} bands but the fine image '{ref.path}' has "

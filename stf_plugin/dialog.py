@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..algorithms.base import source_path
 from ..core.dates import date_from_name, parse_date, parse_date_list
 from ..core.device import DEVICES, detected_devices
 from ..core.errors import InputError
@@ -182,9 +183,9 @@ class FusionDialog(QDialog):
         by_name = sorted(layers, key=lambda lyr: lyr.name())
         # each list shows its likely images first
         for layer in sorted(by_name, key=lambda lyr: not is_fine(lyr)):
-            self.fine.add(layer.name(), layer.source().split("|")[0], several and is_fine(layer))
+            self.fine.add(layer.name(), source_path(layer.source()), several and is_fine(layer))
         for layer in sorted(by_name, key=is_fine):
-            self.coarse.add(layer.name(), layer.source().split("|")[0], not is_fine(layer))
+            self.coarse.add(layer.name(), source_path(layer.source()), not is_fine(layer))
 
     def _add_files(self, table: ImageTable, what: str) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, f"Add {what} images", "", "Rasters (*.tif *.tiff *.img *.vrt);;"

@@ -257,3 +257,56 @@ def test_an_all_nodata_fine_image_gives_no_silent_naive_prediction(provider, wor
         _all_nodata_copy(f, f)
     run_refused("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "OUTPUT_FOLDER": str(w.parent / "out")},
                 fine + coarse, w, match="would be nodata")
+
+
+def test_a_coarse_image_that_does_not_overlap_the_fine_grid_is_refused(provider, work, tmp_path):
+    """Its resampled image would be nodata everywhere: refused before anything is written."""
+    from helpers import make_raster, read
+
+    w, fine, coarse = work
+    far = make_raster(tmp_path / "coarse_2021-04-01.tif", read(coarse[0])[:, ::16, ::16], nodata=-9999,
+                      geotransform=(900000.0, 480.0, 0.0, 5000000.0, 0.0, -480.0))
+    run_refused("stf:resample_coarse", {"COARSE": [far], "REFERENCE": fine[0], "METHOD": "bilinear",
+                                        "OUTPUT_FOLDER": str(tmp_path / "out")}, [far] + fine, w,
+                match="'.*coarse_2021-04-01.tif' does not overlap the fine grid of '.*fine_2021-04-01.tif'")
+    assert not (tmp_path / "out").exists() or files_in(tmp_path / "out") == []
+
+
+def test_fine_and_coarse_swapped_are_named_as_such(provider, sample_on_fine_grid, tmp_path):
+    import glob
+
+    sample = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "sample")
+    fine = [f.path for f in sample_on_fine_grid.fine]
+    coarse = sorted(glob.glob(os.path.join(sample, "coarse", "*.tif")))
+    pair_coarse = [c for c in coarse if any(os.path.basename(f)[5:] in c for f in fine)]
+    run_refused("stf:fuse_naive", {"FINE": pair_coarse, "COARSE": fine, "OUTPUT_FOLDER": str(tmp_path / "out")},
+                fine + pair_coarse, tmp_path, match="FINE and COARSE look swapped")
+
+
+def test_a_bar_in_a_file_name_is_part_of_the_name(provider, work, tmp_path):
+    """'coarse_2021-05-03.tif|v2.tif' is read, not 'coarse_2021-05-03.tif' (only QGIS's own '|layername=' style
+    suffixes are removed from layer sources)."""
+    import processing
+
+    from stf_fusion.algorithms.base import source_path
+
+    w, fine, coarse = work
+    barred = str(w / "coarse_2021-05-03.tif|v2.tif")
+    original = next(c for c in coarse if "05-03" in c)
+    _all_nodata_copy(original, barred)  # the '|' file is empty: reading the other one would succeed
+    others = [c for c in coarse if c != original]
+    with pytest.raises(QgsProcessingException, match="would be nodata"):
+        processing.run("stf:fuse_additive", {"FINE": fine, "COARSE": others + [barred],
+                                             "DATES": ",".join([os.path.basename(f)[5:15] for f in fine]
+                                                               + [os.path.basename(c)[7:17] for c in others]
+                                                               + ["2021-05-03"]),
+                                             "PREDICT_DATES": "2021-05-03", "OUTPUT_FOLDER": str(tmp_path / "o")})
+    assert source_path("/d/a.tif|layername=a") == "/d/a.tif" and source_path("/d/a.tif|v2.tif") == "/d/a.tif|v2.tif"
+    assert not glob.glob(str(w / "*.aux.xml"))  # processing.run opened no input as a map layer
+
+
+@pytest.mark.parametrize("alg", ["fuse_starfm", "fuse_estarfm", "fuse_fsdaf"])
+def test_an_even_window_is_refused_instead_of_silently_enlarged(provider, work, alg):
+    w, fine, coarse = work
+    run_refused(f"stf:{alg}", {"FINE": fine, "COARSE": coarse, "WINDOW": 4, "OUTPUT_FOLDER": str(w.parent / "o")},
+                fine + coarse, w, match=r"window must have an odd side.*got 4; use 3 or 5")

@@ -54,3 +54,32 @@ def test_package_has_the_plugin_folder_at_the_top(tmp_path):
     for required in ("metadata.txt", "__init__.py", "stf_plugin/provider.py", "core/raster.py", "resources/icon.svg"):
         assert f"stf_fusion/{required}" in names
     assert not any("/tests/" in n or "__pycache__" in n for n in names)
+
+
+def test_a_run_leaves_the_input_folder_as_it_was(tmp_path, sample_on_fine_grid):
+    """No .aux.xml (statistics) or anything else appears beside the inputs."""
+    import shutil
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    fine = [shutil.copy(f.path, inputs) for f in sample_on_fine_grid.fine]
+    coarse = [shutil.copy(c.path, inputs) for c in sample_on_fine_grid.coarse]
+    before = files_in(inputs)
+    result = qgis_process(tmp_path, "run", "stf:fuse_naive", "--", *[f"FINE={f}" for f in fine],
+                          *[f"COARSE={c}" for c in coarse], "PREDICT_DATES=2021-05-03",
+                          f"OUTPUT_FOLDER={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    assert files_in(inputs) == before
+
+
+def test_a_text_file_named_tif_is_named_in_the_message(tmp_path, sample_on_fine_grid):
+    """qgis_process itself still logs its "Unable to load mesh" while it tries the argument as a layer; the error
+    the run ends with names the file."""
+    text = tmp_path / "coarse_2021-05-03.tif"
+    text.write_text("not a raster")
+    result = qgis_process(tmp_path, "run", "stf:fuse_naive", "--",
+                          *[f"FINE={f.path}" for f in sample_on_fine_grid.fine],
+                          *[f"COARSE={c.path}" for c in sample_on_fine_grid.coarse if "05-03" not in c.path],
+                          f"COARSE={text}", f"OUTPUT_FOLDER={tmp_path / 'out'}")
+    assert result.returncode == 1
+    assert f"The coarse file '{text}' cannot be read as a raster" in result.stderr.splitlines()[-1]

@@ -134,10 +134,18 @@ def pair_sets(series: SceneSeries, date: _dt.date, pairs: int) -> list[DatedRast
 
 
 def window_radius(window: int) -> int:
-    """Radius of an odd window size (an even size is rounded up to the next odd one)."""
-    if window < 1:
-        raise InputError(f"The window size must be at least 1 pixel (got {window}).")
+    """Radius of an odd window size."""
+    check_window(window, "moving", 1)
     return window // 2
+
+
+def check_window(window: int, method: str, minimum: int = 3) -> None:
+    """A moving window is centred on its pixel: its side is odd, and at least ``minimum``."""
+    if window < minimum:
+        raise InputError(f"The {method} window must be at least {minimum} pixels (got {window}).")
+    if window % 2 == 0:
+        raise InputError(f"The {method} window must have an odd side, centred on its pixel (got {window}; use "
+                         f"{window - 1} or {window + 1}).")
 
 
 def cpu_tile_size(device: Any) -> int | None:

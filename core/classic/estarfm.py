@@ -42,7 +42,7 @@ from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
-from .common import TileInputs, Window, fuse_moving_window, pad, window_radius
+from .common import TileInputs, Window, check_window, fuse_moving_window, pad, window_radius
 
 
 @dataclass
@@ -59,8 +59,7 @@ class EstarfmParams:
     min_coarse_change: float = 0.02  # x data_max: |mean C_m - mean C_n| below this gives V = 1
 
     def validate(self) -> None:
-        if self.window < 3:
-            raise InputError(f"The ESTARFM window must be at least 3 pixels (got {self.window}).")
+        check_window(self.window, "ESTARFM")
         if self.classes < 1:
             raise InputError(f"The number of classes must be at least 1 (got {self.classes}).")
         if not self.data_min < self.data_max:

@@ -57,7 +57,7 @@ from ..fusion import write_predictions
 from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
-from .common import Window, cpu_tile_size, pad, pair_sets, window_radius
+from .common import Window, check_window, cpu_tile_size, pad, pair_sets, window_radius
 
 
 @dataclass
@@ -82,6 +82,7 @@ class FsdafParams:
             raise InputError(f"The coarse factor must be at least 2 (got {self.factor}).")
         if self.classes < 2:
             raise InputError(f"FSDAF needs at least 2 classes (got {self.classes}).")
+        check_window(self.window, "FSDAF")
         if self.similar < 1 or self.similar > self.window ** 2:
             raise InputError(f"The number of similar pixels must be between 1 and window^2 (got {self.similar}).")
 

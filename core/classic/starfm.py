@@ -58,7 +58,7 @@ from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
-from .common import TileInputs, Window, fuse_moving_window, pad, window_radius
+from .common import TileInputs, Window, check_window, fuse_moving_window, pad, window_radius
 
 _EPS = 1e-12
 VARIANTS = ("usda", "paper")
@@ -84,8 +84,7 @@ class StarfmParams:
     def validate(self) -> None:
         if self.variant not in VARIANTS:
             raise InputError(f"Unknown STARFM variant '{self.variant}'; use one of {', '.join(VARIANTS)}.")
-        if self.window < 3:
-            raise InputError(f"The STARFM window must be at least 3 pixels (got {self.window}).")
+        check_window(self.window, "STARFM")
         if self.classes < 1:
             raise InputError(f"The number of classes must be at least 1 (got {self.classes}).")
         if self.pairs not in (1, 2):
