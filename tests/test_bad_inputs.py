@@ -310,3 +310,58 @@ def test_an_even_window_is_refused_instead_of_silently_enlarged(provider, work, 
     w, fine, coarse = work
     run_refused(f"stf:{alg}", {"FINE": fine, "COARSE": coarse, "WINDOW": 4, "OUTPUT_FOLDER": str(w.parent / "o")},
                 fine + coarse, w, match=r"window must have an odd side.*got 4; use 3 or 5")
+
+
+def _reordered(series, folder, rename=None):
+    """Copies of the series' images with the band order reversed (descriptions travel with the bands), or with
+    the bands renamed by ``rename``."""
+    from osgeo import gdal
+
+    from stf_fusion.core.series import build_series
+
+    os.makedirs(folder, exist_ok=True)
+    out = {}
+    for item in series.fine + series.coarse:
+        target = os.path.join(folder, f"{item.kind}_{item.date.isoformat()}.tif")
+        bands = list(range(1, item.info.bands + 1))
+        ds = gdal.Translate(target, item.path, bandList=bands if rename else bands[::-1])
+        if rename:
+            for b in bands:
+                ds.GetRasterBand(b).SetDescription(rename(b))
+        ds = None
+        out.setdefault(item.kind, []).append(target)
+    return build_series(out["fine"], out["coarse"])
+
+
+def test_a_model_refuses_a_series_whose_bands_are_in_another_order(default_models, sample_on_fine_grid, tmp_path):
+    from stf_fusion.core.deep.api import predict_with_model
+    from stf_fusion.core.errors import InputError
+
+    series = _reordered(sample_on_fine_grid, str(tmp_path / "rev"))
+    with pytest.raises(InputError, match=r"in another order \(swir2, swir1, nir.*reorder the bands"):
+        predict_with_model(default_models["dcnn"]["trained"], series, series.predict_dates[:1], str(tmp_path / "o"),
+                           1e-4)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_model_warns_when_the_band_names_differ(default_models, sample_on_fine_grid, tmp_path):
+    from stf_fusion.core.deep.api import predict_with_model
+
+    class Log:
+        messages = []
+
+        def set_progress(self, percent):
+            pass
+
+        def is_canceled(self):
+            return False
+
+        def info(self, message):
+            self.messages.append(message)
+
+    series = _reordered(sample_on_fine_grid, str(tmp_path / "renamed"), rename=lambda b: f"B{b}")
+    log = Log()
+    files = predict_with_model(default_models["dcnn"]["trained"], series, series.predict_dates[:1],
+                               str(tmp_path / "o"), 1e-4, feedback=log)
+    assert len(files) == 1
+    assert any("trained on the bands blue, green, red" in m and "B1, B2" in m for m in log.messages)

@@ -86,7 +86,9 @@ def predict_with_model(
     ``time_weighting`` overrides the saved setting of an STF3DCNN model (ignored by the other methods)."""
     dev = resolve_device(device)
     meta, weights = load_model(model_path, map_location=dev)
-    check_compatible(meta, model_path, series.grid.bands, f"the fine image '{os.path.basename(series.grid.path)}'")
+    band_warnings = check_compatible(meta, model_path, series.grid.bands,
+                                     f"the fine image '{os.path.basename(series.grid.path)}'",
+                                     series.grid.descriptions)
     module = importlib.import_module(f".{PREDICTORS[meta['method']]}", __package__)
     if feedback is not None:
         feedback.info(f"Model {os.path.basename(model_path)}: {meta['method']}, trained on "
@@ -94,7 +96,7 @@ def predict_with_model(
                       f"{meta.get('plugin_version')}.")
     from .validation import model_warnings
 
-    for warning in model_warnings(meta):
+    for warning in band_warnings + model_warnings(meta):
         if feedback is not None:
             feedback.info(warning)
     try:

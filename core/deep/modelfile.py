@@ -165,8 +165,21 @@ def load_model(path: str, map_location: Any = "cpu") -> tuple[dict[str, Any], di
     return meta, weights
 
 
-def check_compatible(meta: dict[str, Any], path: str, bands: int, what: str) -> None:
-    """Raise unless the model was trained on ``bands`` bands."""
+def check_compatible(meta: dict[str, Any], path: str, bands: int, what: str,
+                     band_names: Any = ()) -> list[str]:
+    """Raise unless the model was trained on ``bands`` bands, and on the same band names in the same order where
+    both carry names (a series whose bands are in another order would be predicted silently wrong). Returns
+    warnings: names that differ without being a reordering (another product's naming, or no names)."""
+    name = os.path.basename(path)
     if meta.get("bands") != bands:
-        raise InputError(f"The model '{os.path.basename(path)}' was trained on {meta.get('bands')} bands but {what} "
+        raise InputError(f"The model '{name}' was trained on {meta.get('bands')} bands but {what} "
                          f"has {bands}; use a model trained on the same bands in the same order.")
+    trained = [str(n).strip().lower() for n in meta.get("band_names") or []]
+    given = [str(n).strip().lower() for n in band_names or []]
+    if len(trained) != bands or len(given) != bands or not all(trained) or not all(given) or trained == given:
+        return []
+    if sorted(trained) == sorted(given):
+        raise InputError(f"The bands of {what} are in another order ({', '.join(band_names)}) than the model "
+                         f"'{name}' was trained on ({', '.join(meta['band_names'])}); reorder the bands.")
+    return [f"Warning: the model '{name}' was trained on the bands {', '.join(meta['band_names'])}, {what} has "
+            f"{', '.join(band_names)}: check that they are the same bands in the same order."]
