@@ -365,3 +365,19 @@ def test_a_model_warns_when_the_band_names_differ(default_models, sample_on_fine
                                str(tmp_path / "o"), 1e-4, feedback=log)
     assert len(files) == 1
     assert any("trained on the bands blue, green, red" in m and "B1, B2" in m for m in log.messages)
+
+
+def test_starfm_with_both_uncertainties_zero_gives_a_full_prediction(provider, work):
+    """Once 67 % nodata (a candidate rule rejected almost every pixel); with the program's rules every pixel
+    keeps its own candidate, so the prediction is complete (the nodata share is reported and checked)."""
+    import numpy as np
+    import processing
+
+    from stf_fusion.core.raster import read_block
+
+    w, fine, coarse = work
+    out = processing.run("stf:fuse_starfm", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                             "FINE_UNCERTAINTY": 0, "COARSE_UNCERTAINTY": 0,
+                                             "OUTPUT_FOLDER": str(w.parent / "o")})["OUTPUT_FILES"]
+    _, valid = read_block(out[0], scale=1e-4)
+    assert np.mean(valid) > 0.98

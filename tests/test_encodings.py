@@ -2,6 +2,7 @@
 COARSE_SCALE/COARSE_OFFSET read each kind in its own encoding and write predictions in the fine one; a scale that
 does not match the files is an error that names the scale, never a silent result."""
 import os
+import re
 import shutil
 
 import numpy as np
@@ -65,14 +66,17 @@ def test_one_scale_for_differently_encoded_images_is_an_error_naming_the_scales(
     assert files_in(w) == listing and not os.path.exists(tmp_path / "o" / "starfm_2021-04-17.tif")
 
 
-def test_a_scale_far_from_reflectance_is_an_error(provider, mixed, tmp_path):
+@pytest.mark.parametrize("scale", [10000, 1e30])
+def test_a_scale_far_from_reflectance_is_an_error(provider, mixed, tmp_path, scale):
     import processing
 
     _, _, coarse, series = mixed
     fine = [f.path for f in series.fine]
-    with pytest.raises(QgsProcessingException, match=r"With SCALE \(x 10000\) the fine image .* not reflectance"):
-        processing.run("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "SCALE": 10000,
+    expected = re.escape(f"With SCALE (x {scale:g}) the fine image") + ".* not reflectance"
+    with pytest.raises(QgsProcessingException, match=expected):
+        processing.run("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "SCALE": scale,
                                           "OUTPUT_FOLDER": str(tmp_path / "o")})
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
 
 
 @pytest.mark.parametrize("alg", ["fuse_starfm", "fuse_additive"])
