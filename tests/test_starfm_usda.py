@@ -16,14 +16,26 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "starfm_
 DATES = ("2021-05-03", "2021-06-20", "2021-07-06")
 
 
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory):
+@pytest.fixture(scope="module", params=["compiled", "torch"])
+def ours(tmp_path_factory, request):
+    """Both CPU paths (the compiled kernel, the torch tensors; kernels.py) against the program."""
     import datetime as dt
 
+    from stf_fusion.core.classic import kernels
+
+    if request.param == "compiled" and not kernels.enabled("cpu"):
+        pytest.skip("numba is not installed")
     series = series_in(os.path.join(DATA, "series"))
     folder = tmp_path_factory.mktemp("starfm_usda")
-    files = fuse_starfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
-                        StarfmParams(window=31, classes=4, pairs=2), "cpu")
+    previous = os.environ.get("STF_COMPILED_KERNELS")
+    os.environ["STF_COMPILED_KERNELS"] = "1" if request.param == "compiled" else "0"
+    try:
+        files = fuse_starfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
+                            StarfmParams(window=31, classes=4, pairs=2), "cpu")
+    finally:
+        os.environ.pop("STF_COMPILED_KERNELS")
+        if previous is not None:
+            os.environ["STF_COMPILED_KERNELS"] = previous
     return dict(zip(DATES, files))
 
 

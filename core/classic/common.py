@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import InputError
 from ..series import DatedRaster, SceneSeries, read_item
 from ..tiles import Tile
+from . import kernels
 
 
 @dataclass
@@ -148,20 +149,22 @@ def check_window(window: int, method: str, minimum: int = 3) -> None:
                          f"{window - 1} or {window + 1}).")
 
 
-def cpu_tile_size(device: Any) -> int | None:
+def cpu_tile_size(device: Any, compiled: bool = False) -> int | None:
     """Tile side for moving-window methods: on the CPU small tiles (128 pixels) keep each window step's tensors in
-    cache, which measured about 1.7 times faster than 256 pixels; on a GPU the memory budget decides (None)."""
-    return 128 if device.type == "cpu" else None
+    cache, which measured about 1.7 times faster than 256 pixels; on a GPU, or with a compiled kernel (which keeps
+    its working rows in cache itself, and wastes less on halos in large tiles), the memory budget decides (None)."""
+    return 128 if device.type == "cpu" and not compiled else None
 
 
 def fuse_moving_window(
     method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, pairs: int,
     tile_function: Any, params: Any, bytes_per_pixel: float, device: str, feedback: Any, settings: str,
-    statistics: Any = band_std,
+    statistics: Any = band_std, compiled: bool = False,
 ) -> list[str]:
     """What STARFM and ESTARFM share: choose the pairs of each date, compute the scene-wide standard deviation of
     every pair image once (``statistics(items, scale)``), and run ``tile_function(inputs, sigma, params)`` tile by
-    tile with a halo of the window radius. Writes ``<method>_<date>.tif`` files."""
+    tile with a halo of the window radius (``compiled``: the tile function runs a compiled kernel on the CPU, see
+    kernels.py). Writes ``<method>_<date>.tif`` files."""
     from ..device import describe_device, import_torch, resolve_device
     from ..fusion import write_predictions
 
@@ -192,5 +195,5 @@ def fuse_moving_window(
         return prediction.cpu().numpy(), valid.cpu().numpy()
 
     return write_predictions(series, dates, method, folder, predict, scale, halo=window_radius(params.window),
-                             bytes_per_pixel=bytes_per_pixel, tile_size=params.tile_size or cpu_tile_size(dev),
+                             bytes_per_pixel=bytes_per_pixel, tile_size=params.tile_size or cpu_tile_size(dev, compiled and kernels.enabled(dev)),
                              feedback=feedback)

@@ -58,6 +58,7 @@ from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
+from . import kernels
 from .common import TileInputs, Window, check_window, fuse_moving_window, pad, window_radius
 
 _EPS = 1e-12
@@ -127,6 +128,11 @@ def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
     threshold = (2.0 * sigma / params.classes)[:, :, None, None]
     # 1 / (S T) x candidate, per pixel: one multiply-add per window step accumulates the numerator
     weighted_candidate = inverse * candidate
+    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
+        num, den = (torch.from_numpy(x) for x in kernels.starfm_paper_sums(
+            fine, threshold[:, :, 0, 0], s, t, s_max, t_max, inverse, weighted_candidate, win.y0 + r, win.x0 + r,
+            r, params.a))
+        return _paper_result(num, den, win, candidate, s_c, t_c, valid)
     num = torch.zeros_like(fine_c)
     den = torch.zeros_like(fine_c)
     # preallocated step buffers (in-place operations avoid allocating tile-sized tensors 2 x 961 times)
@@ -143,7 +149,11 @@ def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
         d_inverse = 1.0 / (1.0 + math.hypot(dy, dx) / params.a)
         num.addcmul_(okf, win.view(weighted_candidate, dy, dx), value=d_inverse)
         den.addcmul_(okf, win.view(inverse, dy, dx), value=d_inverse)
-    num, den = num.sum(dim=0), den.sum(dim=0)  # over the pairs
+    return _paper_result(num.sum(dim=0), den.sum(dim=0), win, candidate, s_c, t_c, valid)  # sums over the pairs
+
+
+def _paper_result(num, den, win, candidate, s_c, t_c, valid):
+    torch = import_torch()
     prediction = (num / den.clamp_min(_EPS)).clamp(0.0, 1.0)
     # a centre with S = 0 or T = 0 keeps its own candidate value (the last pair checked wins ties: the first pair)
     candidate_c = win.view(candidate)
@@ -194,6 +204,11 @@ def usda_tile(inputs: TileInputs, slices, params: StarfmParams):
     near_part = candidate * near
     abs_lsr, abs_msr = r_lsr.abs(), r_msr.abs()
     fine_c = win.view(fine)
+    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
+        num, den = (torch.from_numpy(x) for x in kernels.starfm_usda_sums(
+            fine, slices, abs_lsr, abs_msr, lsr_limit, msr_limit, near_part, far_part, value, win.y0 + r,
+            win.x0 + r, r, params.a))
+        return _usda_result(num, den, win, ok)
     threshold = slices[:, :, None, None].expand_as(fine_c)
     num = torch.zeros_like(fine_c)
     den = torch.zeros_like(fine_c)
@@ -214,7 +229,11 @@ def usda_tile(inputs: TileInputs, slices, params: StarfmParams):
         weight.mul_(keep)
         num.addcmul_(weight, win.view(value, dy, dx))
         den.add_(weight)
-    num, den = num.sum(dim=0), den.sum(dim=0)  # every candidate of every pair
+    return _usda_result(num.sum(dim=0), den.sum(dim=0), win, ok)  # every candidate of every pair
+
+
+def _usda_result(num, den, win, ok):
+    torch = import_torch()
     fsr = num / den.clamp_min(_EPS)
     inside = (den > 0) & (fsr > 0) & (fsr < DATA_MAX)  # else the program writes its fill value
     prediction = torch.floor(fsr + 0.5) * UNIT
@@ -246,8 +265,9 @@ def fuse_starfm(
             return np.floor(usda_statistics(items, scale_) * 2.0 / params.classes + 0.5)
 
         return fuse_moving_window("starfm", series, dates, folder, scale, params.pairs, usda_tile, params,
-                                  4 * (10 * params.pairs + 6), device, feedback, settings, statistics=slices)
+                                  4 * (10 * params.pairs + 6), device, feedback, settings, statistics=slices,
+                                  compiled=True)
     settings = (f"paper reading, window {params.window}, {params.classes} classes, A = {params.a:g} px, "
                 f"{'log' if params.log_weights else 'product'} weights")
     return fuse_moving_window("starfm", series, dates, folder, scale, params.pairs, starfm_tile, params,
-                              4 * (9 * params.pairs + 4), device, feedback, settings)
+                              4 * (9 * params.pairs + 4), device, feedback, settings, compiled=True)

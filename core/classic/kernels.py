@@ -1,0 +1,148 @@
+"""Compiled CPU kernels of the moving-window sums of the classic methods (numba, ahead of use, cached on disk).
+
+The torch path evaluates a window offset by offset as whole-tile tensor operations: about ten passes over the
+tile's memory per offset, so it is memory bound (issue 14: STARFM at CIA size 52-66 s on two cores). These kernels
+fuse the work of every offset: for one row of centre pixels of one band, the neighbour rows stay in the cache while
+all (2r+1)^2 offsets are accumulated, and the inner loop over the row's pixels is branch-free float32 arithmetic
+that the compiler turns into SIMD instructions. Rows are shared among the cores (``prange``).
+
+Only the O(window^2) sums are compiled; everything computed once per pixel (differences, limits, per-neighbour
+weights) stays in the method's module, on torch, so both paths use ONE set of rules and agree to float rounding
+(tested: to 1 stored unit). CUDA devices, or a machine without numba, use the torch path. Set
+``STF_COMPILED_KERNELS=0`` to force the torch path on the CPU (the equality tests do).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+try:  # numba is a pinned requirement; without it (a user's own QGIS Python) the torch path runs
+    import llvmlite.binding
+    import numba
+    from numba import prange
+
+    # The inner loops read ~8 arrays and write 2: LLVM vectorises them only after checking at run time that the
+    # arrays do not overlap, and by default it gives up beyond 8 such checks (the loops then run scalar, about
+    # 6 times slower, measured). A global LLVM setting of this process; it changes speed, never results.
+    llvmlite.binding.set_option("stf", "-runtime-memory-check-threshold=64")
+except ImportError:  # pragma: no cover - exercised where numba is missing
+    numba = None
+
+
+def enabled(device: Any) -> bool:
+    """True when the compiled kernels run for ``device`` (the CPU, numba importable, not switched off)."""
+    return (numba is not None and getattr(device, "type", str(device)) == "cpu"
+            and os.environ.get("STF_COMPILED_KERNELS", "1") != "0")
+
+
+def distance_weights(radius: int, a: float) -> np.ndarray:
+    """1 / D for every offset of the window, D = 1 + d / A (d: distance in pixels), float32 as the torch path."""
+    offsets = range(-radius, radius + 1)
+    return np.array([[1.0 / (1.0 + math.hypot(dy, dx) / a) for dx in offsets] for dy in offsets], np.float32)
+
+
+if numba is not None:
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _starfm_usda_sums(fine, slices, abs_lsr, abs_msr, lsr_limit, msr_limit, near, far, value, y0, x0, dinv,
+                          num, den):  # pragma: no cover - compiled
+        pairs, bands = fine.shape[0], fine.shape[1]
+        h, w = num.shape[1], num.shape[2]
+        r = (dinv.shape[0] - 1) // 2
+        for row in prange(bands * h):
+            b = row // h
+            i = row - b * h
+            ci = y0 + i
+            acc_n = np.zeros(w, np.float32)
+            acc_d = np.zeros(w, np.float32)
+            lsr_c = lsr_limit[b, i]
+            msr_c = msr_limit[b, i]
+            for k in range(pairs):
+                thr = slices[k, b]
+                centre = fine[k, b, ci, x0:x0 + w]
+                for dy in range(-r, r + 1):
+                    n_f = fine[k, b, ci + dy]
+                    n_l = abs_lsr[k, b, ci + dy]
+                    n_m = abs_msr[k, b, ci + dy]
+                    n_near = near[k, b, ci + dy]
+                    n_far = far[k, b, ci + dy]
+                    n_v = value[k, b, ci + dy]
+                    for dx in range(-r, r + 1):
+                        d = dinv[dy + r, dx + r]
+                        s = x0 + dx  # views starting at the neighbour: non-negative indices, no wraparound test
+                        a_f, a_l, a_m = n_f[s:s + w], n_l[s:s + w], n_m[s:s + w]
+                        a_near, a_far, a_v = n_near[s:s + w], n_far[s:s + w], n_v[s:s + w]
+                        for j in range(w):
+                            similar = np.float32(abs(a_f[j] - centre[j]) < thr)
+                            rejected = np.float32(a_l[j] > lsr_c[j]) * np.float32(a_m[j] > msr_c[j])
+                            weight = (similar - similar * rejected) * (a_near[j] + a_far[j] * d)
+                            acc_n[j] += weight * a_v[j]
+                            acc_d[j] += weight
+            num[b, i] = acc_n
+            den[b, i] = acc_d
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _starfm_paper_sums(fine, threshold, s, t, s_max, t_max, inverse, weighted, y0, x0, dinv,
+                           num, den):  # pragma: no cover - compiled
+        pairs, bands = fine.shape[0], fine.shape[1]
+        h, w = num.shape[1], num.shape[2]
+        r = (dinv.shape[0] - 1) // 2
+        for row in prange(bands * h):
+            b = row // h
+            i = row - b * h
+            ci = y0 + i
+            acc_n = np.zeros(w, np.float32)
+            acc_d = np.zeros(w, np.float32)
+            for k in range(pairs):
+                thr = threshold[k, b]
+                centre = fine[k, b, ci, x0:x0 + w]
+                s_c = s_max[b, i]
+                t_c = t_max[b, i]
+                for dy in range(-r, r + 1):
+                    n_f = fine[k, b, ci + dy]
+                    n_s = s[k, b, ci + dy]
+                    n_t = t[k, b, ci + dy]
+                    n_inv = inverse[k, b, ci + dy]
+                    n_wc = weighted[k, b, ci + dy]
+                    for dx in range(-r, r + 1):
+                        d = dinv[dy + r, dx + r]
+                        o = x0 + dx  # views starting at the neighbour: non-negative indices, no wraparound test
+                        a_f, a_s, a_t, a_inv, a_wc = n_f[o:o + w], n_s[o:o + w], n_t[o:o + w], n_inv[o:o + w], \
+                            n_wc[o:o + w]
+                        for j in range(w):
+                            keep = (np.float32(abs(a_f[j] - centre[j]) <= thr) * np.float32(a_s[j] < s_c[j])
+                                    * np.float32(a_t[j] < t_c[j]) * d)
+                            acc_n[j] += keep * a_wc[j]
+                            acc_d[j] += keep * a_inv[j]
+            num[b, i] = acc_n
+            den[b, i] = acc_d
+
+
+def _np(tensor: Any) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().numpy())
+
+
+def starfm_usda_sums(fine, slices, abs_lsr, abs_msr, lsr_limit, msr_limit, near, far, value, y0: int, x0: int,
+                     radius: int, a: float) -> tuple[np.ndarray, np.ndarray]:
+    """USDA STARFM's window sums: num = sum over pairs and neighbours of W x value, den = sum of W, where
+    W = (near + far / D) x [|L_n - L_c| < s_k] x not(|M-L|_n > limit_c and |M-M0|_n > limit_c). Inputs are the
+    padded per-neighbour tensors of :func:`..starfm.usda_tile`; the centre pixels start at (y0, x0)."""
+    num = np.empty(lsr_limit.shape, np.float32)
+    den = np.empty(lsr_limit.shape, np.float32)
+    _starfm_usda_sums(_np(fine), _np(slices).astype(np.float32), _np(abs_lsr), _np(abs_msr), _np(lsr_limit),
+                      _np(msr_limit), _np(near), _np(far), _np(value), y0, x0, distance_weights(radius, a), num, den)
+    return num, den
+
+
+def starfm_paper_sums(fine, threshold, s, t, s_max, t_max, inverse, weighted, y0: int, x0: int, radius: int,
+                      a: float) -> tuple[np.ndarray, np.ndarray]:
+    """STARFM (paper reading) window sums: num = sum over pairs and neighbours of [candidate] / D x value / (S T),
+    den = the same without the value (see :func:`..starfm.starfm_tile`)."""
+    shape = s_max.shape  # [B, h, w]
+    num = np.empty(shape, np.float32)
+    den = np.empty(shape, np.float32)
+    _starfm_paper_sums(_np(fine), _np(threshold).astype(np.float32), _np(s), _np(t), _np(s_max), _np(t_max),
+                       _np(inverse), _np(weighted), y0, x0, distance_weights(radius, a), num, den)
+    return num, den
