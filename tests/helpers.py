@@ -46,3 +46,34 @@ def series_in(folder):
 
     return build_series(sorted(glob.glob(os.path.join(folder, "fine", "*.tif"))),
                         sorted(glob.glob(os.path.join(folder, "coarse", "*.tif"))))
+
+
+KERNEL_PATHS = ["compiled", "torch"]
+
+
+class kernel_path:  # noqa: N801  a context manager, used like a function
+    """Run the classic methods on one CPU path: ``compiled`` (numba kernels) or ``torch`` (tensor passes); skips
+    the compiled path where numba is not installed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        import os
+
+        import pytest
+
+        from stf_fusion.core.classic import kernels
+
+        if self.name == "compiled" and not kernels.enabled("cpu"):
+            pytest.skip("numba is not installed")
+        self.previous = os.environ.get("STF_COMPILED_KERNELS")
+        os.environ["STF_COMPILED_KERNELS"] = "1" if self.name == "compiled" else "0"
+
+    def __exit__(self, *exc) -> bool:
+        import os
+
+        os.environ.pop("STF_COMPILED_KERNELS")
+        if self.previous is not None:
+            os.environ["STF_COMPILED_KERNELS"] = self.previous
+        return False

@@ -1,6 +1,8 @@
 """ESTARFM: equals a per-pixel loop written from the rules of Zhu's 2018 code (the module docstring)."""
 import numpy as np
+import pytest
 import torch
+from helpers import KERNEL_PATHS, kernel_path
 from reference_classic import estarfm_reference
 from test_starfm import _tiny_scene
 
@@ -8,7 +10,14 @@ from stf_fusion.core.classic.common import TileInputs
 from stf_fusion.core.classic.estarfm import EstarfmParams, estarfm_tile
 
 
-def test_vectorised_equals_the_per_pixel_loop():
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+def test_vectorised_equals_the_per_pixel_loop(path):
+    """Both CPU paths (compiled kernel, torch tensors) equal the loop."""
+    with kernel_path(path):
+        _compare_with_the_loop()
+
+
+def _compare_with_the_loop():
     fine, coarse, coarse_pred, valid = _tiny_scene(seed=1, size=24)
     params = EstarfmParams(window=7, classes=4)
     expected, expected_valid = estarfm_reference(fine, coarse, coarse_pred, valid, 7, 4)

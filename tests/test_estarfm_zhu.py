@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import make_raster, series_in
+from helpers import KERNEL_PATHS, kernel_path, make_raster, series_in
 
 from stf_fusion.core.classic.estarfm import EstarfmParams, fuse_estarfm
 from stf_fusion.core.raster import read_raw
@@ -18,12 +18,14 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "estarfm
 DATES = ("2021-05-03", "2021-07-06")
 
 
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory):
+@pytest.fixture(scope="module", params=KERNEL_PATHS)
+def ours(tmp_path_factory, request):
+    """Both CPU paths (the compiled kernel, the torch tensors; kernels.py) against the program."""
     series = series_in(DATA)
     folder = tmp_path_factory.mktemp("estarfm_zhu")
-    files = fuse_estarfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
-                         EstarfmParams(window=51, classes=4), "cpu")
+    with kernel_path(request.param):
+        files = fuse_estarfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
+                             EstarfmParams(window=51, classes=4), "cpu")
     return dict(zip(DATES, files))
 
 

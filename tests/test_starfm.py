@@ -3,6 +3,7 @@ prediction on the sample series, and runs as stf:fuse_starfm."""
 import numpy as np
 import pytest
 import torch
+from helpers import KERNEL_PATHS, kernel_path
 from reference_classic import starfm_reference
 
 from stf_fusion.core.classic.common import TileInputs
@@ -21,15 +22,15 @@ def _tiny_scene(seed=0, size=30, bands=3):
     return fine, coarse, coarse_pred, valid
 
 
-@pytest.mark.parametrize("path", ["compiled", "torch"])
+@pytest.mark.parametrize("path", KERNEL_PATHS)
 @pytest.mark.parametrize("pairs, log_weights", [(2, False), (1, False), (2, True)])
-def test_vectorised_equals_the_per_pixel_loop(pairs, log_weights, path, monkeypatch):
+def test_vectorised_equals_the_per_pixel_loop(pairs, log_weights, path):
     """Both CPU paths (compiled kernel, torch tensors) equal the loop written from the paper."""
-    from stf_fusion.core.classic import kernels
+    with kernel_path(path):
+        _compare_with_the_loop(pairs, log_weights)
 
-    if path == "compiled" and not kernels.enabled("cpu"):
-        pytest.skip("numba is not installed")
-    monkeypatch.setenv("STF_COMPILED_KERNELS", "1" if path == "compiled" else "0")
+
+def _compare_with_the_loop(pairs, log_weights):
     fine, coarse, coarse_pred, valid = _tiny_scene()
     fine, coarse = fine[:pairs], coarse[:pairs]
     params = StarfmParams(window=7, classes=4, log_weights=log_weights, pairs=pairs)

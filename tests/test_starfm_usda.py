@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import series_in
+from helpers import KERNEL_PATHS, kernel_path, series_in
 
 from stf_fusion.core.classic.starfm import StarfmParams, fuse_starfm
 from stf_fusion.core.raster import read_raw
@@ -16,26 +16,16 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "starfm_
 DATES = ("2021-05-03", "2021-06-20", "2021-07-06")
 
 
-@pytest.fixture(scope="module", params=["compiled", "torch"])
+@pytest.fixture(scope="module", params=KERNEL_PATHS)
 def ours(tmp_path_factory, request):
     """Both CPU paths (the compiled kernel, the torch tensors; kernels.py) against the program."""
     import datetime as dt
 
-    from stf_fusion.core.classic import kernels
-
-    if request.param == "compiled" and not kernels.enabled("cpu"):
-        pytest.skip("numba is not installed")
     series = series_in(os.path.join(DATA, "series"))
     folder = tmp_path_factory.mktemp("starfm_usda")
-    previous = os.environ.get("STF_COMPILED_KERNELS")
-    os.environ["STF_COMPILED_KERNELS"] = "1" if request.param == "compiled" else "0"
-    try:
+    with kernel_path(request.param):
         files = fuse_starfm(series, [dt.date.fromisoformat(d) for d in DATES], str(folder), 1e-4,
                             StarfmParams(window=31, classes=4, pairs=2), "cpu")
-    finally:
-        os.environ.pop("STF_COMPILED_KERNELS")
-        if previous is not None:
-            os.environ["STF_COMPILED_KERNELS"] = previous
     return dict(zip(DATES, files))
 
 

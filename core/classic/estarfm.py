@@ -42,7 +42,8 @@ from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
-from .common import TileInputs, Window, check_window, fuse_moving_window, pad, window_radius
+from . import kernels
+from .common import TileInputs, Window, box_sum, check_window, fuse_moving_window, pad, window_radius
 
 
 @dataclass
@@ -113,6 +114,17 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     inv_threshold = (params.classes / (2.0 * sigma).clamp_min(1e-12))[:, :, None, None]
     fine_c = win.view(fine)
     h, w = fine_c.shape[-2:]
+    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
+        by_weight = torch.cat([torch.ones_like(one_minus_r)[None], change.flatten(0, 1), fine.flatten(0, 1)])
+        by_similar = torch.cat([torch.ones_like(one_minus_r)[None], stats])
+        acc_w, acc_s = (torch.from_numpy(x) for x in kernels.estarfm_sums(
+            fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
+            win.x0 + r, h, w, r))
+        weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:]
+        weighted_change = acc_w[1:1 + 2 * bands].reshape(2, bands, h, w)
+        weighted_fine = acc_w[1 + 2 * bands:].reshape(2, bands, h, w)
+        return _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count,
+                               weighted_change, weighted_fine, sums)
     weight_sum = torch.zeros((h, w), dtype=fine.dtype, device=fine.device)
     count = torch.zeros_like(weight_sum)
     weighted_change = torch.zeros_like(fine_c)
@@ -128,6 +140,17 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
         weighted_change += weight * win.view(change, dy, dx)
         weighted_fine += weight * win.view(fine, dy, dx)
         sums += sim * win.view(stats, dy, dx)
+    return _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count,
+                           weighted_change, weighted_fine, sums)
+
+
+def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count, weighted_change,
+                    weighted_fine, sums):
+    """The prediction from the window sums (conversion coefficients, temporal weights, the program's fallbacks)."""
+    torch = import_torch()
+    bands = fine.shape[1]
+    h, w = fine_c.shape[-2:]
+    win = Window(inputs.inner, params.radius)
     c_m, c_n, sy, sxx, sxy, syy = sums.split(bands)
     sx = c_m + c_n
     enough = count >= params.min_similar
@@ -151,7 +174,7 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     size = params.window
 
     def window_sum(t):
-        return torch.nn.functional.avg_pool2d(t[None] if t.dim() == 3 else t, size, stride=1) * (size * size)
+        return box_sum(t[None] if t.dim() == 3 else t, size)
 
     y0, x0 = inputs.inner[0], inputs.inner[1]
     n_valid = window_sum(valid[None].to(fine.dtype))[0, :, y0:y0 + h, x0:x0 + w].clamp_min(1.0)
@@ -178,4 +201,4 @@ def fuse_estarfm(
     if len(series.fine) < 2:
         raise InputError("ESTARFM needs two fine/coarse pairs; the series has one.")
     return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, 4 * 30, device,
-                              feedback, f"window {params.window}, {params.classes} classes")
+                              feedback, f"window {params.window}, {params.classes} classes", compiled=True)
