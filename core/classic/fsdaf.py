@@ -57,6 +57,7 @@ from ..fusion import write_predictions
 from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
+from . import kernels
 from .common import Window, check_window, cpu_tile_size, pad, pair_sets, window_radius
 
 
@@ -369,6 +370,11 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
     scaled_c = win.view(scaled_p)
     coefficient = threshold[:, None, None] / (fine_c + 1e-12)
     invalid_p = ~valid_p
+    k = min(params.similar, (2 * r + 1) ** 2)
+    if kernels.enabled(fine.device):  # the same selection and weights, compiled (kernels.py)
+        delta, found = (torch.from_numpy(x) for x in kernels.fsdaf_similar(
+            scaled_p, coefficient, invalid_p, change_p, win.y0 + r, win.x0 + r, r, k))
+        return _final(fine_c + delta, found, fine_c, win, valid_p, params, coarse_change)
     offsets = win.offsets()
     h, w = fine_c.shape[-2:]
     keys = torch.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
@@ -382,25 +388,31 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
         outside |= win.view(invalid_p, dy, dx)
         factor = 10.0 + math.hypot(dy, dx) / r
         torch.add(spectral[i], 1e-5, out=keys[i]).mul_(factor).masked_fill_(outside, math.inf)  # (S+1e-5)(10+d/r)
-    k = min(params.similar, len(offsets))
-    best = keys.topk(k, dim=0, largest=False)
+    # the k smallest keys; a tie keeps the earlier offset (row by row), as the compiled kernel does
+    best_values, best_indices = (x[:k] for x in keys.sort(dim=0, stable=True))
     off = torch.tensor(offsets, device=fine.device)
-    chosen = off[best.indices]  # [k, h, w, 2]
-    usable = torch.isfinite(best.values)
+    chosen = off[best_indices]  # [k, h, w, 2]
+    usable = torch.isfinite(best_values)
     d = torch.sqrt((chosen.to(fine.dtype) ** 2).sum(dim=-1))
-    weight = torch.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best.indices) + 1.0)), 0.0)
+    weight = torch.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best_indices) + 1.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
     hp, wp = change_p.shape[-2:]
     ys = torch.arange(win.h, device=fine.device)[:, None] + win.y0 + r + chosen[..., 0]
     xs = torch.arange(win.w, device=fine.device)[None, :] + win.x0 + r + chosen[..., 1]
     flat = (ys * wp + xs).clamp(0, hp * wp - 1).flatten()
     neighbours = change_p.flatten(1)[:, flat].reshape(change_p.shape[0], k, win.h, win.w)
-    prediction = fine_c + (weight[None] * neighbours).sum(dim=1)
+    return _final(fine_c + (weight[None] * neighbours).sum(dim=1), usable.any(dim=0), fine_c, win, valid_p, params,
+                  coarse_change)
+
+
+def _final(prediction, found, fine_c, win, valid_p, params, coarse_change):
+    """Out-of-range predictions replaced by F1 + the coarse change, clamped (the reference code's rule)."""
+    torch = import_torch()
     if coarse_change is not None:
         outside = (prediction < params.data_min) | (prediction > params.data_max)
         fallback = (fine_c + coarse_change).clamp(params.data_min, params.data_max)
         prediction = torch.where(outside, fallback, prediction)
-    return prediction, win.view(valid_p) & usable.any(dim=0)
+    return prediction, win.view(valid_p) & found
 
 
 def fuse_fsdaf(
@@ -458,6 +470,7 @@ def fuse_fsdaf(
 
         second = SubFeedback(feedback, 50.0, 100.0) if feedback else None
         return write_predictions(series, dates, "fsdaf", folder, predict, scale, halo=window_radius(params.window),
-                                 bytes_per_pixel=4 * (params.window ** 2 // 4 + 8),
-                                 tile_size=params.tile_size or cpu_tile_size(dev),
+                                 # the torch path holds a key per window offset and pixel; the kernel a few arrays
+                                 bytes_per_pixel=4 * (16 if kernels.enabled(dev) else params.window ** 2 // 4 + 8),
+                                 tile_size=params.tile_size or cpu_tile_size(dev, kernels.enabled(dev)),
                                  feedback=second)

@@ -160,6 +160,83 @@ if numba is not None:
             acc_s[:, i] = a_s
 
 
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _fsdaf_similar(scaled, coefficient, invalid, change, y0, x0, radius, k, delta,
+                       found):  # pragma: no cover - compiled
+        bands, h, w = coefficient.shape[0], coefficient.shape[1], coefficient.shape[2]
+        r = radius
+        inf = np.float32(np.inf)
+        for i in prange(h):
+            ci = y0 + i
+            keys = np.full((w, k), inf, np.float32)  # the k smallest keys of each centre, ascending
+            spectral = np.zeros((w, k), np.float32)
+            where = np.zeros((w, k, 2), np.int32)
+            spec = np.empty(w, np.float32)
+            worst = np.empty(w, np.float32)
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    factor = np.float32(10.0 + math.sqrt(dy * dy + dx * dx) / r)
+                    s = x0 + dx  # views starting at the neighbour: non-negative indices, no wraparound test
+                    spec[:] = 0.0
+                    worst[:] = 0.0
+                    for b in range(bands):
+                        a, c, co = scaled[b, ci + dy, s:s + w], scaled[b, ci, x0:x0 + w], coefficient[b, i]
+                        for j in range(w):
+                            d = abs(a[j] - c[j])
+                            spec[j] += d * co[j]
+                            worst[j] = max(worst[j], d)
+                    bad = invalid[ci + dy, s:s + w]
+                    for j in range(w):  # keep the k smallest keys; a tie keeps the earlier offset
+                        key = (spec[j] + np.float32(1e-5)) * factor
+                        if worst[j] < 1.0 and bad[j] == 0 and key < keys[j, k - 1]:
+                            p = k - 1
+                            while p > 0 and keys[j, p - 1] > key:
+                                keys[j, p] = keys[j, p - 1]
+                                spectral[j, p] = spectral[j, p - 1]
+                                where[j, p, 0] = where[j, p - 1, 0]
+                                where[j, p, 1] = where[j, p - 1, 1]
+                                p -= 1
+                            keys[j, p] = key
+                            spectral[j, p] = spec[j]
+                            where[j, p, 0] = dy
+                            where[j, p, 1] = dx
+            for j in range(w):
+                total = np.float32(0.0)
+                for m in range(k):
+                    if keys[j, m] < inf:
+                        dy, dx = where[j, m, 0], where[j, m, 1]
+                        d = np.float32(math.sqrt(np.float32(dy * dy + dx * dx)))
+                        total += np.float32(1.0) / ((np.float32(1.0) + d / np.float32(r)) * (spectral[j, m] + 1))
+                found[i, j] = keys[j, 0] < inf
+                for b in range(bands):
+                    delta[b, i, j] = 0.0
+                if total <= 0:
+                    continue
+                for m in range(k):
+                    if keys[j, m] < inf:
+                        dy, dx = where[j, m, 0], where[j, m, 1]
+                        d = np.float32(math.sqrt(np.float32(dy * dy + dx * dx)))
+                        weight = np.float32(1.0) / ((np.float32(1.0) + d / np.float32(r)) * (spectral[j, m] + 1))
+                        weight /= total
+                        for b in range(bands):
+                            delta[b, i, j] += weight * change[b, ci + dy, x0 + j + dx]
+
+
+def fsdaf_similar(scaled, coefficient, invalid, change, y0: int, x0: int, radius: int,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FSDAF's final step (see :func:`..fsdaf.final_prediction`): for every centre pixel, the k neighbours of the
+    window with the smallest key (S + 1e-5)(10 + d / r) among those similar in every band (|dF| / threshold < 1)
+    and valid, S = sum_b |dF_b| / F_b(centre); returns the weighted mean of their ``change`` [B, h, w] with
+    weights 1 / ((1 + d / r)(S + 1)) normalised, and whether any neighbour was found [h, w]. ``scaled`` is the
+    padded fine image in units of each band's threshold, ``coefficient`` threshold / F(centre) [B, h, w]."""
+    bands, h, w = coefficient.shape
+    delta = np.empty((bands, h, w), np.float32)
+    found = np.empty((h, w), np.bool_)
+    _fsdaf_similar(_np(scaled), _np(coefficient), _np(invalid).astype(np.uint8), _np(change), y0, x0, radius, k,
+                   delta, found)
+    return delta, found
+
+
 def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar, y0: int, x0: int, h: int, w: int,
                  radius: int) -> tuple[np.ndarray, np.ndarray]:
     """ESTARFM's window sums (see :func:`..estarfm.estarfm_tile`): with S = [similar in every band at both dates
