@@ -136,7 +136,7 @@ def build_network(p: StfdcnnParams) -> Any:
             zero_last_layer(self.conv3)
 
         def forward(self, x):
-            return x + self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
+            return x + self.conv3(torch.relu_(self.conv2(torch.relu_(self.conv1(x)))))
 
     return ResidualCNN()
 
@@ -240,14 +240,35 @@ def _lsr_fusion(nlm: list, fine_low: dict, coarse_low: dict, target: _dt.date, r
                 t[refs[1]] if two else None, p.window, p.hpm_max)
 
 
-def _fine_fusion(sr: Any, fused_low: Any, ends: list[tuple[Any, Any]], window: Any, p: StfdcnnParams) -> Any:
+def _fine_fusion(sr: Any, fused_low: Any, ends: list[tuple[Any, Any]], window: Any, p: StfdcnnParams,
+                 shared: dict | None = None) -> Any:
     """The fine-level prediction over ``window`` (fine-grid window of the scene) from the LSR prediction
     ``fused_low`` (whole scene) and the pair ends [(fine L_i over the window [B, 1, h, w], LSR fine L_i^l whole
-    scene)], [B, 1, h, w]."""
-    t2 = sr(upsample_window(fused_low, p.factor, window))
-    ts = [sr(upsample_window(low, p.factor, window)) for _, low in ends]
+    scene)], [B, 1, h, w]. ``shared`` (kept by the caller for one window) holds the SR image of each pair end's
+    L_i^l: every date of the window between the same pairs uses it, so it is computed once."""
+    t2 = _super_resolve(sr, upsample_window(fused_low, p.factor, window))
+    ts = []
+    for _, low in ends:
+        key = id(low)  # the LSR images live as long as the prediction run
+        if shared is None or key not in shared:
+            result = _super_resolve(sr, upsample_window(low, p.factor, window))
+            if shared is None:
+                ts.append(result)
+                continue
+            shared[key] = result
+        ts.append(shared[key])
     two = len(ends) == 2
     return fuse(ends[0][0], ends[1][0] if two else None, ts[0], t2, ts[1] if two else None, p.window, p.hpm_max)
+
+
+def _super_resolve(sr: Any, image: Any) -> Any:
+    """``sr(image)`` band by band (the 64 + 32 feature maps of one band at a time: larger tiles in the same memory,
+    so less halo is computed twice); on the CPU in channels-last layout, which oneDNN convolves about twice as fast
+    (measured: 0.43 s vs 0.81 s for 6 x 512 x 512 on two cores)."""
+    torch = import_torch()
+    if image.device.type == "cpu":
+        image = image.contiguous(memory_format=torch.channels_last)
+    return torch.cat([sr(image[b:b + 1]) for b in range(image.shape[0])])
 
 
 class _Validation:
@@ -392,7 +413,10 @@ def _load_networks(weights: dict[str, Any], params: StfdcnnParams, bands: int, d
         nlm.append(net.to(dev).eval())
     sr = build_network(params)
     sr.load_state_dict(weights["sr"])
-    return nlm, sr.to(dev).eval()
+    sr = sr.to(dev).eval()
+    if dev.type == "cpu":
+        sr = sr.to(memory_format=import_torch().channels_last)
+    return nlm, sr
 
 
 def predict(
@@ -432,8 +456,14 @@ def predict(
             if feedback is not None:
                 feedback.info(f"STFDCNN {date.isoformat()}: pair(s) " + ", ".join(e.date.isoformat() for e in ends))
 
+    shared: dict = {}  # SR images of the pair ends for the tile in progress
+    current = {"tile": None}
+
     def predict_tile(date, tile):
         ends, fused_low = plans[date]
+        if current["tile"] != tile.index:  # write_predictions serves every date of a tile in turn
+            shared.clear()
+            current["tile"] = tile.index
         _, valid = read_window(series.coarse_at(date), tile, scale)
         parts = []
         for e in ends:
@@ -441,10 +471,10 @@ def predict(
             valid = valid & ok
             parts.append((torch.from_numpy(data)[:, None].to(dev), fine_low[e.date]))
         with torch.no_grad():
-            out = _fine_fusion(sr, fused_low, parts, tile.outer, params)
+            out = _fine_fusion(sr, fused_low, parts, tile.outer, params, shared)
         r, c = tile.inner_in_outer
         return out[:, 0, r, c].cpu().numpy(), valid[r, c]
 
     return write_predictions(series, dates, METHOD, folder, predict_tile, scale, halo=int(meta["halo"]),
-                             bytes_per_pixel=4 * (params.n1 + params.n2 + 24), tile_size=tile_size,
+                             bytes_per_pixel=4 * ((params.n1 + params.n2) / bands + 24), tile_size=tile_size,
                              feedback=feedback, value_range=series_value_range(series, scale))
