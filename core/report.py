@@ -30,8 +30,10 @@ def new_figure(rows: int, cols: int, size: tuple[float, float]):
 
 
 def _png(fig) -> str:
+    """The figure as an inline PNG (laid out once by the figure's own layout engine: a "tight" bounding box on save
+    draws every figure twice)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=90)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -63,13 +65,14 @@ def _time_plots(evaluation: Evaluation) -> str | None:
         ax.set_title(name.upper() + (" (lower is better)" if name in _LOWER_IS_BETTER else ""))
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return _png(fig)
 
 
 def _prediction_plots(detail: dict) -> str:
     fig, (ax1, ax2) = new_figure(1, 2, (10, 4.2))
+    fig.set_layout_engine("constrained")
     ref, pred = detail["ref_sample"], detail["pred_sample"]
     for b in range(ref.shape[0]):
         ax1.scatter(ref[b], pred[b], s=2, alpha=0.4, label=f"band {b + 1}")
@@ -78,7 +81,7 @@ def _prediction_plots(detail: dict) -> str:
     ax1.set_xlabel("reference reflectance")
     ax1.set_ylabel("predicted reflectance")
     ax1.set_title("Prediction vs reference (sample of pixels)")
-    ax1.legend(fontsize=6, markerscale=4)
+    ax1.legend(fontsize=6, markerscale=4, loc="upper left")  # ("best" searches every position: 40 % of the time)
     image = ax2.imshow(detail["error_map"], cmap="magma")
     ax2.set_title("Per-pixel RMSE over bands")
     ax2.set_axis_off()
