@@ -36,8 +36,9 @@ class Evaluate(StfAlgorithm):
                        "L of PSNR and SSIM, in reflectance units (1.0 for reflectance 0-1).", 1.0, minimum=1e-9,
                        advanced=True)
         self.add_float("RATIO", "Fine / coarse pixel size (h/l)",
-                       "h/l of ERGAS, e.g. 30 / 480 = 0.0625 for Landsat and MODIS 480 m. 0: not given (h/l = 1, "
-                       "as the report says).", 0.0, minimum=0.0)
+                       "h/l of ERGAS, e.g. 30 / 480 = 0.0625 for Landsat and MODIS 480 m. 0: from each "
+                       "prediction (stf fusion records it when stf:resample_coarse resampled the coarse images); "
+                       "where it is not known ERGAS is not computed, as the report says.", 0.0, minimum=0.0)
         self._add(QgsProcessingParameterFileDestination("OUTPUT_CSV", "Metric table", "CSV files (*.csv)"),
                   "One row per prediction x band plus an 'all' row; columns " + ", ".join(COLUMNS) + ".")
         self._add(QgsProcessingParameterFileDestination("OUTPUT_HTML", "Report", "HTML files (*.html)"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from . import metrics
 from .dates import date_from_name
 from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import OutputTransaction, RasterInfo, check_same_grid, raster_info, read_block
+from .raster import RATIO_KEY, OutputTransaction, RasterInfo, check_same_grid, raster_info, read_block
 
 COLUMNS = ("date", "method", "band", "n_pixels") + metrics.METRICS + ("prediction",)
 _DATE_TOKEN = re.compile(r"(\d{4}[-_]\d{2}[-_]\d{2}|A?\d{7,8})")
@@ -114,13 +115,15 @@ def evaluate_files(
 ) -> Evaluation:
     """Compute every metric for every prediction; see the module docstring for the rows.
 
-    ``ratio`` is h/l for ERGAS (fine / coarse pixel size); 0 means unknown, in which case h/l = 1 is used and the
-    conventions say so.
+    ``ratio`` is h/l for ERGAS (fine / coarse pixel size); 0 takes it from each prediction's metadata (the stf
+    fusion algorithms record it when the coarse images were resampled by stf:resample_coarse, or are still on
+    their own grid); where it is not known, ERGAS is not computed (never a silent h/l = 1, 16-20 times too high
+    for Landsat-MODIS) and the conventions say so.
     """
     matches = match_files(predictions, references, baselines)
     conventions = dict(metrics.CONVENTIONS)
     conventions["data range"] = f"L = {data_range:g} (reflectance = stored value x {scale:g})"
-    conventions["h/l"] = f"{ratio:g}" if ratio > 0 else "1 (not given: set the ratio of fine to coarse pixel size)"
+    used: dict[str, list[str]] = {}  # h/l -> predictions (names)
     conventions["masked pixels"] = "nodata in any band, non-finite, or 0 in the mask raster: excluded everywhere"
     rows, details = [], []
     for i, match in enumerate(matches):
@@ -146,13 +149,40 @@ def evaluate_files(
             raise InputError(
                 f"The prediction '{match.prediction}' is on average {factor:.3g} times the reference "
                 f"'{match.reference}': they are not stored in the same scale (one SCALE applies to both).")
-        result = metrics.compute_all(pred, ref, valid, data_range, ratio if ratio > 0 else 1.0, base)
+        h_l = _ratio(ratio, pred_info)
+        used.setdefault("not known" if math.isnan(h_l) else f"{h_l:.4g}", []).append(os.path.basename(match.prediction))
+        result = metrics.compute_all(pred, ref, valid, data_range, h_l, base)
         rows += _rows(match, result, ref_info)
         if keep_details:
             details.append(_details(match, pred, ref, valid))
         if feedback is not None:
             feedback.set_progress(100.0 * (i + 1) / len(matches))
+    conventions["h/l"] = _describe_ratios(ratio, used)
     return Evaluation(rows, conventions, details)
+
+
+def _ratio(ratio: float, info) -> float:
+    """h/l: the given one, else the prediction's recorded one, else NaN (ERGAS not computed)."""
+    if ratio > 0:
+        return ratio
+    try:
+        value = float(info.metadata[RATIO_KEY])
+    except (KeyError, ValueError):
+        return math.nan
+    return value if 0 < value < 1 else math.nan
+
+
+def _describe_ratios(ratio: float, used: dict[str, list[str]]) -> str:
+    if ratio > 0:
+        return f"{ratio:g} (given)"
+    parts = []
+    for value, names in sorted(used.items()):
+        if value == "not known":
+            parts.append(f"not known for {len(names)} prediction(s) ({', '.join(names[:3])}"
+                         f"{'...' if len(names) > 3 else ''}): ERGAS not computed; give RATIO (fine / coarse pixel size)")
+        else:
+            parts.append(f"{value} from the predictions' metadata ({len(names)} prediction(s))")
+    return "; ".join(parts)
 
 
 def _rows(match: Match, result: dict, info: RasterInfo) -> list[dict]:

@@ -11,7 +11,9 @@ import numpy as np
 
 from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask
+from .raster import (
+    COARSE_PIXEL_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask,
+)
 from .series import SceneSeries, Scales, as_scales, check_encodings
 from .tiles import Tile, plan_tiles, tile_size_for_budget
 
@@ -62,6 +64,19 @@ def series_value_range(series: SceneSeries, scale: "float | Encoding | Scales") 
     return float(low), float(high)
 
 
+def pixel_ratio(series: SceneSeries) -> float | None:
+    """h/l, the fine pixel size over the coarse one, where the coarse images say their original pixel size
+    (stf:resample_coarse records it); None otherwise."""
+    try:
+        coarse = float(series.coarse[0].info.metadata[COARSE_PIXEL_KEY])
+    except (KeyError, ValueError):
+        if series.coarse_on_fine_grid:
+            return None
+        coarse = abs(series.coarse[0].info.geotransform[1])
+    fine = abs(series.grid.geotransform[1])
+    return fine / coarse if coarse > 0 and fine < coarse else None
+
+
 def write_predictions(
     series: SceneSeries, dates: list[_dt.date], method: str, folder: str, predict: PredictTile,
     scale: "float | Encoding | Scales",
@@ -91,8 +106,11 @@ def write_predictions(
     holes = np.zeros(len(dates))  # nodata values written where the date's nearest fine image is valid
     usable = np.zeros(len(dates))  # values where it is valid
     with OutputTransaction() as tx:
+        ratio = pixel_ratio(series)
         writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype,
                                 scale=as_scales(scale).fine,
+                                metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
+                                          **({RATIO_KEY: f"{ratio:.10g}"} if ratio else {})},
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
         try:
             # tile by tile, every date of a tile in turn: methods that predict a whole series at once (STF3DCNN)

@@ -17,7 +17,7 @@ import contextvars
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -28,6 +28,11 @@ from .tiles import Window
 
 gdal.UseExceptions()
 osr.UseExceptions()
+
+# GeoTIFF metadata the plugin writes: a resampled coarse image's original pixel size (resample_coarse), and a
+# prediction's h/l, fine over coarse pixel size (ERGAS needs it; evaluate reads it)
+COARSE_PIXEL_KEY = "STF_COARSE_PIXEL_SIZE"
+RATIO_KEY = "STF_RATIO"
 
 GTIFF_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
 
@@ -55,6 +60,7 @@ class RasterInfo:
     nodata: tuple[float | None, ...]
     dtype: str
     descriptions: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -114,6 +120,7 @@ def raster_info(path: str, what: str = "raster") -> RasterInfo:
         nodata=tuple(ds.GetRasterBand(i + 1).GetNoDataValue() for i in range(ds.RasterCount)),
         dtype=np_dtype,
         descriptions=tuple(ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)),
+        metadata=dict(ds.GetMetadata() or {}),
     )
     ds = None
     return info
@@ -335,6 +342,7 @@ class RasterWriter:
     def __init__(
         self, path: str, like: RasterInfo, bands: int | None = None, dtype: str | None = None,
         scale: "float | Encoding" = 1.0, nodata: float | None = None, descriptions: Sequence[str] | None = None,
+        metadata: dict | None = None,
     ) -> None:
         self.path = path
         self.like = like
@@ -349,6 +357,8 @@ class RasterWriter:
         except RuntimeError as exc:
             raise StfError(f"Cannot create the output raster '{path}': {exc}") from None
         self.ds.SetGeoTransform(like.geotransform)
+        if metadata:
+            self.ds.SetMetadata({str(k): str(v) for k, v in metadata.items()})
         if like.crs_wkt:
             self.ds.SetProjection(like.crs_wkt)
         for i in range(self.bands):

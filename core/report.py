@@ -15,7 +15,10 @@ from .evaluation import Evaluation, method_means
 from .raster import OutputTransaction
 
 TIME_PLOTS = ("rmse", "ssim", "cc", "sam", "ergas", "edge")
-_LOWER_IS_BETTER = {"rmse", "mae", "rmae", "sam", "ergas", "dd", "maec"}
+_LOWER_IS_BETTER = {"rmse", "mae", "rmae", "sam", "ergas", "dd"}
+# MAEC = |MAE - MAE_baseline| / MAE_baseline is 0 for the baseline itself and grows with a change either way: it
+# ranks no method (read it with the MAEs)
+_NO_BEST = {"maec"}
 
 
 def new_figure(rows: int, cols: int, size: tuple[float, float]):
@@ -111,7 +114,7 @@ def write_html(evaluation: Evaluation, path: str, transaction: OutputTransaction
     best = {}
     for k in columns:
         values = {m: v[k] for m, v in means.items() if np.isfinite(v[k])}
-        if len(values) > 1:
+        if len(values) > 1 and k not in _NO_BEST:
             if k in _LOWER_IS_BETTER:
                 best[k] = min(values, key=values.get)
             elif k in ("edge", "lbp", "ad"):

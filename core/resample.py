@@ -7,7 +7,7 @@ from osgeo import gdal, osr
 
 from .errors import CancelledError, InputError, StfError
 from .feedback import Feedback, SubFeedback, check_cancel
-from .raster import GTIFF_OPTIONS, OutputTransaction, RasterInfo, raster_info
+from .raster import COARSE_PIXEL_KEY, GTIFF_OPTIONS, OutputTransaction, RasterInfo, raster_info
 
 RESAMPLING_METHODS = ("nearest", "bilinear", "bicubic")
 _GDAL_ALG = {"nearest": "near", "bilinear": "bilinear", "bicubic": "cubic"}
@@ -27,7 +27,7 @@ def resample_to_grid(
     if not src.crs_wkt or not ref.crs_wkt:
         missing = src.path if not src.crs_wkt else ref.path
         raise InputError(f"'{missing}' has no CRS; cannot resample between grids without one.")
-    _check_overlap(src, ref)
+    coarse_pixel = _check_overlap(src, ref)
     nodata = src.nodata[0]
     if nodata is None:
         nodata = -9999 if src.dtype not in ("uint8", "uint16", "uint32") else 0
@@ -61,6 +61,8 @@ def resample_to_grid(
         if feedback is not None and feedback.is_canceled():
             raise CancelledError()
         raise StfError(f"Resampling '{src_path}' to the grid of '{ref.path}' failed.")
+    if coarse_pixel:  # the coarse resolution survives the resampling: ERGAS needs h/l (see fusion.write_predictions)
+        result.SetMetadataItem(COARSE_PIXEL_KEY, f"{coarse_pixel:.10g}")
     result.FlushCache()
     result = None
     if not os.path.exists(dst_path):
@@ -68,9 +70,9 @@ def resample_to_grid(
     return dst_path
 
 
-def _check_overlap(src: RasterInfo, ref: RasterInfo) -> None:
+def _check_overlap(src: RasterInfo, ref: RasterInfo) -> float | None:
     """Refuse a source whose extent (taken into the reference's CRS) does not meet the reference grid: its
-    resampled image would be nodata everywhere."""
+    resampled image would be nodata everywhere. Returns the source's pixel size in the reference's units."""
     def srs(wkt: str) -> osr.SpatialReference:
         s = osr.SpatialReference()
         s.ImportFromWkt(wkt)
@@ -81,13 +83,14 @@ def _check_overlap(src: RasterInfo, ref: RasterInfo) -> None:
         x0, y0, x1, y1 = osr.CoordinateTransformation(srs(src.crs_wkt), srs(ref.crs_wkt)).TransformBounds(
             *src.bounds, 21)
     except RuntimeError:  # not transformable (e.g. far outside the CRS's area): let the warp decide
-        return
+        return None
     rx0, ry0, rx1, ry1 = ref.bounds
     if x0 >= rx1 or x1 <= rx0 or y0 >= ry1 or y1 <= ry0:
         raise InputError(
             f"The coarse image '{src.path}' does not overlap the fine grid of '{ref.path}': its extent in the fine "
             f"CRS is x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}, the fine grid's x {rx0:.6g}..{rx1:.6g}, "
             f"y {ry0:.6g}..{ry1:.6g}. Check that both cover the same area and carry the right CRS.")
+    return (x1 - x0) / src.width  # the source's pixel size in the reference's units
 
 
 def resample_many(

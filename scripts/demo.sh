@@ -113,7 +113,7 @@ refs=()
 for f in "$SAMPLE"/truth/truth_*.tif; do refs+=("REFERENCES=$f"); done
 base=()
 for f in "$OUT"/predictions/naive_*.tif; do base+=("BASELINE=$f"); done
-"$QP" --json run stf:evaluate -- "${preds[@]}" "${refs[@]}" "${base[@]}" RATIO=0.0625 \
+"$QP" --json run stf:evaluate -- "${preds[@]}" "${refs[@]}" "${base[@]}" \
     OUTPUT_CSV="$OUT/evaluation.csv" OUTPUT_HTML="$OUT/evaluation.html" > "$OUT/evaluate.json"
 "$ROOT/.venv/bin/python" - "$OUT/evaluate.json" <<'PY'
 import json, sys

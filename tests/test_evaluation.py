@@ -85,7 +85,7 @@ def test_evaluation_table_report_and_conventions(small_series, tmp_path):
     assert all(float(r["maec"]) == 0 for r in naive_all)  # the baseline against itself
     assert all(r["sam"] == "" for r in rows if r["band"] != "all")
     conventions = json.load(open(str(tmp_path / "out" / "m.conventions.json")))
-    assert "degrees" in conventions["sam"] and conventions["h/l"] == "0.0625"
+    assert "degrees" in conventions["sam"] and conventions["h/l"] == "0.0625 (given)"
     import matplotlib
 
     assert matplotlib.get_backend() == backend  # the report does not switch the global backend (QGIS desktop)
@@ -124,3 +124,52 @@ def test_evaluation_mask_excludes_pixels(small_series, tmp_path):
         assert again[name] == masked[name], name
     unmasked = evaluate_files([damaged_path], [truth], keep_details=False).rows[-1]
     assert unmasked["rmse"] > 10 * masked["rmse"]
+
+
+def test_ergas_takes_h_over_l_from_the_fusion_outputs_and_is_not_computed_without_it(provider, tmp_path):
+    """The sample's coarse images (480 m) resampled by stf:resample_coarse onto the 30 m grid: a fusion output
+    records h/l = 30 / 480, and evaluate uses it (the hand-computed ERGAS); a prediction that does not say it gets
+    no ERGAS instead of one 16 times too high."""
+    import glob
+    import math
+    import shutil
+
+    import processing
+
+    from stf_fusion.core import metrics
+    from stf_fusion.core.raster import read_block
+
+    sample = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "sample")
+    fine = sorted(glob.glob(os.path.join(sample, "fine", "*.tif")))
+    coarse = processing.run("stf:resample_coarse", {
+        "COARSE": sorted(glob.glob(os.path.join(sample, "coarse", "*.tif")))[:3], "REFERENCE": fine[0],
+        "METHOD": "bicubic", "OUTPUT_FOLDER": str(tmp_path / "c")})["OUTPUT_FILES"]
+    out = processing.run("stf:fuse_additive", {"FINE": fine[:1], "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                               "OUTPUT_FOLDER": str(tmp_path / "p")})["OUTPUT_FILES"]
+    truth = os.path.join(sample, "truth", "truth_2021-05-03.tif")
+    bare = str(shutil.copy(truth, tmp_path / "other_2021-05-03.tif"))  # no recorded h/l
+    result = processing.run("stf:evaluate", {"PREDICTIONS": out + [bare], "REFERENCES": [truth],
+                                             "OUTPUT_CSV": str(tmp_path / "e.csv"),
+                                             "OUTPUT_HTML": str(tmp_path / "e.html")})
+    rows = {(r["method"], r["band"]): r for r in csv.DictReader(open(result["OUTPUT_CSV"]))}
+    pred, ok1 = read_block(out[0], scale=1e-4)
+    ref, ok2 = read_block(truth, scale=1e-4)
+    expected = metrics.ergas(pred, ref, ok1 & ok2, ratio=30 / 480)
+    assert float(rows[("additive", "all")]["ergas"]) == pytest.approx(expected, rel=1e-4)
+    assert math.isnan(float(rows[("other", "all")]["ergas"] or "nan"))
+
+
+def test_maec_marks_no_method_best(tmp_path):
+    """MAEC is 0 for the baseline by definition: the report must not bold the naive prediction as the best."""
+    from stf_fusion.core.evaluation import Evaluation
+    from stf_fusion.core.report import write_html
+
+    from stf_fusion.core.metrics import METRICS
+
+    rows = [{**{k: float("nan") for k in METRICS}, "method": m, "band": "all", "date": "2021-05-03",
+             "prediction": f"{m}.tif", "n_pixels": 100, "maec": v, "rmse": r}
+            for m, v, r in (("naive", 0.0, 0.03), ("starfm", 0.4, 0.02))]
+    with OutputTransaction() as tx:
+        path = write_html(Evaluation(rows, {}), str(tmp_path / "r.html"), tx)
+    page = open(tx.committed[0] if tx.committed else path).read()
+    assert "<td class=best>0</td>" not in page and "<td class=best>0.02</td>" in page
