@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from .base import StfAlgorithm
+from .layers import load_on_completion
 
 
 class ClassicFusion(StfAlgorithm):
@@ -32,4 +33,5 @@ class ClassicFusion(StfAlgorithm):
         start = time.perf_counter()
         files = self.fuse(series, dates, folder, scale, device, parameters, context, feedback)
         feedback.info(f"{len(files)} prediction(s) in {time.perf_counter() - start:.1f} s.")
+        load_on_completion(context, files, "OUTPUT_FILES")  # dated, styled layers in the map
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

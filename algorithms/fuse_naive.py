@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..core.naive import fuse_naive
 from .base import StfAlgorithm
+from .layers import load_on_completion
 
 
 class FuseNaive(StfAlgorithm):
@@ -26,4 +27,5 @@ class FuseNaive(StfAlgorithm):
     def execute(self, parameters, context, feedback):
         series, dates, folder, scale = self.prediction_inputs(parameters, context)
         files = self.FUSE(series, dates, folder, scale, feedback)
+        load_on_completion(context, files, "OUTPUT_FILES")  # dated, styled layers in the map
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

@@ -5,6 +5,7 @@ from qgis.core import QgsProcessingParameterFile
 
 from ..core.deep.api import predict_with_model
 from .base import StfAlgorithm
+from .layers import load_on_completion
 
 
 class Predict(StfAlgorithm):
@@ -36,4 +37,5 @@ class Predict(StfAlgorithm):
         files = predict_with_model(self.parameterAsFile(parameters, "MODEL", context), series, dates, folder,
                                    scale, self.enum_string(parameters, "DEVICE", context), feedback,
                                    time_weighting=None if weighting == "model" else weighting)
+        load_on_completion(context, files, "OUTPUT_FILES")  # dated, styled layers in the map
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}

@@ -15,6 +15,7 @@ from .raster import (
     COARSE_PIXEL_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask,
 )
 from .series import SceneSeries, Scales, as_scales, check_encodings
+from .style import series_qml, style_path
 from .tiles import Tile, plan_tiles, tile_size_for_budget
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes per tile (all arrays of the method together)
@@ -107,6 +108,12 @@ def write_predictions(
     usable = np.zeros(len(dates))  # values where it is valid
     with OutputTransaction() as tx:
         ratio = pixel_ratio(series)
+        style, shows = series_qml(series)  # one style for the series: same bands, one stretch (core/style.py)
+        for date in dates:
+            with open(tx.add(style_path(prediction_path(folder, method, date))), "w", encoding="utf-8") as fh:
+                fh.write(style)
+        if feedback is not None:
+            feedback.info(f"Style: {shows}, one stretch for the series (a .qml beside each output).")
         writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype,
                                 scale=as_scales(scale).fine,
                                 metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
@@ -144,7 +151,7 @@ def write_predictions(
         finally:
             for writer in writers:
                 writer.close()
-    return tx.committed
+    return [path for path in tx.committed if not path.endswith(".qml")]
 
 
 def _valid_share(path: str, info) -> float:

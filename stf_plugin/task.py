@@ -6,15 +6,14 @@ from typing import Callable
 
 from qgis.core import (
     Qgis,
-    QgsDateTimeRange,
     QgsMessageLog,
     QgsProject,
     QgsRasterLayer,
-    QgsRasterLayerTemporalProperties,
     QgsTask,
 )
 from qgis.PyQt.QtCore import QDateTime, QTime
 
+from ..algorithms.layers import date_and_style
 from ..core.errors import CancelledError, StfError
 from ..core.workflow import WorkflowConfig, WorkflowResult, run_workflow
 
@@ -86,15 +85,10 @@ class FusionTask(QgsTask):
         group = self.project.layerTreeRoot().insertGroup(0, self.group_name)
         for date, path in result.predictions:
             layer = QgsRasterLayer(path, f"{result.method} {date.isoformat()}")
-            start = QDateTime(date, QTime(0, 0, 0))
-            end = QDateTime(date, QTime(23, 59, 59))
-            properties = layer.temporalProperties()
-            properties.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
-            properties.setFixedTemporalRange(QgsDateTimeRange(start, end))
-            properties.setIsActive(True)
+            date_and_style(layer, date)  # the same as the Processing algorithms' outputs (algorithms/layers.py)
             self.project.addMapLayer(layer, False)
             group.addLayer(layer)
-            self.layer_dates.append((layer.id(), start))
+            self.layer_dates.append((layer.id(), QDateTime(date, QTime(0, 0, 0))))
 
     def _message(self, text: str, level, report: str | None = None) -> None:
         QgsMessageLog.logMessage(text, LOG_TAG, level)

@@ -1,0 +1,44 @@
+"""Results in the map (issue 15, items 1-2): a Processing run adds every prediction as a dated layer with the
+series' style: true colour from the band names, one stretch for the whole series, from a .qml beside each output."""
+import os
+
+import pytest
+
+from stf_fusion.core.style import display_bands, style_path
+
+
+def test_display_bands_follow_the_band_names():
+    assert display_bands(["blue", "green", "red", "nir", "swir1", "swir2"], 6) == ([3, 2, 1], "true colour")
+    assert display_bands(["green", "red", "nir"], 3) == ([3, 2, 1], "false colour (NIR, red, green)")
+    assert display_bands(["", "", "", ""], 4) == ([3, 2, 1], "bands 3-2-1")
+    assert display_bands(["ndvi"], 1) == ([1], "band 1 in grey")
+
+
+def test_a_processing_run_adds_dated_true_colour_layers_with_one_stretch(provider, sample_on_fine_grid, tmp_path):
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayerTemporalProperties
+
+    series = sample_on_fine_grid
+    project = QgsProject.instance()
+    project.removeAllMapLayers()
+    result = processing.runAndLoadResults("stf:fuse_additive", {
+        "FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse],
+        "PREDICT_DATES": "2021-05-03,2021-07-06", "OUTPUT_FOLDER": str(tmp_path / "out")})
+    styles = [open(style_path(p)).read() for p in result["OUTPUT_FILES"]]
+    assert len(styles) == 2 and styles[0] == styles[1]  # one style, one stretch for the series
+    layers = {layer.name(): layer for layer in project.mapLayers().values()}
+    assert sorted(layers) == ["additive 2021-05-03", "additive 2021-07-06"]
+    stretches = []
+    for name, layer in layers.items():
+        properties = layer.temporalProperties()
+        assert properties.isActive()
+        assert properties.mode() == QgsRasterLayerTemporalProperties.ModeFixedTemporalRange
+        assert properties.fixedTemporalRange().begin().date().toString("yyyy-MM-dd") == name.split()[1]
+        renderer = layer.renderer()
+        assert renderer.type() == "multibandcolor"
+        assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)  # red, green, blue
+        red = renderer.redContrastEnhancement()
+        stretches.append((red.minimumValue(), red.maximumValue()))
+    assert stretches[0] == stretches[1] and stretches[0][0] < stretches[0][1]
+    project.removeAllMapLayers()
+    assert not [f for f in os.listdir(tmp_path / "out") if f.startswith(".")]
