@@ -76,6 +76,7 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     DISPLAY_NAME = ""
     GROUP = "data"  # a key of GROUPS
     SHORT_HELP = ""  # one paragraph: what it does, the method's reference
+    NEEDS_TORCH = False  # checked before the run starts
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,7 +102,23 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         return QCoreApplication.translate("stf", text)
 
     def shortDescription(self) -> str:  # noqa: N802
-        return self.SHORT_HELP.split(". ")[0].rstrip(".") + "."
+        """The help's first sentence (a full stop after "et al", "e.g", "i.e" or a capital initial ends none)."""
+        first = re.split(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\b[A-Z])\.\s+(?=[A-Z])", self.SHORT_HELP, maxsplit=1)[0]
+        return first.rstrip(".") + "."
+
+    def tags(self) -> list[str]:
+        """Search words of the toolbox."""
+        words = ["spatiotemporal", "fusion", "landsat", "modis", "stf", "satellite", "time series"]
+        return words + [w for w in re.split(r"[_\s]+", self.ALG_ID) if w not in ("fuse", "train")]
+
+    def helpUrl(self) -> str:  # noqa: N802
+        """The README shipped with the plugin (the Help button opens it)."""
+        import os
+
+        from qgis.PyQt.QtCore import QUrl
+
+        readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+        return QUrl.fromLocalFile(readme).toString() if os.path.isfile(readme) else ""
 
     # --- help -----------------------------------------------------------------------------------------------
     def help_items(self) -> list[tuple[str, str]]:
@@ -179,7 +196,7 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             return
         for kind, example in (("FINE", "2.75e-5 with offset -0.2 for Landsat Collection 2 Level-2"),
                               ("COARSE", "0.0001 for MODIS MOD09")):
-            self.add_float(f"{kind}_SCALE", f"{kind.title()} images' scale factor (optional)",
+            self.add_float(f"{kind}_SCALE", f"{kind.title()} images' scale factor",
                            f"Reflectance = stored value x {kind}_SCALE + {kind}_OFFSET for the {kind.lower()} "
                            f"images, when they are encoded differently from the other kind (e.g. {example}). "
                            "Empty: SCALE.", None, minimum=1e-12, advanced=True, optional=True)
@@ -198,11 +215,11 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         self.add_rasters("COARSE", "Coarse images",
                          "The coarse (MODIS-like) images: one on every pair date and on every date to predict, on "
                          "the fine grid (see stf:resample_coarse).")
-        self.add_string("DATES", "Dates (optional)",
+        self.add_string("DATES", "Dates",
                         "One date per file, the FINE files' first, then the COARSE files' (YYYY-MM-DD, YYYYMMDD or "
                         "YYYYDDD, separated by commas). Empty: dates are read from the file names.")
         if predict_dates:
-            self.add_string("PREDICT_DATES", "Dates to predict (optional)",
+            self.add_string("PREDICT_DATES", "Dates to predict",
                             "The dates to predict, separated by commas. Empty: every coarse date without a fine "
                             "image.")
         self.add_scale()
@@ -356,6 +373,11 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         def terminate(signum, frame):  # SIGTERM (qgis_process killed) is a cancel: every output is rolled back
             raise CancelledError("Stopped by a termination signal; no output was written.")
 
+        if self.NEEDS_TORCH:  # before any input is read or resampled: the install instructions, not a late failure
+            from ..core.device import install_hint, torch_available
+
+            if not torch_available():
+                raise QgsProcessingException(install_hint())
         main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
         previous = signal.signal(signal.SIGTERM, terminate) if main else None
         try:

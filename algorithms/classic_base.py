@@ -11,6 +11,7 @@ class ClassicFusion(StfAlgorithm):
     """Series inputs, method parameters, DEVICE, OUTPUT_FOLDER -> OUTPUT_FILES."""
 
     GROUP = "classic"
+    NEEDS_TORCH = True
 
     def add_method_parameters(self) -> None:
         raise NotImplementedError

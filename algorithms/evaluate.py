@@ -26,10 +26,10 @@ class Evaluate(StfAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_rasters("PREDICTIONS", "Predictions", "Predicted fine images (any methods, any dates).")
         self.add_rasters("REFERENCES", "References", "Observed fine images of the predicted dates.")
-        self.add_rasters("BASELINE", "Baseline predictions (optional)",
+        self.add_rasters("BASELINE", "Baseline predictions",
                          "Predictions of a baseline, normally stf:fuse_naive, matched like the predictions; needed "
                          "for MAEC (change of MAE against the baseline).", optional=True)
-        self.add_raster("MASK", "Mask (optional)", "Pixels where the mask is 0 or nodata are excluded.",
+        self.add_raster("MASK", "Mask", "Pixels where the mask is 0 or nodata are excluded.",
                         optional=True)
         self.add_scale(per_kind=False)
         self.add_float("DATA_RANGE", "Data range (reflectance)",
@@ -41,7 +41,8 @@ class Evaluate(StfAlgorithm):
                        "where it is not known ERGAS is not computed, as the report says.", 0.0, minimum=0.0)
         self._add(QgsProcessingParameterFileDestination("OUTPUT_CSV", "Metric table", "CSV files (*.csv)"),
                   "One row per prediction x band plus an 'all' row; columns " + ", ".join(COLUMNS) + ".")
-        self._add(QgsProcessingParameterFileDestination("OUTPUT_HTML", "Report", "HTML files (*.html)"),
+        self._add(QgsProcessingParameterFileDestination("OUTPUT_HTML", "Report", "HTML files (*.html)", None, True,
+                                                        False),
                   "Self-contained HTML report with tables and plots.")
 
     def execute(self, parameters, context, feedback):
@@ -59,9 +60,10 @@ class Evaluate(StfAlgorithm):
         )
         with OutputTransaction() as tx:
             write_csv(evaluation, csv_path, tx)
-            write_html(evaluation, html_path, tx)
+            if html_path:  # optional: the table alone is enough for scripts
+                write_html(evaluation, html_path, tx)
         for method, values in method_means(evaluation.rows).items():
             feedback.info(f"{method}: RMSE {values['rmse']:.5f}, SSIM {values['ssim']:.4f}, SAM {values['sam']:.3f} "
                           f"deg, ERGAS {values['ergas']:.4g} (mean of {values['n_predictions']} prediction(s))")
         feedback.info("Conventions: " + "; ".join(f"{k}: {v}" for k, v in evaluation.conventions.items()))
-        return {"OUTPUT_CSV": csv_path, "OUTPUT_HTML": html_path}
+        return {"OUTPUT_CSV": csv_path, "OUTPUT_HTML": html_path or None}

@@ -12,6 +12,7 @@ class Predict(StfAlgorithm):
     ALG_ID = "predict"
     DISPLAY_NAME = "Predict with a trained model"
     GROUP = "deep"
+    NEEDS_TORCH = True
     SHORT_HELP = (
         "Predicts fine images with a model trained by one of the stf:train_* algorithms; the method (STFDCNN, "
         "STF3DCNN, DCNN) and its settings are read from the model file. The bands must be those the model was "

@@ -12,6 +12,7 @@ class TrainingAlgorithm(StfAlgorithm):
     parameters in :meth:`add_method_parameters` and call the core trainer in :meth:`train`."""
 
     GROUP = "deep"
+    NEEDS_TORCH = True
     METHOD = ""
     PARAMS: type = object
     TRAIN_DATES = True
@@ -26,7 +27,7 @@ class TrainingAlgorithm(StfAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_series_inputs(predict_dates=False)
         if self.TRAIN_DATES:
-            self.add_string("TRAIN_DATES", "Training pair dates (optional)", self.TRAIN_DATES_HELP)
+            self.add_string("TRAIN_DATES", "Training pair dates", self.TRAIN_DATES_HELP)
         self.add_method_parameters()
         self.add_int("SEED", "Random seed", "Same seed, data and device: same model.", self.PARAMS().seed, 0,
                      2**31 - 1, advanced=True)

@@ -7,10 +7,31 @@ from .errors import InputError, MissingDependencyError
 
 DEVICES = ("auto", "cpu", "cuda")
 
-INSTALL_HINT = (
-    "PyTorch is not installed in the Python that runs QGIS. Install it with "
-    "'python3 -m pip install torch' for that Python (on this project's set-up: 'make setup'), then restart QGIS."
-)
+def install_hint() -> str:
+    """How a QGIS user installs PyTorch (and numba) for the Python that runs QGIS, on their platform."""
+    import platform
+    import sys
+
+    system = platform.system()
+    if system == "Windows":
+        how = ("open the OSGeo4W Shell (Start menu, QGIS folder) and run: python -m pip install torch numba")
+    elif system == "Darwin":
+        how = ("in a Terminal run: /Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch numba "
+               "(QGIS-LTR.app for the long-term release)")
+    else:
+        # (inside QGIS sys.executable may be the qgis binary: name the interpreter by its version)
+        how = (f"in a terminal run: python{sys.version_info.major}.{sys.version_info.minor} -m pip install --user "
+               "torch numba")
+    return ("PyTorch is not installed in the Python that runs QGIS; STARFM, ESTARFM, FSDAF and the deep methods "
+            f"need it (the naive and additive benchmarks, resampling and evaluation do not). To install it, {how}; "
+            "then restart QGIS. A CPU build is enough; for a GPU, pick the CUDA build at https://pytorch.org.")
+
+
+def torch_available() -> bool:
+    """True when torch can be imported (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def import_torch() -> Any:
@@ -18,7 +39,7 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise MissingDependencyError(INSTALL_HINT) from None
+        raise MissingDependencyError(install_hint()) from None
     return torch
 
 

@@ -29,10 +29,10 @@ CONVENTIONS = {
     "kge": "Kling-Gupta efficiency (Gupta et al. 2009): 1 - sqrt((r-1)^2 + (sd(P)/sd(R)-1)^2 + "
            "(mean(P)/mean(R)-1)^2)",
     "dd": "degree of distortion mean(|P-R|) (as defined for STF3DCNN; equal to MAE)",
-    "maec": "|MAE - MAE_baseline| / MAE_baseline (seed 002 eq. 9), baseline = the naive nearest-fine-image "
+    "maec": "|MAE - MAE_baseline| / MAE_baseline (eq. 9 of the patch DCNN paper), baseline = the naive nearest-fine-image "
             "prediction when given",
     "edge": "(mean E(P) - mean E(R)) / mean E(R), E = Roberts cross |X[i,j]-X[i+1,j+1]| + |X[i,j+1]-X[i+1,j]| "
-            "(seed 002 eq. 10; APA Edge): < 0 smoother than the reference, > 0 sharper or noisier",
+            "(eq. 10 of the patch DCNN paper; APA Edge): < 0 smoother than the reference, > 0 sharper or noisier",
     "lbp": "(mean LBP(P) - mean LBP(R)) / mean LBP(R), LBP = 8-neighbour local binary pattern code (APA)",
 }
 

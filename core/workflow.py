@@ -71,6 +71,10 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         raise InputError("Choose an output folder.")
     os.makedirs(config.output_folder, exist_ok=True)
     method = _method_name(config)
+    if method not in ("naive", "additive"):  # before resampling anything: the install instructions first
+        from .device import import_torch
+
+        import_torch()
     holdout = set(config.holdout_dates)
     fine = [(p, d) for p, d in config.fine if d not in holdout]
     references = {d: p for p, d in config.fine if d in holdout}

@@ -1,6 +1,8 @@
 """The provider registers, lists its algorithms with stable ids, help and declared outputs."""
 import re
 
+import pytest
+
 from qgis.core import QgsApplication, QgsProcessingOutputMultipleLayers
 
 
@@ -66,3 +68,62 @@ def test_method_settings_are_read_from_the_parameters_named_after_them(provider)
     stf3d = registry.createAlgorithmById("stf:train_stf3dcnn")
     params = stf3d.settings({"TIME_WEIGHTING": "off", "DEPTH": 3, "LR": "0.005"}, context, Stf3dcnnParams)
     assert (params.time_weighting, params.depth, params.lr, params.width) == ("off", 3, 0.005, 24)
+
+
+def test_toolbox_polish(provider):
+    """The one-line description is a whole sentence (not cut at "et al."), labels carry no "(optional)" of their
+    own, every algorithm has search tags and a help URL."""
+    for alg in provider.algorithms():
+        assert not alg.shortDescription().endswith("et al."), alg.id()
+        assert alg.tags() and "fusion" in alg.tags(), alg.id()
+        assert alg.helpUrl().startswith("file://"), alg.id()
+        for p in alg.parameterDefinitions():
+            assert "(optional)" not in p.description(), (alg.id(), p.name())
+    estarfm = provider.algorithm("fuse_estarfm")
+    assert estarfm.shortDescription().startswith("Enhanced STARFM (Zhu et al. 2010")
+
+
+def test_evaluate_writes_the_table_alone(provider, sample_on_fine_grid, tmp_path):
+    import os
+
+    import processing
+
+    truth = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "sample", "truth",
+                         "truth_2021-05-03.tif")
+    out = processing.run("stf:fuse_naive", {"FINE": [f.path for f in sample_on_fine_grid.fine],
+                                            "COARSE": [c.path for c in sample_on_fine_grid.coarse],
+                                            "PREDICT_DATES": "2021-05-03", "OUTPUT_FOLDER": str(tmp_path / "p")})
+    result = processing.run("stf:evaluate", {"PREDICTIONS": out["OUTPUT_FILES"], "REFERENCES": [truth],
+                                             "OUTPUT_CSV": str(tmp_path / "t.csv")})
+    assert os.path.isfile(result["OUTPUT_CSV"]) and not result["OUTPUT_HTML"]
+    assert sorted(os.listdir(tmp_path)) == ["p", "t.conventions.json", "t.csv"]  # no report
+
+
+def test_a_missing_torch_is_reported_before_any_work_with_install_instructions(provider, sample_on_fine_grid,
+                                                                                tmp_path, monkeypatch):
+    import importlib.util
+
+    import processing
+    from qgis.core import QgsProcessingException
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(QgsProcessingException, match="PyTorch is not installed.*pip install"):
+        processing.run("stf:fuse_starfm", {"FINE": [f.path for f in sample_on_fine_grid.fine],
+                                           "COARSE": [c.path for c in sample_on_fine_grid.coarse],
+                                           "OUTPUT_FOLDER": str(tmp_path / "o")})
+    assert not (tmp_path / "o").exists()
+    out = processing.run("stf:fuse_naive", {"FINE": [f.path for f in sample_on_fine_grid.fine],  # needs no torch
+                                            "COARSE": [c.path for c in sample_on_fine_grid.coarse],
+                                            "PREDICT_DATES": "2021-05-03", "OUTPUT_FOLDER": str(tmp_path / "n")})
+    assert len(out["OUTPUT_FILES"]) == 1
+
+
+def test_the_metadata_states_what_the_methods_need():
+    import configparser
+    import os
+
+    meta = configparser.ConfigParser()
+    meta.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "metadata.txt"))
+    about = meta["general"]["about"]
+    assert "STARFM, ESTARFM, FSDAF" in about and "PyTorch" in about and meta["general"]["changelog"]
