@@ -19,7 +19,7 @@ from . import metrics
 from .dates import date_from_name
 from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import RATIO_KEY, OutputTransaction, RasterInfo, check_same_grid, raster_info, read_block
+from .raster import RATIO_KEY, Encoding, OutputTransaction, as_encoding, RasterInfo, check_same_grid, raster_info, read_block
 
 COLUMNS = ("date", "method", "band", "n_pixels") + metrics.METRICS + ("prediction",)
 _DATE_TOKEN = re.compile(r"(\d{4}[-_]\d{2}[-_]\d{2}|A?\d{7,8})")
@@ -89,13 +89,14 @@ def _by_date(paths: list[str], dates: list[_dt.date], what: str) -> dict[_dt.dat
     return result
 
 
-def _check_scale(values: np.ndarray, valid: np.ndarray, path: str, scale: float, data_range: float) -> None:
+def _check_scale(values: np.ndarray, valid: np.ndarray, path: str, scale: "float | Encoding",
+                 data_range: float) -> None:
     if not valid.any():
         raise InputError(f"'{path}' has no valid pixel (all nodata or masked).")
     high = float(np.percentile(values[:, valid], 99))
     if high > 1.5 * data_range:
         raise InputError(
-            f"After SCALE={scale:g}, '{path}' has values up to {high:.4g}, not reflectance within the data range "
+            f"After SCALE ({as_encoding(scale).describe()}), '{path}' has values up to {high:.4g}, not reflectance within the data range "
             f"{data_range:g}: the scale does not match the file (0.0001 for 0-10000 integers, 1 for 0-1 floats).")
 
 
@@ -110,7 +111,8 @@ class Evaluation:
 
 def evaluate_files(
     predictions: list[str], references: list[str], baselines: list[str] | None = None, mask: str | None = None,
-    scale: float = 1e-4, data_range: float = 1.0, ratio: float = 0.0, feedback: Feedback | None = None,
+    scale: "float | Encoding" = 1e-4, data_range: float = 1.0, ratio: float = 0.0,
+    feedback: Feedback | None = None,
     keep_details: bool = True,
 ) -> Evaluation:
     """Compute every metric for every prediction; see the module docstring for the rows.
@@ -122,7 +124,7 @@ def evaluate_files(
     """
     matches = match_files(predictions, references, baselines)
     conventions = dict(metrics.CONVENTIONS)
-    conventions["data range"] = f"L = {data_range:g} (reflectance = stored value x {scale:g})"
+    conventions["data range"] = f"L = {data_range:g} (reflectance = stored value {as_encoding(scale).describe()})"
     used: dict[str, list[str]] = {}  # h/l -> predictions (names)
     conventions["masked pixels"] = "nodata in any band, non-finite, or 0 in the mask raster: excluded everywhere"
     rows, details = [], []

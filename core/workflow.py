@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
-from .raster import OutputTransaction
-from .series import build_series, resample_series
+from .raster import Encoding, OutputTransaction
+from .series import Scales, build_series, resample_series
 
 CLASSIC = ("naive", "starfm", "estarfm", "fsdaf")
 TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn")
@@ -34,6 +34,16 @@ class WorkflowConfig:
     resample_method: str = "bicubic"
     holdout_dates: list[_dt.date] = field(default_factory=list)
     scale: float = 1e-4
+    fine_scale: float | None = None  # None: scale
+    fine_offset: float = 0.0
+    coarse_scale: float | None = None
+    coarse_offset: float = 0.0
+
+    @property
+    def scales(self) -> Scales:
+        """The fine and coarse encodings (reflectance = stored x scale + offset)."""
+        return Scales(Encoding(self.fine_scale or self.scale, self.fine_offset, "the fine scale"),
+                      Encoding(self.coarse_scale or self.scale, self.coarse_offset, "the coarse scale"))
 
 
 @dataclass
@@ -114,7 +124,7 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         else:
             from .deep.api import predict_with_model
 
-            files = predict_with_model(model_file or config.model_path, series, dates, predictions_dir, config.scale,
+            files = predict_with_model(model_file or config.model_path, series, dates, predictions_dir, config.scales,
                                        config.device, stage(60 if model_file else 10, 90))
         report = table = None
         if references:
@@ -122,8 +132,8 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
             from .report import write_html
 
             held = [f for f, d in zip(files, dates) if d in references]
-            evaluation = evaluate_files(held, [references[d] for d in dates if d in references], scale=config.scale,
-                                        feedback=stage(90, 99))
+            evaluation = evaluate_files(held, [references[d] for d in dates if d in references],
+                                        scale=config.scales.fine, feedback=stage(90, 99))
             with OutputTransaction() as tx:
                 table = write_csv(evaluation, os.path.join(staging, "evaluation.csv"), tx)
                 report = write_html(evaluation, os.path.join(staging, "evaluation.html"), tx,
@@ -150,17 +160,17 @@ def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -
     if method == "stfdcnn":
         from .deep.stfdcnn import StfdcnnParams, train_stfdcnn
 
-        networks, meta = train_stfdcnn(series, None, config.scale, StfdcnnParams(**_epochs(config)),
+        networks, meta = train_stfdcnn(series, None, config.scales, StfdcnnParams(**_epochs(config)),
                                        config.device, feedback)
     elif method == "dcnn":
         from .deep.dcnn import DcnnParams, train_dcnn
 
-        networks, meta = train_dcnn(series, None, config.scale, DcnnParams(**_epochs(config)), config.device,
+        networks, meta = train_dcnn(series, None, config.scales, DcnnParams(**_epochs(config)), config.device,
                                     feedback)
     else:
         from .deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
 
-        networks, meta = train_stf3dcnn(series, config.scale, Stf3dcnnParams(**_epochs(config)), config.device,
+        networks, meta = train_stf3dcnn(series, config.scales, Stf3dcnnParams(**_epochs(config)), config.device,
                                         feedback)
     with OutputTransaction() as tx:
         path, _, _ = write_model(os.path.join(folder, f"{method}.stfmodel"), method, networks, meta, tx)
@@ -171,9 +181,9 @@ def _classic(method: str, series, dates, folder: str, config: WorkflowConfig, fe
     if method == "naive":
         from .naive import fuse_naive
 
-        return fuse_naive(series, dates, folder, config.scale, feedback)
+        return fuse_naive(series, dates, folder, config.scales, feedback)
     module = __import__(f"{__package__}.classic.{method}", fromlist=["x"])
-    return getattr(module, f"fuse_{method}")(series, dates, folder, config.scale, device=config.device,
+    return getattr(module, f"fuse_{method}")(series, dates, folder, config.scales, device=config.device,
                                              feedback=feedback)
 
 

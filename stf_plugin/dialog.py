@@ -35,6 +35,8 @@ from ..core.resample import RESAMPLING_METHODS
 from ..core.workflow import WorkflowConfig
 from .task import FusionTask
 
+SETTINGS_GROUP = "stf_fusion/dialog"
+
 METHODS = [
     ("naive", "Naive (nearest fine image, benchmark)"),
     ("starfm", "STARFM"),
@@ -60,6 +62,15 @@ class ImageTable(QTableWidget):
         self.setMinimumHeight(130)
 
     def add(self, name: str, source: str, checked: bool) -> None:
+        """A row; ``itemChanged`` fires once, when the row is complete (a slot never sees half a row)."""
+        blocked = self.blockSignals(True)
+        try:
+            self._add(name, source, checked)
+        finally:
+            self.blockSignals(blocked)
+        self.itemChanged.emit(self.item(self.rowCount() - 1, 0))
+
+    def _add(self, name: str, source: str, checked: bool) -> None:
         row = self.rowCount()
         self.insertRow(row)
         item = QTableWidgetItem(name)
@@ -145,10 +156,26 @@ class FusionDialog(QDialog):
         self.holdout = QLineEdit()
         self.holdout.setPlaceholderText("e.g. 2021-06-04 (pairs kept out of the fusion and used to evaluate it)")
         form.addRow("Hold out pairs for evaluation", self.holdout)
+        self.encodings = {}
+        for kind, scale_tip in (("fine", "Landsat Collection 2 Level-2: 0.0000275 with offset -0.2"),
+                                ("coarse", "MODIS MOD09: 0.0001")):
+            row = QHBoxLayout()
+            scale, offset = QLineEdit("0.0001"), QLineEdit("0")
+            scale.setToolTip(f"Reflectance = stored value x scale + offset. {scale_tip}; 1 for 0-1 floats.")
+            offset.setToolTip("Added after the scale, in reflectance.")
+            row.addWidget(QLabel("scale"))
+            row.addWidget(scale)
+            row.addWidget(QLabel("offset"))
+            row.addWidget(offset)
+            self.encodings[kind] = (scale, offset)
+            form.addRow(f"{kind.title()} images' encoding", row)
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.GetDirectory)
         form.addRow("Output folder", self.output)
         layout.addLayout(form)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.status = QLabel("")
@@ -164,7 +191,79 @@ class FusionDialog(QDialog):
         close.clicked.connect(self.close)
         layout.addWidget(self.buttons)
         self._fill_from_project()
+        self._restore_settings()
         self._update_enabled()
+        for table in (self.fine, self.coarse):
+            table.itemChanged.connect(self._update_summary)
+        self.holdout.textChanged.connect(self._update_summary)
+        self._update_summary()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        """The project's layers may have changed since the dialog was built: list them again."""
+        if self.task is None:
+            for table in (self.fine, self.coarse):
+                table.blockSignals(True)
+                table.setRowCount(0)
+                table.blockSignals(False)
+            self._fill_from_project()
+            self._update_summary()
+        super().showEvent(event)
+
+    # --- settings (remembered between sessions) ----------------------------------------------------------------
+    def _settings(self) -> dict:
+        return {"method": self.method, "device": self.device, "resample": self.resample, "output": self.output,
+                **{f"{kind}_{part}": widget for kind, pair in self.encodings.items()
+                   for part, widget in zip(("scale", "offset"), pair)}}
+
+    def _restore_settings(self) -> None:
+        from qgis.core import QgsSettings
+
+        stored = QgsSettings()
+        for key, widget in self._settings().items():
+            value = stored.value(f"{SETTINGS_GROUP}/{key}", None)
+            if value in (None, ""):
+                continue
+            if isinstance(widget, QComboBox):
+                index = widget.findData(value) if widget.findData(value) >= 0 else widget.findText(value)
+                if index >= 0:
+                    widget.setCurrentIndex(index)
+            elif isinstance(widget, QgsFileWidget):
+                widget.setFilePath(value)
+            else:
+                widget.setText(value)
+
+    def _save_settings(self) -> None:
+        from qgis.core import QgsSettings
+
+        stored = QgsSettings()
+        for key, widget in self._settings().items():
+            if isinstance(widget, QComboBox):
+                value = widget.currentData() if widget.currentData() is not None else widget.currentText()
+            elif isinstance(widget, QgsFileWidget):
+                value = widget.filePath()
+            else:
+                value = widget.text()
+            stored.setValue(f"{SETTINGS_GROUP}/{key}", value)
+
+    def _update_summary(self, *_args) -> None:
+        """What the run will do, before it starts: pairs, dates, dates to predict, held-out pairs. (A slot: an
+        exception escaping it would abort QGIS, so every one becomes the summary's text.)"""
+        try:
+            fine, coarse = self.fine.selected("fine"), self.coarse.selected("coarse")
+            holdout = set(parse_date_list(self.holdout.text()))
+        except Exception as exc:  # noqa: BLE001
+            self.summary.setText(str(exc))
+            return
+        pairs = {d for _, d in fine} - holdout
+        dates = {d for _, d in coarse}
+        predict = dates - pairs
+        text = f"{len(pairs)} pair(s), {len(dates)} coarse date(s), {len(predict)} to predict"
+        if holdout:
+            text += f" ({len(holdout & predict)} held out for evaluation)"
+        missing = sorted(pairs - dates)
+        if missing:
+            text += f"; no coarse image on the pair date(s) {', '.join(d.isoformat() for d in missing)}"
+        self.summary.setText(text + ".")
 
     # --- filling -------------------------------------------------------------------------------------------
     def _fill_from_project(self) -> None:
@@ -212,18 +311,28 @@ class FusionDialog(QDialog):
             raise InputError("Choose a model file, or another method.")
         if not self.output.filePath():
             raise InputError("Choose an output folder.")
+        numbers = {}
+        for kind, (scale, offset) in self.encodings.items():
+            for part, widget in (("scale", scale), ("offset", offset)):
+                try:
+                    numbers[f"{kind}_{part}"] = float(widget.text().strip() or ("0" if part == "offset" else "nan"))
+                except ValueError:
+                    raise InputError(f"The {kind} images' {part} must be a number, not '{widget.text()}'.") \
+                        from None
         return WorkflowConfig(fine=fine, coarse=coarse, method=key, output_folder=self.output.filePath(),
                               model_path=self.model.filePath(), epochs=self.epochs.value(),
                               device=self.device.currentText(), resample_method=self.resample.currentText(),
-                              holdout_dates=parse_date_list(self.holdout.text()))
+                              holdout_dates=parse_date_list(self.holdout.text()), **numbers)
 
     def start(self) -> FusionTask | None:
         """Start the task (returns it), or show why it cannot start."""
         try:
             config = self.config()
+            config.scales  # noqa: B018  refused here, with the message, when not finite (or a scale not positive)
         except InputError as exc:
             self.status.setText(str(exc))
             return None
+        self._save_settings()
         self.task = FusionTask(config, self.iface, self._finished, self.project)
         self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
         self.run_button.setEnabled(False)

@@ -35,7 +35,7 @@ class StfPlugin:
         self.action = QAction(icon, "Spatiotemporal fusion...", self.iface.mainWindow())
         self.action.triggered.connect(self.show_dialog)
         self.iface.addPluginToRasterMenu("&Spatiotemporal fusion", self.action)
-        self.iface.addRasterToolBarIcon(self.action)
+        self.iface.addToolBarIcon(self.action)  # the Plugins toolbar: shown in a fresh profile (Raster is not)
 
     def show_dialog(self) -> None:
         """Open (or raise) the fusion dialog."""
@@ -50,7 +50,7 @@ class StfPlugin:
         """Remove everything the plugin added."""
         if self.action is not None and self.iface is not None:
             self.iface.removePluginRasterMenu("&Spatiotemporal fusion", self.action)
-            self.iface.removeRasterToolBarIcon(self.action)
+            self.iface.removeToolBarIcon(self.action)
             self.action = None
         if self.dialog is not None:
             self.dialog.close()

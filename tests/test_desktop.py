@@ -18,7 +18,12 @@ from stf_fusion.stf_plugin.dialog import FusionDialog
 
 @pytest.fixture()
 def project(qgis_app, small_series):
-    """A project of its own (the singleton is wired to pytest-qgis's mock canvas)."""
+    """A project of its own (the singleton is wired to pytest-qgis's mock canvas); no remembered dialog settings."""
+    from qgis.core import QgsSettings
+
+    from stf_fusion.stf_plugin.dialog import SETTINGS_GROUP
+
+    QgsSettings().remove(SETTINGS_GROUP)
     project = QgsProject()
     for path in small_series.fine + small_series.coarse:
         project.addMapLayer(QgsRasterLayer(path, os.path.basename(path)[:-4]))
@@ -126,3 +131,26 @@ def test_plugin_adds_and_removes_its_menu_entry(qgis_iface, provider):
     plugin.provider = None  # keep the fixture's provider registered
     plugin.unload()
     assert plugin.action is None and plugin.dialog is None
+
+
+def test_dialog_summary_encodings_refresh_and_remembered_settings(qgis_iface, project, small_series, tmp_path):
+    dialog = FusionDialog(qgis_iface, project=project)
+    assert dialog.summary.text() == "2 pair(s), 6 coarse date(s), 4 to predict."
+    dialog.holdout.setText("2021-06-20")
+    assert "1 pair(s)" in dialog.summary.text() and "1 held out" in dialog.summary.text()
+    scale, offset = dialog.encodings["fine"]
+    scale.setText("0.0000275")
+    offset.setText("-0.2")
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    config = dialog.config()
+    assert (config.scales.fine.scale, config.scales.fine.offset, config.scales.coarse.scale) == (2.75e-5, -0.2, 1e-4)
+    offset.setText("abc")
+    assert dialog.start() is None and "offset must be a number" in dialog.status.text()
+    offset.setText("-0.2")
+    dialog._save_settings()  # what start() does before it runs
+    again = FusionDialog(qgis_iface, project=project)
+    assert again.encodings["fine"][0].text() == "0.0000275" and again.output.filePath() == str(tmp_path / "out")
+    project.addMapLayer(QgsRasterLayer(small_series.coarse[0], "one more"))
+    again.show()  # the list is built again when the dialog is shown
+    assert again.coarse.rowCount() == 9
+    again.close()

@@ -95,7 +95,7 @@ def test_evaluation_table_report_and_conventions(small_series, tmp_path):
 
 def test_scale_and_grid_mismatch_are_clear_errors(small_series, tmp_path):
     truth = small_series.truth[0]
-    with pytest.raises(InputError, match="After SCALE=1, '.*truth_2021-04-01.tif' has values up to"):
+    with pytest.raises(InputError, match=r"After SCALE \(x 1\), '.*truth_2021-04-01.tif' has values up to"):
         evaluate_files([truth], [truth], scale=1.0)
     as_float = make_raster(tmp_path / "float_2021-04-01.tif", read_raw(truth) * 1e-4, dtype=6)
     with pytest.raises(InputError, match="not stored in the same scale"):

@@ -41,7 +41,8 @@ def test_the_next_run_removes_what_a_dead_process_left(tmp_path):
 
 
 def _start_estarfm(series, out, tmp_path):
-    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"))
+    # the torch path: the compiled kernel finishes the sample in about 2 s, before the signal could arrive
+    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"), STF_COMPILED_KERNELS="0")
     args = [f"FINE={f.path}" for f in series.fine] + [f"COARSE={c.path}" for c in series.coarse]
     return subprocess.Popen([QGIS_PROCESS, "run", "stf:fuse_estarfm", "--", *args, "DEVICE=cpu",
                              f"OUTPUT_FOLDER={out}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
