@@ -156,7 +156,7 @@ def evaluate_files(
         result = metrics.compute_all(pred, ref, valid, data_range, h_l, base)
         rows += _rows(match, result, ref_info)
         if keep_details:
-            details.append(_details(match, pred, ref, valid))
+            details.append(_details(match, pred, ref, valid, ref_info.descriptions))
         if feedback is not None:
             feedback.set_progress(100.0 * (i + 1) / len(matches))
     conventions["h/l"] = _describe_ratios(ratio, used)
@@ -206,11 +206,17 @@ def _rows(match: Match, result: dict, info: RasterInfo) -> list[dict]:
     return rows
 
 
-def _details(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, max_side: int = 400,
-             max_points: int = 4000) -> dict:
-    """A small error map (per-pixel RMSE over bands) and a sample of (reference, prediction) pairs for plots."""
+def _details(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, names=(), max_side: int = 400,
+             max_points: int = 4000, thumbnail: int = 200) -> dict:
+    """A small error map (per-pixel RMSE over bands), a sample of (reference, prediction) pairs, and thumbnails of
+    the displayed bands (core/style.py: true colour from the band names) of the reference and the prediction."""
+    from .style import display_bands
+
     error = np.sqrt(np.mean((pred - ref) ** 2, axis=0))
     error[~valid] = np.nan
+    shown, _ = display_bands(names, ref.shape[0])
+    small = max(1, int(np.ceil(max(error.shape) / thumbnail)))
+    view = (np.array(shown) - 1, slice(None, None, small), slice(None, None, small))
     step = max(1, int(np.ceil(max(error.shape) / max_side)))
     rng = np.random.default_rng(0)
     idx = np.flatnonzero(valid)
@@ -218,7 +224,8 @@ def _details(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.ndarray,
     return dict(prediction=match.prediction, method=match.method,
                 date=match.date.isoformat() if match.date else os.path.basename(match.prediction),
                 error_map=error[::step, ::step], ref_sample=ref.reshape(ref.shape[0], -1)[:, idx],
-                pred_sample=pred.reshape(pred.shape[0], -1)[:, idx])
+                pred_sample=pred.reshape(pred.shape[0], -1)[:, idx], ref_thumb=ref[view], pred_thumb=pred[view],
+                error_thumb=error[::small, ::small], thumb_valid=valid[::small, ::small])
 
 
 def _fmt(value) -> str:

@@ -28,16 +28,16 @@ CONVENTIONS = {
     "ergas": "100 h/l sqrt(mean_k (RMSE_k / mean(R_k))^2) over bands k",
     "kge": "Kling-Gupta efficiency (Gupta et al. 2009): 1 - sqrt((r-1)^2 + (sd(P)/sd(R)-1)^2 + "
            "(mean(P)/mean(R)-1)^2)",
-    "dd": "degree of distortion mean(|P-R|) (as defined for STF3DCNN; equal to MAE)",
-    "maec": "|MAE - MAE_baseline| / MAE_baseline (eq. 9 of the patch DCNN paper), baseline = the naive nearest-fine-image "
+    "maec": "|MAE - MAE_baseline| / MAE_baseline (eq. 9 of the patch DCNN paper), baseline = the naive "
+            "nearest-fine-image "
             "prediction when given",
     "edge": "(mean E(P) - mean E(R)) / mean E(R), E = Roberts cross |X[i,j]-X[i+1,j+1]| + |X[i,j+1]-X[i+1,j]| "
             "(eq. 10 of the patch DCNN paper; APA Edge): < 0 smoother than the reference, > 0 sharper or noisier",
     "lbp": "(mean LBP(P) - mean LBP(R)) / mean LBP(R), LBP = 8-neighbour local binary pattern code (APA)",
 }
 
-BAND_METRICS = ("cc", "rmse", "mae", "ad", "rmae", "r2", "psnr", "ssim", "q", "kge", "dd", "maec", "edge", "lbp")
-METRICS = ("cc", "rmse", "mae", "ad", "rmae", "r2", "psnr", "ssim", "q", "sam", "ergas", "kge", "dd", "maec",
+BAND_METRICS = ("cc", "rmse", "mae", "ad", "rmae", "r2", "psnr", "ssim", "q", "kge", "maec", "edge", "lbp")
+METRICS = ("cc", "rmse", "mae", "ad", "rmae", "r2", "psnr", "ssim", "q", "sam", "ergas", "kge", "maec",
            "edge", "lbp")
 
 
@@ -122,11 +122,6 @@ def kge(pred, ref, valid=None) -> np.ndarray:
     alpha = p.std(axis=1) / r.std(axis=1)
     beta = p.mean(axis=1) / r.mean(axis=1)
     return 1.0 - np.sqrt((corr - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2)
-
-
-def dd(pred, ref, valid=None) -> np.ndarray:
-    """Degree of distortion per band, mean(|P - R|), as reported by the STF3DCNN paper (seed 000)."""
-    return mae(pred, ref, valid)
 
 
 def maec(pred, ref, baseline, valid=None) -> np.ndarray:
@@ -308,7 +303,7 @@ def compute_all(
         "cc": cc(pred, ref, valid), "rmse": rmse(pred, ref, valid), "mae": mae(pred, ref, valid),
         "ad": ad(pred, ref, valid), "rmae": rmae(pred, ref, valid), "r2": r2(pred, ref, valid),
         "psnr": psnr(pred, ref, valid, data_range), "ssim": ssim(pred, ref, valid, data_range),
-        "q": q_index(pred, ref, valid), "kge": kge(pred, ref, valid), "dd": dd(pred, ref, valid),
+        "q": q_index(pred, ref, valid), "kge": kge(pred, ref, valid),
         "maec": maec(pred, ref, baseline, valid) if baseline is not None else np.full(bands, np.nan),
         "edge": edge(pred, ref, valid), "lbp": lbp(pred, ref, valid),
         "sam": sam(pred, ref, valid) if bands > 1 else np.nan, "ergas": ergas(pred, ref, valid, ratio),

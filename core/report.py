@@ -15,10 +15,18 @@ from .evaluation import Evaluation, method_means
 from .raster import OutputTransaction
 
 TIME_PLOTS = ("rmse", "ssim", "cc", "sam", "ergas", "edge")
-_LOWER_IS_BETTER = {"rmse", "mae", "rmae", "sam", "ergas", "dd"}
+_LOWER_IS_BETTER = {"rmse", "mae", "rmae", "sam", "ergas"}
 # MAEC = |MAE - MAE_baseline| / MAE_baseline is 0 for the baseline itself and grows with a change either way: it
 # ranks no method (read it with the MAEs)
 _NO_BEST = {"maec"}
+# units of the table headers: reflectance differences, dB, degrees; relative metrics are fractions (the papers
+# print some of them in per cent)
+_UNITS = {"rmse": "refl.", "mae": "refl.", "ad": "refl.", "psnr": "dB", "sam": "deg", "rmae": "fraction",
+          "maec": "fraction", "edge": "fraction", "lbp": "fraction"}
+
+
+def _header(metric: str) -> str:
+    return f"{metric} ({_UNITS[metric]})" if metric in _UNITS else metric
 
 
 def new_figure(rows: int, cols: int, size: tuple[float, float]):
@@ -38,6 +46,64 @@ def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _jpg(fig) -> str:
+    """The figure as an inline JPEG: image strips are photographs (PNG made the report 10 MB)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpg", dpi=80, pil_kwargs={"quality": 80})
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _rgb(thumb: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[bands, h, w] reflectance to an image for imshow, stretched by one (low, high) per band."""
+    scaled = np.clip((thumb - low[:, None, None]) / (high - low)[:, None, None], 0, 1)
+    return scaled[0] if scaled.shape[0] == 1 else np.moveaxis(scaled, 0, -1)
+
+
+def _date_strip(date: str, details: list[dict]) -> str:
+    """One figure per date: the reference and every method's prediction (one stretch, from the reference), and
+    below each prediction its error (per-pixel RMSE over bands) on ONE colour scale shared by the methods."""
+    ref = details[0]["ref_thumb"]
+    ok = details[0]["thumb_valid"]
+    values = ref[:, ok] if ok.any() else ref.reshape(ref.shape[0], -1)
+    low, high = np.percentile(values, 2, axis=1), np.percentile(values, 98, axis=1)
+    high = np.where(high > low, high, low + 1e-6)
+    errors = np.concatenate([d["error_thumb"][np.isfinite(d["error_thumb"])] for d in details] or [np.zeros(1)])
+    top = float(np.percentile(errors, 98)) if errors.size else 1.0
+    n = len(details) + 1
+    fig, axes = new_figure(2, n, (1.9 * n, 4.1))
+    axes = np.asarray(axes).reshape(2, n)
+    grey = "gray" if ref.shape[0] == 1 else None
+    axes[0, 0].imshow(_rgb(ref, low, high), cmap=grey)
+    axes[0, 0].set_title("reference", fontsize=8)
+    axes[1, 0].text(0.5, 0.5, f"{date}\nerror: per-pixel\nRMSE over bands\n(reflectance,\n0 to {top:.3g})",
+                    ha="center", va="center", fontsize=8)
+    image = None
+    for i, d in enumerate(details, start=1):
+        axes[0, i].imshow(_rgb(d["pred_thumb"], low, high), cmap=grey)
+        axes[0, i].set_title(d["method"], fontsize=8)
+        image = axes[1, i].imshow(d["error_thumb"], cmap="magma", vmin=0, vmax=top)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[1, 1:]), fraction=0.03, pad=0.01)
+    return _jpg(fig)
+
+
+def _ranking(means: dict) -> str:
+    """One line: the method with the lowest mean RMSE, and how it compares with the naive prediction."""
+    scored = {m: v["rmse"] for m, v in means.items() if np.isfinite(v["rmse"])}
+    if not scored:
+        return ""
+    best = min(scored, key=scored.get)
+    line = f"Best: <b>{html.escape(best)}</b>, mean RMSE {scored[best]:.4g}"
+    if "naive" in scored and best != "naive" and scored["naive"] > 0:
+        line += f" ({100 * (scored[best] - scored['naive']) / scored['naive']:+.0f} % vs naive)"
+    others = sorted((m for m in scored if m != best), key=scored.get)
+    if others:
+        line += "; then " + ", ".join(f"{html.escape(m)} {scored[m]:.4g}" for m in others)
+    return f"<p class=ranking>{line}.</p>"
 
 
 def _fmt(value: float) -> str:
@@ -65,31 +131,12 @@ def _time_plots(evaluation: Evaluation) -> str | None:
             items = sorted((r for r in overall if r["method"] == method), key=lambda r: r["date"])
             dates = [_dt.date.fromisoformat(r["date"]) for r in items]
             ax.plot(dates, [r[name] for r in items], marker="o", label=method)
-        ax.set_title(name.upper() + (" (lower is better)" if name in _LOWER_IS_BETTER else ""))
+        ax.set_title(_header(name).upper() + (" (lower is better)" if name in _LOWER_IS_BETTER else ""), fontsize=9)
+        ax.set_xticks(sorted({_dt.date.fromisoformat(r["date"]) for r in overall}))  # the acquisition dates
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    return _png(fig)
-
-
-def _prediction_plots(detail: dict) -> str:
-    fig, (ax1, ax2) = new_figure(1, 2, (10, 4.2))
-    fig.set_layout_engine("constrained")
-    ref, pred = detail["ref_sample"], detail["pred_sample"]
-    for b in range(ref.shape[0]):
-        ax1.scatter(ref[b], pred[b], s=2, alpha=0.4, label=f"band {b + 1}")
-    top = float(max(ref.max(), pred.max(), 1e-6))
-    ax1.plot([0, top], [0, top], color="black", linewidth=0.8)
-    ax1.set_xlabel("reference reflectance")
-    ax1.set_ylabel("predicted reflectance")
-    ax1.set_title("Prediction vs reference (sample of pixels)")
-    ax1.legend(fontsize=6, markerscale=4, loc="upper left")  # ("best" searches every position: 40 % of the time)
-    image = ax2.imshow(detail["error_map"], cmap="magma")
-    ax2.set_title("Per-pixel RMSE over bands")
-    ax2.set_axis_off()
-    fig.colorbar(image, ax=ax2, fraction=0.046)
-    fig.suptitle(f"{detail['method']} {detail['date']}")
     return _png(fig)
 
 
@@ -108,9 +155,10 @@ def write_html(evaluation: Evaluation, path: str, transaction: OutputTransaction
         f"<p>Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by the STF QGIS plugin "
         f"(stf:evaluate). {len(evaluation.details) or len({r['prediction'] for r in evaluation.rows})} predictions, "
         f"{len(means)} method(s). Bold: the best method for a metric.</p>",
+        _ranking(means),
         "<h2>Mean over dates (all bands)</h2>",
     ]
-    header = ["method", "predictions"] + columns
+    header = ["method", "predictions"] + [_header(k) for k in columns]
     best = {}
     for k in columns:
         values = {m: v[k] for m, v in means.items() if np.isfinite(v[k])}
@@ -132,12 +180,17 @@ def write_html(evaluation: Evaluation, path: str, transaction: OutputTransaction
         parts += ["<h2>Metrics over time</h2>", f"<img src='{plot}' alt='metrics over time'>"]
     parts.append("<h2>Per prediction (all bands)</h2>")
     overall = [r for r in evaluation.rows if r["band"] == "all"]
-    parts.append(_table(["date", "method"] + columns + ["n_pixels"],
+    parts.append(_table(["date", "method"] + [_header(k) for k in columns] + ["n_pixels"],
                         [[r["date"], r["method"]] + [r[k] for k in columns] + [r["n_pixels"]] for r in overall]))
     if evaluation.details:
-        parts.append("<h2>Scatter plots and error maps</h2>")
+        parts.append("<h2>Images per date</h2><p>The reference and each prediction with one stretch; below, each "
+                     "prediction's error on one colour scale per date.</p>")
+        by_date: dict[str, list[dict]] = {}
         for detail in evaluation.details:
-            parts.append(f"<img src='{_prediction_plots(detail)}' alt='{html.escape(detail['method'])}'>")
+            by_date.setdefault(detail["date"], []).append(detail)
+        for date, details in sorted(by_date.items()):
+            parts.append(f"<img src='{_date_strip(date, sorted(details, key=lambda d: d['method']))}' "
+                         f"alt='images of {html.escape(date)}'>")
     parts.append("<h2>Conventions</h2><dl>")
     for key, text in evaluation.conventions.items():
         parts.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(text)}</dd>")

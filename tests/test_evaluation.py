@@ -90,7 +90,8 @@ def test_evaluation_table_report_and_conventions(small_series, tmp_path):
 
     assert matplotlib.get_backend() == backend  # the report does not switch the global backend (QGIS desktop)
     page = open(html_path).read()
-    assert page.count("data:image/png;base64,") == 1 + 8 and "Conventions" in page and "biased" in page
+    assert page.count("data:image/png;base64,") == 1 and "Conventions" in page and "biased" in page
+    assert page.count("data:image/jpeg;base64,") == 4  # one image strip per date, both methods in it
 
 
 def test_scale_and_grid_mismatch_are_clear_errors(small_series, tmp_path):
@@ -173,3 +174,27 @@ def test_maec_marks_no_method_best(tmp_path):
         path = write_html(Evaluation(rows, {}), str(tmp_path / "r.html"), tx)
     page = open(tx.committed[0] if tx.committed else path).read()
     assert "<td class=best>0</td>" not in page and "<td class=best>0.02</td>" in page
+
+
+def test_the_report_has_a_ranking_and_one_image_strip_per_date(provider, sample_on_fine_grid, tmp_path):
+    import glob
+    import re
+
+    import processing
+
+    series = sample_on_fine_grid
+    args = {"FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse],
+            "PREDICT_DATES": "2021-05-03,2021-07-06", "OUTPUT_FOLDER": str(tmp_path / "p")}
+    files = processing.run("stf:fuse_naive", args)["OUTPUT_FILES"] + \
+        processing.run("stf:fuse_additive", args)["OUTPUT_FILES"]
+    sample = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "sample")
+    result = processing.run("stf:evaluate", {"PREDICTIONS": files,
+                                             "REFERENCES": sorted(glob.glob(os.path.join(sample, "truth", "*.tif"))),
+                                             "OUTPUT_CSV": str(tmp_path / "e.csv"),
+                                             "OUTPUT_HTML": str(tmp_path / "e.html")})
+    page = open(result["OUTPUT_HTML"]).read()
+    ranking = re.search(r"<p class=ranking>Best: <b>(\w+)</b>, mean RMSE [\d.]+ \((-\d+) % vs naive\)", page)
+    assert ranking and ranking.group(1) == "additive" and int(ranking.group(2)) < 0
+    assert page.count("alt='images of 2021-") == 2  # one strip per date, every method in it
+    assert "rmse (refl.)" in page and "sam (deg)" in page and "<th>dd</th>" not in page
+    assert os.path.getsize(result["OUTPUT_HTML"]) < 2 * 2**20

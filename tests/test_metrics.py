@@ -21,7 +21,6 @@ def test_pointwise_metrics_by_hand():
     assert m.r2(P, R)[0] == pytest.approx(1 - 3 / 10.75)
     assert m.cc(P, R)[0] == pytest.approx(6.5 / math.sqrt(5 * 10.75))
     assert m.psnr(P, R, data_range=5.0)[0] == pytest.approx(10 * math.log10(25 / 0.75))
-    assert m.dd(P, R)[0] == pytest.approx(0.75)
     r = 6.5 / math.sqrt(5 * 10.75)
     alpha, beta = math.sqrt(5 / 10.75), 2.5 / 2.25
     assert m.kge(P, R)[0] == pytest.approx(1 - math.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2))
@@ -86,7 +85,7 @@ def test_ssim_and_psnr_agree_with_scikit_image():
 def test_identical_images_give_ideal_values():
     _, ref = _scene(1)
     result = m.compute_all(ref, ref, baseline=ref + 0.01)
-    ideal = dict(cc=1, rmse=0, mae=0, ad=0, rmae=0, r2=1, ssim=1, q=1, kge=1, dd=0, edge=0, lbp=0, maec=1)
+    ideal = dict(cc=1, rmse=0, mae=0, ad=0, rmae=0, r2=1, ssim=1, q=1, kge=1, edge=0, lbp=0, maec=1)
     for name, value in ideal.items():
         np.testing.assert_allclose(result[name], value, atol=1e-9, err_msg=name)
     assert np.all(np.isinf(result["psnr"])) and result["sam"] == pytest.approx(0, abs=1e-5)
