@@ -95,6 +95,15 @@ class StfAlgorithm(QgsProcessingAlgorithm):
     def groupId(self) -> str:  # noqa: N802
         return self.GROUP
 
+    def icon(self):
+        """One icon per group (resources/icons/<group>.svg)."""
+        import os
+
+        from qgis.PyQt.QtGui import QIcon
+
+        return QIcon(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "icons",
+                                  f"{self.GROUP}.svg"))
+
     def createInstance(self) -> "StfAlgorithm":  # noqa: N802
         return type(self)()
 

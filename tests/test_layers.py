@@ -40,5 +40,28 @@ def test_a_processing_run_adds_dated_true_colour_layers_with_one_stretch(provide
         red = renderer.redContrastEnhancement()
         stretches.append((red.minimumValue(), red.maximumValue()))
     assert stretches[0] == stretches[1] and stretches[0][0] < stretches[0][1]
+    _screenshot(layers["additive 2021-05-03"])
     project.removeAllMapLayers()
     assert not [f for f in os.listdir(tmp_path / "out") if f.startswith(".")]
+
+
+def _screenshot(layer):
+    """The styled layer as the map shows it, saved to build/screenshots/styled_prediction.png for review."""
+    from conftest import ROOT
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    settings.setExtent(layer.extent())
+    settings.setOutputSize(QSize(400, 400))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    colours = {image.pixel(x, y) for x in range(0, 400, 20) for y in range(0, 400, 20)}
+    assert len(colours) > 20  # a picture, not a blank or one-colour canvas
+    folder = os.path.join(ROOT, "build", "screenshots")
+    os.makedirs(folder, exist_ok=True)
+    assert image.save(os.path.join(folder, "styled_prediction.png"))

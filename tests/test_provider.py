@@ -127,3 +127,11 @@ def test_the_metadata_states_what_the_methods_need():
     meta.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "metadata.txt"))
     about = meta["general"]["about"]
     assert "STARFM, ESTARFM, FSDAF" in about and "PyTorch" in about and meta["general"]["changelog"]
+
+
+def test_every_group_has_its_icon(provider):
+    groups = {}
+    for alg in provider.algorithms():
+        assert not alg.icon().isNull(), alg.id()
+        groups.setdefault(alg.groupId(), alg.icon().cacheKey())
+    assert len(groups) == 4
