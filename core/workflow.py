@@ -129,10 +129,16 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         report = table = None
         if references:
             from .evaluation import evaluate_files, write_csv
+            from .naive import fuse_naive
             from .report import write_html
 
             held = [f for f, d in zip(files, dates) if d in references]
-            evaluation = evaluate_files(held, [references[d] for d in dates if d in references],
+            held_dates = [d for d in dates if d in references]
+            # the naive prediction of the same dates: the baseline every method must beat (and MAEC's reference)
+            baseline = held if method == "naive" else fuse_naive(
+                series, held_dates, os.path.join(staging, "baseline"), config.scales)
+            evaluation = evaluate_files(held + (baseline if method != "naive" else []),
+                                        [references[d] for d in held_dates], baselines=baseline,
                                         scale=config.scales.fine, feedback=stage(90, 99))
             with OutputTransaction() as tx:
                 table = write_csv(evaluation, os.path.join(staging, "evaluation.csv"), tx)

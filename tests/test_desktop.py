@@ -73,6 +73,11 @@ def test_task_adds_a_group_of_dated_layers(qgis_iface, project, tmp_path):
         assert start.toString("yyyy-MM-dd") == layer.name().split()[-1]
     assert os.path.exists(task.result.report) and not any(".scratch-" in f for f in files_in(tmp_path / "out"))
     assert "Done: 5 prediction(s)" in dialog.status.text()
+    import csv
+
+    rows = [r for r in csv.DictReader(open(task.result.table)) if r["band"] == "all"]
+    assert sorted(r["method"] for r in rows) == ["naive", "starfm"]  # the held-out date against the baseline
+    assert float(next(r for r in rows if r["method"] == "naive")["maec"]) == 0
 
 
 def test_cancel_removes_every_output(qgis_iface, project, tmp_path):
