@@ -38,14 +38,24 @@ def date_and_style(layer, date: _dt.date | None, qml: str | None = None) -> None
 
 
 class DatedStyledLayer(QgsProcessingLayerPostProcessorInterface):
-    """Runs on each output layer once Processing has loaded it into the project."""
+    """Runs on each output layer once Processing has loaded it into the project: date, style, and a place in the
+    run's group (QGIS 3.22's LayerDetails cannot name a group, so the layer is moved into it here)."""
 
-    def __init__(self, date: _dt.date | None) -> None:
+    def __init__(self, date: _dt.date | None, group: str) -> None:
         super().__init__()
         self.date = date
+        self.group = group
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
         date_and_style(layer, self.date)
+        project = context.project()
+        root = project.layerTreeRoot() if project is not None else None
+        node = root.findLayer(layer.id()) if root is not None else None
+        if node is None:
+            return
+        group = root.findGroup(self.group) or root.insertGroup(0, self.group)
+        group.addLayer(layer)  # a second node for the layer in the group; the original one is removed
+        node.parent().removeChildNode(node)
 
 
 def load_on_completion(context: QgsProcessingContext, files: list[str], output_name: str) -> None:
@@ -55,13 +65,16 @@ def load_on_completion(context: QgsProcessingContext, files: list[str], output_n
         return
     if len(_POST_PROCESSORS) > 1000:  # runs long finished
         del _POST_PROCESSORS[:500]
+    dates = sorted(d for d in (date_from_name(os.path.basename(p)) for p in files) if d)
+    prefix = os.path.basename(files[0]).rsplit("_", 1)[0] if files else "stf"
+    group = f"STF {prefix} {dates[0].isoformat()} to {dates[-1].isoformat()}" if dates else f"STF {prefix}"
     for path in files:
         name = os.path.splitext(os.path.basename(path))[0]
         date = date_from_name(name)
         method = name.rsplit("_", 1)[0]
         details = QgsProcessingContext.LayerDetails(f"{method} {date.isoformat()}" if date else name,
                                                     context.project(), output_name)
-        post = DatedStyledLayer(date)
+        post = DatedStyledLayer(date, group)
         _POST_PROCESSORS.append(post)
         details.setPostProcessor(post)
         context.addLayerToLoadOnCompletion(path, details)

@@ -28,6 +28,9 @@ def test_a_processing_run_adds_dated_true_colour_layers_with_one_stretch(provide
     assert len(styles) == 2 and styles[0] == styles[1]  # one style, one stretch for the series
     layers = {layer.name(): layer for layer in project.mapLayers().values()}
     assert sorted(layers) == ["additive 2021-05-03", "additive 2021-07-06"]
+    group = project.layerTreeRoot().findGroup("STF additive 2021-05-03 to 2021-07-06")  # one dated group
+    assert group is not None and sorted(n.layer().name() for n in group.findLayers()) == sorted(layers)
+    assert len(project.layerTreeRoot().findLayers()) == 2  # no second entry outside the group
     stretches = []
     for name, layer in layers.items():
         properties = layer.temporalProperties()
