@@ -20,6 +20,7 @@ class FuseEstarfm(ClassicFusion):
         "values; with 5 similar pixels or fewer the window's mean coarse change is used. Defaults: window 51 pixels "
         "(half window 25), 4 classes, data range 0-1 reflectance (set -1 to 1 for an index such as NDVI)."
     )
+    PARAMS = EstarfmParams  # the method's settings (the dialog's Advanced section reads them too)
     _DEFAULT = EstarfmParams()
 
     def add_method_parameters(self) -> None:
@@ -35,5 +36,5 @@ class FuseEstarfm(ClassicFusion):
                        "conversion coefficient.", d.data_max, -1e6, 1e6, advanced=True)
 
     def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
-        params = self.settings(parameters, context, EstarfmParams)
+        params = self.settings(parameters, context, self.PARAMS)
         return fuse_estarfm(series, dates, folder, scale, params, device, feedback)

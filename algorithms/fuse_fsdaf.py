@@ -20,6 +20,7 @@ class FuseFsdaf(ClassicFusion):
         "images on the fine grid. Defaults: 5 classes, window 41 (half window 20), 20 similar pixels, data range "
         "0-1 reflectance."
     )
+    PARAMS = FsdafParams  # the method's settings (the dialog's Advanced section reads them too)
     _DEFAULT = FsdafParams()
 
     def add_method_parameters(self) -> None:
@@ -40,5 +41,5 @@ class FuseFsdaf(ClassicFusion):
                        d.data_max, -1e6, 1e6, advanced=True)
 
     def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
-        params = self.settings(parameters, context, FsdafParams)
+        params = self.settings(parameters, context, self.PARAMS)
         return fuse_fsdaf(series, dates, folder, scale, params, device, feedback)

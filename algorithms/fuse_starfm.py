@@ -20,6 +20,7 @@ class FuseStarfm(ClassicFusion):
         "0.005 (coarse). Predictions outside 0-1 reflectance (the program's 0-10000) are written as nodata. Coarse "
         "images must be on the fine grid (stf:resample_coarse)."
     )
+    PARAMS = StarfmParams  # the method's settings (the dialog's Advanced section reads them too)
     _DEFAULT = StarfmParams()
 
     def add_method_parameters(self) -> None:
@@ -42,5 +43,5 @@ class FuseStarfm(ClassicFusion):
                       "and temporal differences, instead of C = S T D.", d.log_weights, advanced=True)
 
     def fuse(self, series, dates, folder, scale, device, parameters, context, feedback):
-        params = self.settings(parameters, context, StarfmParams)
+        params = self.settings(parameters, context, self.PARAMS)
         return fuse_starfm(series, dates, folder, scale, params, device, feedback)

@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
@@ -38,6 +39,7 @@ class WorkflowConfig:
     fine_offset: float = 0.0
     coarse_scale: float | None = None
     coarse_offset: float = 0.0
+    params: Any = None  # the method's settings (a StarfmParams, StfdcnnParams...); None: its defaults
 
     @property
     def scales(self) -> Scales:
@@ -155,6 +157,14 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
     return result
 
 
+def _settings(config: WorkflowConfig, cls: type) -> Any:
+    """The method's settings: the dialog's (or the defaults), with the dialog's epochs budget when one is set."""
+    import dataclasses
+
+    base = config.params if isinstance(config.params, cls) else cls()
+    return dataclasses.replace(base, **_epochs(config))
+
+
 def _epochs(config: WorkflowConfig) -> dict:
     """The epochs setting for a method's parameters: empty (its default) unless the user chose a number."""
     return {} if config.epochs is None or config.epochs < 0 else {"epochs": config.epochs}
@@ -166,17 +176,17 @@ def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -
     if method == "stfdcnn":
         from .deep.stfdcnn import StfdcnnParams, train_stfdcnn
 
-        networks, meta = train_stfdcnn(series, None, config.scales, StfdcnnParams(**_epochs(config)),
+        networks, meta = train_stfdcnn(series, None, config.scales, _settings(config, StfdcnnParams),
                                        config.device, feedback)
     elif method == "dcnn":
         from .deep.dcnn import DcnnParams, train_dcnn
 
-        networks, meta = train_dcnn(series, None, config.scales, DcnnParams(**_epochs(config)), config.device,
+        networks, meta = train_dcnn(series, None, config.scales, _settings(config, DcnnParams), config.device,
                                     feedback)
     else:
         from .deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
 
-        networks, meta = train_stf3dcnn(series, config.scales, Stf3dcnnParams(**_epochs(config)), config.device,
+        networks, meta = train_stf3dcnn(series, config.scales, _settings(config, Stf3dcnnParams), config.device,
                                         feedback)
     with OutputTransaction() as tx:
         path, _, _ = write_model(os.path.join(folder, f"{method}.stfmodel"), method, networks, meta, tx)
@@ -189,8 +199,8 @@ def _classic(method: str, series, dates, folder: str, config: WorkflowConfig, fe
 
         return fuse_naive(series, dates, folder, config.scales, feedback)
     module = __import__(f"{__package__}.classic.{method}", fromlist=["x"])
-    return getattr(module, f"fuse_{method}")(series, dates, folder, config.scales, device=config.device,
-                                             feedback=feedback)
+    return getattr(module, f"fuse_{method}")(series, dates, folder, config.scales, params=config.params,
+                                             device=config.device, feedback=feedback)
 
 
 def _move_into_place(staging: str, target: str) -> dict[str, str]:

@@ -36,6 +36,10 @@ from ..core.workflow import WorkflowConfig
 from .task import FusionTask
 
 SETTINGS_GROUP = "stf_fusion/dialog"
+# parameters the dialog sets itself (images, dates, encodings, device, outputs, epochs)
+SHARED_PARAMETERS = {"FINE", "COARSE", "DATES", "PREDICT_DATES", "SCALE", "FINE_SCALE", "FINE_OFFSET",
+                     "COARSE_SCALE", "COARSE_OFFSET", "DEVICE", "OUTPUT_FOLDER", "MODEL", "MAX_NODATA",
+                     "TRAIN_DATES", "EPOCHS"}
 
 METHODS = [
     ("naive", "Naive (nearest fine image, benchmark)"),
@@ -173,6 +177,13 @@ class FusionDialog(QDialog):
         self.output.setStorageMode(QgsFileWidget.GetDirectory)
         form.addRow("Output folder", self.output)
         layout.addLayout(form)
+        from qgis.gui import QgsCollapsibleGroupBox
+
+        self.advanced = QgsCollapsibleGroupBox("Advanced: the method's parameters")
+        self.advanced.setCollapsed(True)
+        self.advanced_form = QFormLayout(self.advanced)
+        self.wrappers: dict = {}  # parameter name -> QGIS widget wrapper, for the chosen method
+        layout.addWidget(self.advanced)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
@@ -296,6 +307,49 @@ class FusionDialog(QDialog):
         key = self.method.currentData()
         self.model.setEnabled(key == "model")
         self.epochs.setEnabled(key.startswith("train_"))
+        self._build_advanced(key)
+
+    def _algorithm(self, key: str):
+        """The registered algorithm whose parameters the method shares (None: naive, model file)."""
+        alg_id = {"starfm": "fuse_starfm", "estarfm": "fuse_estarfm", "fsdaf": "fuse_fsdaf"}.get(key, key)
+        alg = QgsApplication.processingRegistry().algorithmById(f"stf:{alg_id}")
+        return alg if alg is not None and hasattr(alg, "PARAMS") and alg.PARAMS is not object else None
+
+    def _build_advanced(self, key: str) -> None:
+        """Widgets for the method's own parameters, built by QGIS from the algorithm's parameter definitions: one
+        source for the toolbox, the modeler, qgis_process and this dialog."""
+        from qgis.core import QgsProcessingContext
+        from qgis.gui import QgsGui, QgsProcessingGui
+
+        while self.advanced_form.rowCount():
+            self.advanced_form.removeRow(0)
+        self.wrappers = {}
+        alg = self._algorithm(key)
+        self.advanced.setEnabled(alg is not None)
+        if alg is None:
+            return
+        context = QgsProcessingContext()
+        for definition in alg.parameterDefinitions():
+            if definition.name() in SHARED_PARAMETERS or definition.isDestination():
+                continue
+            wrapper = QgsGui.processingGuiRegistry().createParameterWidgetWrapper(definition,
+                                                                                  QgsProcessingGui.Standard)
+            if wrapper is None:
+                continue
+            widget = wrapper.createWrappedWidget(context)
+            widget.setToolTip(definition.help())
+            self.advanced_form.addRow(definition.description(), widget)
+            self.wrappers[definition.name()] = wrapper
+
+    def method_params(self):
+        """The chosen method's settings from the Advanced section (None: no such section)."""
+        from qgis.core import QgsProcessingContext
+
+        alg = self._algorithm(self.method.currentData())
+        if alg is None or not self.wrappers:
+            return None
+        values = {name: wrapper.parameterValue() for name, wrapper in self.wrappers.items()}
+        return alg.settings(values, QgsProcessingContext(), alg.PARAMS)
 
     # --- running -------------------------------------------------------------------------------------------
     def config(self) -> WorkflowConfig:
@@ -322,7 +376,8 @@ class FusionDialog(QDialog):
         return WorkflowConfig(fine=fine, coarse=coarse, method=key, output_folder=self.output.filePath(),
                               model_path=self.model.filePath(), epochs=self.epochs.value(),
                               device=self.device.currentText(), resample_method=self.resample.currentText(),
-                              holdout_dates=parse_date_list(self.holdout.text()), **numbers)
+                              holdout_dates=parse_date_list(self.holdout.text()), params=self.method_params(),
+                              **numbers)
 
     def start(self) -> FusionTask | None:
         """Start the task (returns it), or show why it cannot start."""

@@ -159,3 +159,28 @@ def test_dialog_summary_encodings_refresh_and_remembered_settings(qgis_iface, pr
     again.show()  # the list is built again when the dialog is shown
     assert again.coarse.rowCount() == 9
     again.close()
+
+
+def test_the_advanced_section_is_built_from_the_algorithms_parameters(qgis_iface, project, provider, tmp_path):
+    from stf_fusion.core.classic.starfm import StarfmParams
+
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.method.setCurrentIndex(dialog.method.findData("starfm"))
+    assert "WINDOW" in dialog.wrappers and "FINE" not in dialog.wrappers and "DEVICE" not in dialog.wrappers
+    from qgis.core import QgsProcessingContext
+
+    dialog.wrappers["WINDOW"].setParameterValue(21, QgsProcessingContext())
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    params = dialog.config().params
+    assert isinstance(params, StarfmParams) and params.window == 21 and params.classes == StarfmParams().classes
+    import dataclasses
+
+    from stf_fusion.core.workflow import run_workflow
+
+    with pytest.raises(InputError, match="window must have an odd side"):  # the workflow runs with them
+        run_workflow(dataclasses.replace(dialog.config(), params=dataclasses.replace(params, window=4)))
+    dialog.method.setCurrentIndex(dialog.method.findData("train_stfdcnn"))
+    assert "OPTIMIZER" in dialog.wrappers and "EPOCHS" not in dialog.wrappers
+    assert dialog.config().params.optimizer == "adam"  # the same default as stf:train_stfdcnn
+    dialog.method.setCurrentIndex(dialog.method.findData("naive"))
+    assert dialog.wrappers == {} and not dialog.advanced.isEnabled()
