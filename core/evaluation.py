@@ -19,7 +19,7 @@ from . import metrics
 from .dates import date_from_name
 from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import RATIO_KEY, Encoding, OutputTransaction, as_encoding, RasterInfo, check_same_grid, raster_info, read_block
+from .raster import PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, as_encoding, RasterInfo, check_same_grid, raster_info, read_block
 
 COLUMNS = ("date", "method", "band", "n_pixels") + metrics.METRICS + ("prediction",)
 _DATE_TOKEN = re.compile(r"(\d{4}[-_]\d{2}[-_]\d{2}|A?\d{7,8})")
@@ -107,6 +107,7 @@ class Evaluation:
     rows: list[dict]
     conventions: dict[str, str]
     details: list[dict] = field(default_factory=list)
+    pair_dates: list[str] = field(default_factory=list)  # from the predictions' metadata (stf fusion outputs)
 
 
 def evaluate_files(
@@ -126,6 +127,7 @@ def evaluate_files(
     conventions = dict(metrics.CONVENTIONS)
     conventions["data range"] = f"L = {data_range:g} (reflectance = stored value {as_encoding(scale).describe()})"
     used: dict[str, list[str]] = {}  # h/l -> predictions (names)
+    pairs: set[str] = set()
     conventions["masked pixels"] = "nodata in any band, non-finite, or 0 in the mask raster: excluded everywhere"
     rows, details = [], []
     for i, match in enumerate(matches):
@@ -151,6 +153,7 @@ def evaluate_files(
             raise InputError(
                 f"The prediction '{match.prediction}' is on average {factor:.3g} times the reference "
                 f"'{match.reference}': they are not stored in the same scale (one SCALE applies to both).")
+        pairs.update(d for d in pred_info.metadata.get(PAIRS_KEY, "").split(",") if d)
         h_l = _ratio(ratio, pred_info)
         used.setdefault("not known" if math.isnan(h_l) else f"{h_l:.4g}", []).append(os.path.basename(match.prediction))
         result = metrics.compute_all(pred, ref, valid, data_range, h_l, base)
@@ -160,7 +163,7 @@ def evaluate_files(
         if feedback is not None:
             feedback.set_progress(100.0 * (i + 1) / len(matches))
     conventions["h/l"] = _describe_ratios(ratio, used)
-    return Evaluation(rows, conventions, details)
+    return Evaluation(rows, conventions, details, sorted(pairs))
 
 
 def _ratio(ratio: float, info) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import InputError
 from .feedback import Feedback, check_cancel
 from .raster import (
-    COARSE_PIXEL_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask,
+    COARSE_PIXEL_KEY, PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask,
 )
 from .series import SceneSeries, Scales, as_scales, check_encodings
 from .style import series_qml, style_path
@@ -117,6 +117,7 @@ def write_predictions(
         writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype,
                                 scale=as_scales(scale).fine,
                                 metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
+                                          PAIRS_KEY: ",".join(d.isoformat() for d in series.pair_dates),
                                           **({RATIO_KEY: f"{ratio:.10g}"} if ratio else {})},
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
         try:

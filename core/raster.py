@@ -33,6 +33,7 @@ osr.UseExceptions()
 # prediction's h/l, fine over coarse pixel size (ERGAS needs it; evaluate reads it)
 COARSE_PIXEL_KEY = "STF_COARSE_PIXEL_SIZE"
 RATIO_KEY = "STF_RATIO"
+PAIRS_KEY = "STF_PAIR_DATES"  # the pair dates of the series a prediction came from (the report marks them)
 
 GTIFF_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
 

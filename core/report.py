@@ -127,12 +127,20 @@ def _time_plots(evaluation: Evaluation) -> str | None:
     methods = sorted({r["method"] for r in overall})
     fig, axes = new_figure(2, 3, (12, 6))
     for ax, name in zip(axes.ravel(), TIME_PLOTS):
+        if not any(np.isfinite(r[name]) for r in overall):  # e.g. ERGAS without h/l: say so, no empty axes
+            ax.text(0.5, 0.5, f"{name.upper()}: not computed\n(see the conventions)", ha="center", va="center")
+            ax.set_axis_off()
+            continue
         for method in methods:
             items = sorted((r for r in overall if r["method"] == method), key=lambda r: r["date"])
             dates = [_dt.date.fromisoformat(r["date"]) for r in items]
             ax.plot(dates, [r[name] for r in items], marker="o", label=method)
         ax.set_title(_header(name).upper() + (" (lower is better)" if name in _LOWER_IS_BETTER else ""), fontsize=9)
-        ax.set_xticks(sorted({_dt.date.fromisoformat(r["date"]) for r in overall}))  # the acquisition dates
+        for i, pair in enumerate(evaluation.pair_dates):  # the dates with a fine image, where methods start from
+            ax.axvline(_dt.date.fromisoformat(pair), color="grey", linestyle=":", linewidth=1,
+                       label="pair dates" if i == 0 else None)
+        ax.set_xticks(sorted({_dt.date.fromisoformat(r["date"]) for r in overall}
+                             | {_dt.date.fromisoformat(d) for d in evaluation.pair_dates}))  # acquisition dates
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")

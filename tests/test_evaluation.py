@@ -198,3 +198,6 @@ def test_the_report_has_a_ranking_and_one_image_strip_per_date(provider, sample_
     assert page.count("alt='images of 2021-") == 2  # one strip per date, every method in it
     assert "rmse (refl.)" in page and "sam (deg)" in page and "<th>dd</th>" not in page
     assert os.path.getsize(result["OUTPUT_HTML"]) < 2 * 2**20
+    # the fusion outputs say their pair dates: the report's time plots mark them
+    evaluation = evaluate_files(files, sorted(glob.glob(os.path.join(sample, "truth", "*.tif"))), keep_details=False)
+    assert evaluation.pair_dates == [d.isoformat() for d in series.pair_dates]
