@@ -55,6 +55,9 @@ class WorkflowResult:
     model: str | None = None
     report: str | None = None
     table: str | None = None
+    # the same run as Processing calls, (algorithm id, parameters) with the final paths: for the Processing
+    # history (the method's own settings are added by the caller, which knows the algorithms' parameters)
+    commands: list = field(default_factory=list)
 
 
 def _method_name(config: WorkflowConfig) -> str:
@@ -102,8 +105,13 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
     clean_stale(config.output_folder)  # what a killed earlier run left
     staging = tempfile.mkdtemp(prefix=scratch_prefix("stf-run"), dir=config.output_folder)
     stage = lambda a, b: SubFeedback(feedback, a, b) if feedback else None  # noqa: E731
+    out = config.output_folder
+    commands: list[tuple[str, dict]] = []
     try:
         if not series.coarse_on_fine_grid:
+            commands.append(("stf:resample_coarse", {"COARSE": [p for p, _ in config.coarse], "REFERENCE": fine[0][0],
+                                                     "METHOD": config.resample_method,
+                                                     "OUTPUT_FOLDER": os.path.join(out, "coarse_fine_grid")}))
             if feedback is not None:
                 feedback.info(f"Resampling the coarse images onto the fine grid ({config.resample_method}).")
             with OutputTransaction() as tx:
@@ -118,16 +126,29 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         if not dates:
             raise InputError("Every coarse date has a fine image: there is nothing to predict.")
         predictions_dir = os.path.join(staging, "predictions")
+        inputs = {"FINE": [f.path.replace(staging, out) for f in series.fine],
+                  "COARSE": [c.path.replace(staging, out) for c in series.coarse],
+                  "DATES": ",".join(d.isoformat() for d in [f.date for f in series.fine] + series.dates),
+                  **_encoding_parameters(config)}
         model_file = None
         if config.method.startswith("train_"):
             model_file = _train(method, series, config, os.path.join(staging, "models"), stage(10, 60))
+            commands.append((f"stf:train_{method}", {**inputs, "DEVICE": config.device,
+                                                     **({"EPOCHS": config.epochs} if _epochs(config) else {}),
+                                                     "MODEL": model_file.replace(staging, out)}))
         if method in CLASSIC:
             files = _classic(method, series, dates, predictions_dir, config, stage(10, 90))
+            commands.append((f"stf:fuse_{method}", {**inputs, **({"DEVICE": config.device} if method != "naive"
+                                                                 else {}),
+                                                    "OUTPUT_FOLDER": os.path.join(out, "predictions")}))
         else:
             from .deep.api import predict_with_model
 
             files = predict_with_model(model_file or config.model_path, series, dates, predictions_dir, config.scales,
                                        config.device, stage(60 if model_file else 10, 90))
+            commands.append(("stf:predict", {"MODEL": (model_file or config.model_path).replace(staging, out),
+                                             **inputs, "DEVICE": config.device,
+                                             "OUTPUT_FOLDER": os.path.join(out, "predictions")}))
         report = table = None
         if references:
             from .evaluation import evaluate_files, write_csv
@@ -142,6 +163,16 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
             evaluation = evaluate_files(held + (baseline if method != "naive" else []),
                                         [references[d] for d in held_dates], baselines=baseline,
                                         scale=config.scales.fine, feedback=stage(90, 99))
+            if method != "naive":
+                commands.append(("stf:fuse_naive", {**inputs, "PREDICT_DATES": ",".join(d.isoformat()
+                                                                                         for d in held_dates),
+                                                    "OUTPUT_FOLDER": os.path.join(out, "baseline")}))
+            final = [p.replace(staging, out) for p in held + (baseline if method != "naive" else [])]
+            commands.append(("stf:evaluate", {"PREDICTIONS": final, "REFERENCES": [references[d] for d in held_dates],
+                                              "BASELINE": [p.replace(staging, out) for p in baseline],
+                                              "SCALE": config.scales.fine.scale,
+                                              "OUTPUT_CSV": os.path.join(out, "evaluation.csv"),
+                                              "OUTPUT_HTML": os.path.join(out, "evaluation.html")}))
             with OutputTransaction() as tx:
                 table = write_csv(evaluation, os.path.join(staging, "evaluation.csv"), tx)
                 report = write_html(evaluation, os.path.join(staging, "evaluation.html"), tx,
@@ -149,12 +180,25 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         check_cancel(feedback)
         moved = _move_into_place(staging, config.output_folder)
         result = WorkflowResult(method, [(d, moved[f]) for d, f in zip(dates, files)],
-                                moved.get(model_file) if model_file else None, moved.get(report), moved.get(table))
+                                moved.get(model_file) if model_file else None, moved.get(report), moved.get(table),
+                                commands)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if feedback is not None:
         feedback.set_progress(100)
     return result
+
+
+def _encoding_parameters(config: WorkflowConfig) -> dict:
+    """SCALE and, where they differ from it, FINE_/COARSE_SCALE and _OFFSET, as the algorithms take them."""
+    scales = config.scales
+    values = {"SCALE": config.scale}
+    for kind, enc in (("FINE", scales.fine), ("COARSE", scales.coarse)):
+        if enc.scale != config.scale:
+            values[f"{kind}_SCALE"] = enc.scale
+        if enc.offset:
+            values[f"{kind}_OFFSET"] = enc.offset
+    return values
 
 
 def _settings(config: WorkflowConfig, cls: type) -> Any:

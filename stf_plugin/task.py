@@ -6,6 +6,7 @@ from typing import Callable
 
 from qgis.core import (
     Qgis,
+    QgsApplication,
     QgsMessageLog,
     QgsProject,
     QgsRasterLayer,
@@ -36,6 +37,33 @@ class _TaskFeedback:
         QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Info)
 
 
+def history_commands(result: WorkflowResult, config: WorkflowConfig) -> list[str]:
+    """The run as ``processing.run(...)`` lines, the method's own settings included (the Advanced section)."""
+    import dataclasses
+
+    lines = []
+    registry = QgsApplication.processingRegistry()
+    for alg_id, params in result.commands:
+        params = dict(params)
+        alg = registry.algorithmById(alg_id)
+        if config.params is not None and alg is not None and getattr(alg, "PARAMS", None) is type(config.params):
+            for f in dataclasses.fields(config.params):
+                if alg.parameterDefinition(f.name.upper()) is not None and f.name.upper() not in params:
+                    params[f.name.upper()] = getattr(config.params, f.name)
+        lines.append(f"processing.run({alg_id!r}, {params!r})")
+    return lines
+
+
+def add_to_processing_history(lines: list[str]) -> None:
+    """Write the lines to the Processing history (Processing > History), where they can be run again."""
+    try:
+        from processing.core.ProcessingLog import ProcessingLog
+    except ImportError:  # no Processing plugin (e.g. a bare test environment)
+        return
+    for line in lines:
+        ProcessingLog.addToLog(line)
+
+
 class FusionTask(QgsTask):
     """Runs :func:`..core.workflow.run_workflow` in the background; on success adds the predictions to the project
     as a group of layers with fixed temporal ranges (so the temporal controller animates them)."""
@@ -52,6 +80,7 @@ class FusionTask(QgsTask):
         self.cancelled = False
         self.group_name: str | None = None
         self.layer_dates: list[tuple[str, QDateTime]] = []
+        self.history: list[str] = []
 
     def run(self) -> bool:  # runs in a worker thread: no GUI here
         try:
@@ -69,6 +98,8 @@ class FusionTask(QgsTask):
     def finished(self, ok: bool) -> None:  # back in the main thread
         if ok and self.result is not None:
             self._add_layers(self.result)
+            self.history = history_commands(self.result, self.config)
+            add_to_processing_history(self.history)
             self._message(f"{len(self.result.predictions)} prediction(s) added to the group '{self.group_name}'.",
                           Qgis.Success, self.result.report)
         elif self.cancelled or self.isCanceled():

@@ -184,3 +184,35 @@ def test_the_advanced_section_is_built_from_the_algorithms_parameters(qgis_iface
     assert dialog.config().params.optimizer == "adam"  # the same default as stf:train_stfdcnn
     dialog.method.setCurrentIndex(dialog.method.findData("naive"))
     assert dialog.wrappers == {} and not dialog.advanced.isEnabled()
+
+
+def test_a_dialog_run_is_in_the_processing_history_and_its_commands_reproduce_it(qgis_iface, project, provider,
+                                                                                  tmp_path):
+    """The task writes the run as processing.run(...) lines to the Processing history; run again, they write the
+    same predictions (byte-identical values) and the same evaluation."""
+    import processing
+    from processing.core.ProcessingLog import ProcessingLog
+
+    from stf_fusion.core.raster import read_raw
+
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.method.setCurrentIndex(dialog.method.findData("starfm"))
+    from qgis.core import QgsProcessingContext
+
+    dialog.wrappers["WINDOW"].setParameterValue(21, QgsProcessingContext())  # an Advanced setting travels too
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    dialog.holdout.setText("2021-06-20")
+    task = _run(dialog)
+    assert task.error is None, task.error
+    assert [line.split("(")[1].split(",")[0] for line in task.history] == [
+        "'stf:resample_coarse'", "'stf:fuse_starfm'", "'stf:fuse_naive'", "'stf:evaluate'"]
+    assert "'WINDOW': 21" in task.history[1]
+    logged = [e.text for e in ProcessingLog.getLogEntries()]
+    assert all(line in logged for line in task.history)
+    before = {p: read_raw(p) for _, p in task.result.predictions}
+    for path in before:
+        os.remove(path)
+    for line in task.history:
+        eval(line, {"processing": processing})  # noqa: S307  the history's own lines
+    for path, values in before.items():
+        assert np.array_equal(read_raw(path), values), path
