@@ -29,7 +29,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ..algorithms.base import source_path
 from ..core.dates import date_from_name, parse_date, parse_date_list
-from ..core.device import DEVICES, detected_devices
+from ..core.device import DEVICES, detected_devices, install_hint, torch_available
 from ..core.errors import InputError
 from ..core.resample import RESAMPLING_METHODS
 from ..core.workflow import WorkflowConfig
@@ -133,7 +133,13 @@ class FusionDialog(QDialog):
         self.method = QComboBox()
         for key, label in METHODS:
             self.method.addItem(label, key)
-        self.method.setCurrentIndex(1)
+        self.torch_missing = not torch_available()
+        if self.torch_missing:  # grey out what needs torch, and say why
+            for index in range(self.method.count()):
+                if self.method.itemData(index) != "naive":
+                    self.method.model().item(index).setEnabled(False)
+            self.method.setToolTip(install_hint())
+        self.method.setCurrentIndex(0 if self.torch_missing else 1)
         self.method.currentIndexChanged.connect(self._update_enabled)
         form.addRow("Method", self.method)
         self.model = QgsFileWidget()
@@ -236,7 +242,8 @@ class FusionDialog(QDialog):
                 continue
             if isinstance(widget, QComboBox):
                 index = widget.findData(value) if widget.findData(value) >= 0 else widget.findText(value)
-                if index >= 0:
+                item = widget.model().item(index) if index >= 0 and hasattr(widget.model(), "item") else None
+                if index >= 0 and (item is None or item.isEnabled()):  # not a method greyed out (no torch)
                     widget.setCurrentIndex(index)
             elif isinstance(widget, QgsFileWidget):
                 widget.setFilePath(value)

@@ -216,3 +216,14 @@ def test_a_dialog_run_is_in_the_processing_history_and_its_commands_reproduce_it
         eval(line, {"processing": processing})  # noqa: S307  the history's own lines
     for path, values in before.items():
         assert np.array_equal(read_raw(path), values), path
+
+
+def test_without_torch_the_dialog_greys_out_what_needs_it(qgis_iface, project, monkeypatch):
+    import stf_fusion.stf_plugin.dialog as dialog_module
+
+    monkeypatch.setattr(dialog_module, "torch_available", lambda: False)
+    dialog = FusionDialog(qgis_iface, project=project)
+    enabled = {dialog.method.itemData(i): dialog.method.model().item(i).isEnabled()
+               for i in range(dialog.method.count())}
+    assert enabled.pop("naive") and not any(enabled.values())
+    assert dialog.method.currentData() == "naive" and "pip install" in dialog.method.toolTip()
