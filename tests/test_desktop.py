@@ -41,7 +41,7 @@ def _run(dialog, timeout=120000):
     return done[0]
 
 
-def test_dialog_lists_the_project_layers_with_dates_and_a_screenshot(qgis_iface, project):
+def test_dialog_lists_the_project_layers_with_dates_and_a_screenshot(qgis_iface, project, provider):
     dialog = FusionDialog(qgis_iface, project=project)
     assert dialog.fine.rowCount() == dialog.coarse.rowCount() == 8
     fine = dialog.fine.selected("fine")
