@@ -133,29 +133,40 @@ if numba is not None:
             aw = np.zeros((q_w, w), np.float32)
             a_s = np.zeros((q_s, w), np.float32)
             worst = np.empty(w, np.float32)
-            sim = np.empty(w, np.float32)
-            weight = np.empty(w, np.float32)
+            sim = np.empty((2, w + 1), np.float32)  # two neighbours' factors: offsets dx and dx + 1
+            weight = np.empty((2, w + 1), np.float32)
             for dy in range(-r, r + 1):
                 yy = ci + dy
-                for dx in range(-r, r + 1):
-                    s = x0 + dx  # views starting at the neighbour: non-negative indices, no wraparound test
-                    worst[:] = 0.0
-                    for q in range(q_f):  # similar in every band at both dates: max |dF| / threshold < 1
-                        a, c, t = fine[q, yy, s:s + w], fine[q, ci, x0:x0 + w], inv_threshold[q]
+                # offsets in pairs (dx, dx + 1): each accumulator is loaded and stored once per two products
+                # (measured ~10 % faster); the odd last offset pairs with a zero factor
+                for dx in range(-r, r + 1, 2):
+                    for k in range(2):
+                        if dx + k > r:
+                            sim[k, :w] = 0.0
+                            weight[k, :w] = 0.0
+                            continue
+                        s = x0 + dx + k  # views starting at the neighbour: non-negative indices, no wraparound
+                        worst[:] = 0.0
+                        for q in range(q_f):  # similar in every band at both dates: max |dF| / threshold < 1
+                            a, c, t = fine[q, yy, s:s + w], fine[q, ci, x0:x0 + w], inv_threshold[q]
+                            for j in range(w):
+                                worst[j] = max(worst[j], abs(a[j] - c[j]) * t)
+                        ok, omr, d = valid[yy, s:s + w], one_minus_r[yy, s:s + w], dfac[dy + r, dx + k + r]
+                        sk, wk = sim[k], weight[k]
                         for j in range(w):
-                            worst[j] = max(worst[j], abs(a[j] - c[j]) * t)
-                    ok, omr, d = valid[yy, s:s + w], one_minus_r[yy, s:s + w], dfac[dy + r, dx + r]
-                    for j in range(w):
-                        sim[j] = np.float32(worst[j] < 1.0) * ok[j]
-                        weight[j] = sim[j] / (omr[j] * d + np.float32(1e-7))
+                            sk[j] = np.float32(worst[j] < 1.0) * ok[j]
+                            wk[j] = sk[j] / (omr[j] * d + np.float32(1e-7))
+                    s = x0 + dx
+                    last = 1 if dx + 1 <= r else 0  # the second view must stay inside the padded row
+                    w0, w1, s0, s1 = weight[0], weight[1], sim[0], sim[1]
                     for q in range(q_w):
-                        a, acc = by_weight[q, yy, s:s + w], aw[q]
+                        a0, a1, acc = by_weight[q, yy, s:s + w], by_weight[q, yy, s + last:s + last + w], aw[q]
                         for j in range(w):
-                            acc[j] += weight[j] * a[j]
+                            acc[j] = (acc[j] + w0[j] * a0[j]) + w1[j] * a1[j]  # the torch path's order
                     for q in range(q_s):
-                        a, acc = by_similar[q, yy, s:s + w], a_s[q]
+                        a0, a1, acc = by_similar[q, yy, s:s + w], by_similar[q, yy, s + last:s + last + w], a_s[q]
                         for j in range(w):
-                            acc[j] += sim[j] * a[j]
+                            acc[j] = (acc[j] + s0[j] * a0[j]) + s1[j] * a1[j]
             acc_w[:, i] = aw
             acc_s[:, i] = a_s
 
