@@ -14,7 +14,8 @@ class ArrangeSeries(StfAlgorithm):
     DISPLAY_NAME = "Arrange a series in 4D (SPATS)"
     GROUP = "deep"
     SHORT_HELP = (
-        "Writes the scene series as the 4D spatio-temporal-spectral arrangement STF3DCNN works on (STF3DCNN paper, Remote Sens. 2020, 12(23), 3888, doi:10.3390/rs12233888, the "
+        "Writes the scene series as the 4D spatio-temporal-spectral arrangement STF3DCNN works on (STF3DCNN paper, "
+        "Remote Sens. 2020, 12(23), 3888, doi:10.3390/rs12233888, the "
         "multidimensional data set of Zhang et al. 2017): one multi-band GeoTIFF for the coarse images of every "
         "date and one for the fine images of the pair dates. TSB order (time sequence in band): all dates of band "
         "1, then all dates of band 2, ...; TIB order (time interleaved by band): all bands of date 1, then date 2. "

@@ -36,6 +36,9 @@ from ..core.dates import parse_date_list
 from ..core.device import DEVICES
 from ..core.errors import StfError
 
+PLUGIN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def source_path(source: str) -> str:
     """The file of a layer source. QGIS appends ``|layername=...``-style options to some sources; only such a
     suffix is removed, so a ``|`` that is part of a file name is kept."""
@@ -97,12 +100,9 @@ class StfAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self):
         """One icon per group (resources/icons/<group>.svg)."""
-        import os
-
         from qgis.PyQt.QtGui import QIcon
 
-        return QIcon(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "icons",
-                                  f"{self.GROUP}.svg"))
+        return QIcon(os.path.join(PLUGIN_ROOT, "resources", "icons", f"{self.GROUP}.svg"))
 
     def createInstance(self) -> "StfAlgorithm":  # noqa: N802
         return type(self)()
@@ -122,11 +122,9 @@ class StfAlgorithm(QgsProcessingAlgorithm):
 
     def helpUrl(self) -> str:  # noqa: N802
         """The README shipped with the plugin (the Help button opens it)."""
-        import os
-
         from qgis.PyQt.QtCore import QUrl
 
-        readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+        readme = os.path.join(PLUGIN_ROOT, "README.md")
         return QUrl.fromLocalFile(readme).toString() if os.path.isfile(readme) else ""
 
     # --- help -----------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ class TrainDcnn(TrainingAlgorithm):
     PARAMS = DcnnParams
     TRAIN_DATES_HELP = "The pair dates to train on (at least two), separated by commas. Empty: every pair."
     SHORT_HELP = (
-        "Trains the 3 x 3 patch regression DCNN (the DCNN spatiotemporal fusion paper of the project's references; its text carries no bibliographic data) as its equivalent fully convolutional network: per band, "
+        "Trains the 3 x 3 patch regression DCNN (the DCNN spatiotemporal fusion paper of the project's references; "
+        "its text carries no bibliographic data) as its equivalent fully convolutional network: per band, "
         "the coarse image of the prediction date, the coarse and the fine image of a reference pair date -> the "
         "fine image of the prediction date. The regression outputs a 3 x 3 filter applied to the coarse change "
         "around the pixel, added to the additive prediction (fine reference + coarse change); its last layer starts "

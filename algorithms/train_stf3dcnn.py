@@ -14,7 +14,8 @@ class TrainStf3dcnn(TrainingAlgorithm):
     PARAMS = Stf3dcnnParams
     TRAIN_DATES = False
     SHORT_HELP = (
-        "Trains STF3DCNN (Remote Sens. 2020, 12(23), 3888, doi:10.3390/rs12233888): a 3D fully convolutional network (Conv3d over time x rows x columns, bands as "
+        "Trains STF3DCNN (Remote Sens. 2020, 12(23), 3888, doi:10.3390/rs12233888): a 3D fully convolutional "
+        "network (Conv3d over time x rows x columns, bands as "
         "channels, LeakyReLU) that maps the coarse residual sequence dC_k(t) = C(t) - C(k) against a reference "
         "pair date k to the fine residual sequence dF_k(t) = F(t) - F(k), as dF = dC + net(dC), with a loss on the "
         "dates with a known fine image only. The last layer starts at zero (EPOCHS = 0 saves the untrained model: "

@@ -19,7 +19,10 @@ from . import metrics
 from .dates import date_from_name
 from .errors import InputError
 from .feedback import Feedback, check_cancel
-from .raster import PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, as_encoding, RasterInfo, check_same_grid, raster_info, read_block
+from .raster import (
+    PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterInfo, as_encoding, check_same_grid, raster_info,
+    read_block,
+)
 
 COLUMNS = ("date", "method", "band", "n_pixels") + metrics.METRICS + ("prediction",)
 _DATE_TOKEN = re.compile(r"(\d{4}[-_]\d{2}[-_]\d{2}|A?\d{7,8})")
@@ -96,7 +99,8 @@ def _check_scale(values: np.ndarray, valid: np.ndarray, path: str, scale: "float
     high = float(np.percentile(values[:, valid], 99))
     if high > 1.5 * data_range:
         raise InputError(
-            f"After SCALE ({as_encoding(scale).describe()}), '{path}' has values up to {high:.4g}, not reflectance within the data range "
+            f"After SCALE ({as_encoding(scale).describe()}), '{path}' has values up to {high:.4g}, not reflectance "
+            "within the data range "
             f"{data_range:g}: the scale does not match the file (0.0001 for 0-10000 integers, 1 for 0-1 floats).")
 
 
@@ -184,7 +188,8 @@ def _describe_ratios(ratio: float, used: dict[str, list[str]]) -> str:
     for value, names in sorted(used.items()):
         if value == "not known":
             parts.append(f"not known for {len(names)} prediction(s) ({', '.join(names[:3])}"
-                         f"{'...' if len(names) > 3 else ''}): ERGAS not computed; give RATIO (fine / coarse pixel size)")
+                         f"{'...' if len(names) > 3 else ''}): ERGAS not computed; give RATIO (fine / coarse pixel "
+                         "size)")
         else:
             parts.append(f"{value} from the predictions' metadata ({len(names)} prediction(s))")
     return "; ".join(parts)

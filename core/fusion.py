@@ -12,7 +12,8 @@ import numpy as np
 from .errors import InputError
 from .feedback import Feedback, check_cancel
 from .raster import (
-    COARSE_PIXEL_KEY, PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw, valid_mask,
+    COARSE_PIXEL_KEY, PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw,
+    valid_mask,
 )
 from .series import SceneSeries, Scales, as_scales, check_encodings
 from .style import series_qml, style_path

@@ -336,8 +336,8 @@ class RasterWriter:
     """A GeoTIFF on the grid of ``like``, filled window by window with float reflectance.
 
     ``path`` should be a temporary path of an :class:`OutputTransaction`. Values are encoded with ``scale`` (a
-    factor or an :class:`Encoding`) and converted to ``dtype``; pixels where ``valid`` is False become ``nodata``. A non-finite value in a valid pixel
-    is an error: predictions are never written silently with holes.
+    factor or an :class:`Encoding`) and converted to ``dtype``; pixels where ``valid`` is False become ``nodata``.
+    A non-finite value in a valid pixel is an error: predictions are never written silently with holes.
     """
 
     def __init__(

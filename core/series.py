@@ -227,8 +227,8 @@ def check_encodings(series: SceneSeries, scale: "float | Encoding | Scales") -> 
         coarse = series.coarse_at(fine.date)
         samples = [(item, scales.of(item), _sample(item, scales.of(item))) for item in (fine, coarse)]
         for item, enc, values in samples:
-            if values.size and float(np.percentile(np.abs(values), 99)) > PLAUSIBLE_REFLECTANCE:
-                high = float(np.percentile(np.abs(values), 99))
+            high = float(np.percentile(np.abs(values), 99)) if values.size else 0.0
+            if high > PLAUSIBLE_REFLECTANCE:
                 raise InputError(
                     f"With {enc.name} ({enc.describe()}) the {item.kind} image '{item.path}' has values up to "
                     f"{high:.4g}, not reflectance (0-1): the scale does not match the file (0.0001 for 0-10000 "

@@ -77,3 +77,19 @@ class kernel_path:  # noqa: N801  a context manager, used like a function
         if self.previous is not None:
             os.environ["STF_COMPILED_KERNELS"] = self.previous
         return False
+
+
+class LogFeedback:
+    """Core feedback that keeps the info lines (``lines``) and never cancels."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def set_progress(self, percent: float) -> None:
+        pass
+
+    def is_canceled(self) -> bool:
+        return False
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)

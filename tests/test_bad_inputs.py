@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from conftest import files_in
+from helpers import LogFeedback
 from qgis.core import QgsProcessingException
 
 from stf_fusion.core.errors import StfError
@@ -347,24 +348,12 @@ def test_a_model_refuses_a_series_whose_bands_are_in_another_order(default_model
 def test_a_model_warns_when_the_band_names_differ(default_models, sample_on_fine_grid, tmp_path):
     from stf_fusion.core.deep.api import predict_with_model
 
-    class Log:
-        messages = []
-
-        def set_progress(self, percent):
-            pass
-
-        def is_canceled(self):
-            return False
-
-        def info(self, message):
-            self.messages.append(message)
-
     series = _reordered(sample_on_fine_grid, str(tmp_path / "renamed"), rename=lambda b: f"B{b}")
-    log = Log()
+    log = LogFeedback()
     files = predict_with_model(default_models["dcnn"]["trained"], series, series.predict_dates[:1],
                                str(tmp_path / "o"), 1e-4, feedback=log)
     assert len(files) == 1
-    assert any("trained on the bands blue, green, red" in m and "B1, B2" in m for m in log.messages)
+    assert any("trained on the bands blue, green, red" in m and "B1, B2" in m for m in log.lines)
 
 
 def test_starfm_with_both_uncertainties_zero_gives_a_full_prediction(provider, work):

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 from conftest import SAMPLE
+from helpers import LogFeedback
 
 from stf_fusion.core.deep.api import predict_with_model
 from stf_fusion.core.metrics import rmse
@@ -90,21 +91,8 @@ def test_predict_warns_when_a_model_did_not_beat_its_baselines(default_models, s
     from stf_fusion.core.deep.modelfile import load_model
     from stf_fusion.core.raster import OutputTransaction
 
-    class Recorder:
-        def __init__(self):
-            self.lines = []
-
-        def set_progress(self, percent):
-            pass
-
-        def is_canceled(self):
-            return False
-
-        def info(self, message):
-            self.lines.append(message)
-
     meta, weights = load_model(default_models["dcnn"]["trained"])
-    good = Recorder()
+    good = LogFeedback()
     predict_with_model(default_models["dcnn"]["trained"], sample_on_fine_grid, sample_on_fine_grid.predict_dates[:1],
                        str(tmp_path / "a"), 1e-4, "cpu", good)
     assert not [line for line in good.lines if line.startswith("Warning")]
@@ -112,7 +100,7 @@ def test_predict_warns_when_a_model_did_not_beat_its_baselines(default_models, s
     meta["validation"]["additive_rmse"] = 0.001
     with OutputTransaction() as tx:
         bad_model, _, _ = write_model(str(tmp_path / "bad.stfmodel"), "dcnn", weights, meta, tx)
-    bad = Recorder()
+    bad = LogFeedback()
     predict_with_model(bad_model, sample_on_fine_grid, sample_on_fine_grid.predict_dates[:1], str(tmp_path / "b"),
                        1e-4, "cpu", bad)
     warnings = [line for line in bad.lines if line.startswith("Warning")]

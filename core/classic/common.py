@@ -207,5 +207,6 @@ def fuse_moving_window(
         return prediction.cpu().numpy(), valid.cpu().numpy()
 
     return write_predictions(series, dates, method, folder, predict, scale, halo=window_radius(params.window),
-                             bytes_per_pixel=bytes_per_pixel, tile_size=params.tile_size or cpu_tile_size(dev, compiled and kernels.enabled(dev)),
+                             bytes_per_pixel=bytes_per_pixel,
+                             tile_size=params.tile_size or cpu_tile_size(dev, compiled and kernels.enabled(dev)),
                              feedback=feedback)

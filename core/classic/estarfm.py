@@ -26,8 +26,9 @@ a window of 2 w + 1 pixels (w the half window, 25 by default; clipped at the sce
 
 Deviations from the program: arithmetic in float32 reflectance instead of float64 DN (differences far below one
 stored unit); the prediction of a pixel with 5 similar pixels or fewer is clamped into the data range (the
-program has no rule there and can write negative reflectance after a large drop); the similarity thresholds use the scene's valid pixels (the program: every pixel of its processing
-block, background included; the same on scenes without background).
+program has no rule there and can write negative reflectance after a large drop); the similarity thresholds use
+the scene's valid pixels (the program: every pixel of its processing block, background included; the same on
+scenes without background).
 Defaults: w = 25 (a 51-pixel window), m = 4.
 """
 from __future__ import annotations
