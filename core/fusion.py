@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import InputError
+from .executor import map_ordered
 from .feedback import Feedback, check_cancel
 from .raster import (
     COARSE_PIXEL_KEY, PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw,
@@ -122,27 +123,18 @@ def write_predictions(
                                           **({RATIO_KEY: f"{ratio:.10g}"} if ratio else {})},
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
         try:
-            # tile by tile, every date of a tile in turn: methods that predict a whole series at once (STF3DCNN)
-            # compute a tile once and serve its dates from a cache
-            steps = len(tiles) * len(dates)
-            for tile in tiles:
-                reference_valid: dict[str, np.ndarray] = {}  # per pair image: the dates of a tile share them
-                for i, (date, writer) in enumerate(zip(dates, writers)):
-                    check_cancel(feedback)
-                    values, valid = predict(date, tile)
-                    if value_range is not None:
-                        values = np.clip(values, *value_range)
-                    writer.write(values, tile.inner, valid)
-                    reference = series.nearest_pair(date)
-                    if reference.path not in reference_valid:
-                        reference_valid[reference.path] = valid_mask(read_raw(reference.path, tile.inner),
-                                                                     reference.info.nodata)
-                    ok = reference_valid[reference.path]
-                    per_value = np.broadcast_to(valid, (grid.bands,) + valid.shape[-2:]) if valid.ndim == 2 else valid
-                    holes[i] += float((~per_value[:, ok]).sum())
-                    usable[i] += float(ok.sum()) * grid.bands
-                    if feedback is not None:
-                        feedback.set_progress(100.0 * (tile.index * len(dates) + i + 1) / steps)
+            # one job per tile (all its dates), on the executor of SCHEDULER (core/executor.py); the results are
+            # written here, in tile order, whichever process computed them
+            def store(index: int, results: list) -> None:
+                tile = tiles[index]
+                for i, (values, valid, tile_holes, tile_usable) in enumerate(results):
+                    writers[i].write(values, tile.inner, valid)
+                    holes[i] += tile_holes
+                    usable[i] += tile_usable
+                if feedback is not None:
+                    feedback.set_progress(100.0 * (index + 1) / len(tiles))
+
+            map_ordered(TileJob(predict, series, dates, value_range, feedback), tiles, feedback, store)
             for i, date in enumerate(dates):
                 share = holes[i] / usable[i] if usable[i] else 1.0
                 if feedback is not None:
@@ -154,6 +146,45 @@ def write_predictions(
             for writer in writers:
                 writer.close()
     return [path for path in tx.committed if not path.endswith(".qml")]
+
+
+class TileJob:
+    """All dates of one tile: what an executor runs (picklable with cloudpickle, closures included).
+
+    Calls ``predict(date, tile)`` for every date in turn (methods that predict a whole series at once, STF3DCNN,
+    compute a tile once and serve its dates from a cache), clamps into ``value_range`` and returns per date
+    (float32 values, validity, nodata values where the nearest fine image is valid, values where it is valid)."""
+
+    def __init__(self, predict: PredictTile, series: SceneSeries, dates: list[_dt.date],
+                 value_range: tuple[float, float] | None, feedback: Feedback | None = None) -> None:
+        self.predict, self.series, self.dates, self.value_range = predict, series, dates, value_range
+        self.feedback = feedback  # in-process only: cancel between the dates of a tile (not sent to workers)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "feedback": None}
+
+    def __call__(self, tile: Tile) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+        bands = self.series.grid.bands
+        reference_valid: dict[str, np.ndarray] = {}  # per pair image: the dates of a tile share them
+        out = []
+        for date in self.dates:
+            check_cancel(self.feedback)
+            values, valid = self.predict(date, tile)
+            if self.feedback is not None:
+                self.feedback.set_progress(100.0 * (tile.index * len(self.dates) + len(out) + 1)
+                                           / (tile.count * len(self.dates)))
+            if self.value_range is not None:
+                values = np.clip(values, *self.value_range)
+            values = np.asarray(values, dtype=np.float32)  # what the writer stores from (half the transfer)
+            reference = self.series.nearest_pair(date)
+            if reference.path not in reference_valid:
+                reference_valid[reference.path] = valid_mask(read_raw(reference.path, tile.inner),
+                                                             reference.info.nodata)
+            ok = reference_valid[reference.path]
+            per_value = np.broadcast_to(valid, (bands,) + valid.shape[-2:]) if valid.ndim == 2 else valid
+            out.append((values, np.asarray(valid, dtype=bool), float((~per_value[:, ok]).sum()),
+                        float(ok.sum()) * bands))
+        return out
 
 
 def _valid_share(path: str, info) -> float:
