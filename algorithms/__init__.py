@@ -1,17 +1,8 @@
-"""One Processing algorithm per module; ``ALGORITHMS`` is what the provider registers."""
-from .arrange_series import ArrangeSeries
-from .evaluate import Evaluate
-from .fuse_additive import FuseAdditive
-from .fuse_estarfm import FuseEstarfm
-from .fuse_fsdaf import FuseFsdaf
-from .fuse_naive import FuseNaive
-from .fuse_starfm import FuseStarfm
-from .make_sample_series import MakeSampleSeries
-from .predict import Predict
-from .resample_coarse import ResampleCoarse
-from .train_dcnn import TrainDcnn
-from .train_stf3dcnn import TrainStf3dcnn
-from .train_stfdcnn import TrainStfdcnn
+"""The provider's algorithms: one :class:`~.base.StfAlgorithm` subclass per entry of :mod:`..core.catalog` (the
+parameters, help and run of each live there, shared with the command line). ``ALGORITHMS`` is what the provider
+registers."""
+from ..core.catalog import specs
+from .base import StfAlgorithm
 
-ALGORITHMS = [MakeSampleSeries, ResampleCoarse, FuseNaive, FuseAdditive, FuseStarfm, FuseEstarfm, FuseFsdaf,
-              TrainStfdcnn, TrainDcnn, ArrangeSeries, TrainStf3dcnn, Predict, Evaluate]
+ALGORITHMS = [type("Stf_" + s.id, (StfAlgorithm,), {"ALG_ID": s.id, "__doc__": f"stf:{s.id}: {s.name}."})
+              for s in specs()]

@@ -1,8 +1,11 @@
-"""Shared base class of every ``stf`` algorithm: ids, groups, typed parameters, help, errors, feedback.
+"""The one Processing algorithm class: every ``stf`` algorithm is this class over an entry of
+:mod:`..core.catalog` (the one source of truth for ids, help, parameters and outputs, shared with the QGIS-free
+command line).
 
-Algorithms are thin: they read parameters with the helpers here, call ``core`` and return their outputs. Errors
-the core raises on purpose (:class:`~..core.errors.StfError`) reach the user as a ``QgsProcessingException`` with
-the core's message; cancelling raises too, after the core has removed its partial outputs.
+It declares the catalog's parameters as ``QgsProcessingParameter*`` definitions, turns what QGIS passes into the
+catalog's plain values and runs :func:`..core.catalog.execute`. Errors the core raises on purpose
+(:class:`~..core.errors.StfError`) reach the user as a ``QgsProcessingException`` with the core's message;
+cancelling raises too, after the core has removed its partial outputs.
 """
 from __future__ import annotations
 
@@ -19,22 +22,26 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputFile,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core.dates import parse_date_list
-from ..core.device import DEVICES
+from ..core import catalog
+from ..core.catalog import Param, Spec
 from ..core.errors import StfError
+from .layers import load_on_completion
 
 PLUGIN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,24 +80,40 @@ class QgisFeedback:
 
 
 class StfAlgorithm(QgsProcessingAlgorithm):
-    """Base of the provider's algorithms. Subclasses set the class attributes and implement :meth:`execute`."""
+    """A ``stf`` algorithm; subclasses (made in ``algorithms/__init__.py``) set ``ALG_ID``."""
 
-    ALG_ID = ""  # stable lowercase id, no spaces
-    DISPLAY_NAME = ""
-    GROUP = "data"  # a key of GROUPS
-    SHORT_HELP = ""  # one paragraph: what it does, the method's reference
-    NEEDS_TORCH = False  # checked before the run starts
+    ALG_ID = ""  # stable lowercase id, no spaces: a key of core.catalog
 
     def __init__(self) -> None:
         super().__init__()
         self._output_help: dict[str, str] = {}
+
+    @property
+    def spec(self) -> Spec:
+        return catalog.spec(self.ALG_ID)
+
+    @property
+    def PARAMS(self) -> type:  # noqa: N802  the method's settings dataclass (the dialog's Advanced section)
+        return self.spec.settings or object
+
+    @property
+    def NEEDS_TORCH(self) -> bool:  # noqa: N802
+        return self.spec.needs_torch
+
+    @property
+    def GROUP(self) -> str:  # noqa: N802
+        return self.spec.group
+
+    @property
+    def SHORT_HELP(self) -> str:  # noqa: N802
+        return self.spec.help
 
     # --- identity -------------------------------------------------------------------------------------------
     def name(self) -> str:
         return self.ALG_ID
 
     def displayName(self) -> str:  # noqa: N802
-        return self.tr(self.DISPLAY_NAME)
+        return self.tr(self.spec.name)
 
     def group(self) -> str:
         return self.tr(GROUPS[self.GROUP])
@@ -144,149 +167,87 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             return body
         return self.SHORT_HELP + "\n\n" + "\n".join(f"{k}: {v}" for k, v in items)
 
-    # --- parameter helpers ----------------------------------------------------------------------------------
-    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
-        parameter.setHelp(help_text)
-        if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(parameter)
+    # --- parameters from the catalog ------------------------------------------------------------------------
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        for param in self.spec.params:
+            self.add_param(param)
+        for output in self.spec.outputs:
+            cls = QgsProcessingOutputMultipleLayers if output.kind == "layers" else QgsProcessingOutputFile
+            self.addOutput(cls(output.name, output.label))
+            self._output_help[output.name] = output.help
 
-    def add_rasters(self, name: str, label: str, help_text: str, optional: bool = False) -> None:
-        """Several raster layers (on the command line: repeat ``NAME=path``)."""
-        self._add(QgsProcessingParameterMultipleLayers(name, label, QgsProcessing.TypeRaster, None, optional),
-                  help_text)
+    def add_param(self, p: Param) -> None:
+        """The QGIS definition of a catalog parameter."""
+        if p.kind == "rasters":  # on the command line: repeat NAME=path
+            definition = QgsProcessingParameterMultipleLayers(p.name, p.label, QgsProcessing.TypeRaster, None,
+                                                              p.optional)
+        elif p.kind == "raster":
+            definition = QgsProcessingParameterRasterLayer(p.name, p.label, None, p.optional)
+        elif p.kind == "file":
+            definition = QgsProcessingParameterFile(p.name, p.label, QgsProcessingParameterFile.File, p.extension,
+                                                    None, p.optional)
+        elif p.kind in ("int", "float"):
+            kind = QgsProcessingParameterNumber.Integer if p.kind == "int" else QgsProcessingParameterNumber.Double
+            definition = QgsProcessingParameterNumber(p.name, p.label, kind, p.default, p.optional)
+            if p.minimum is not None:
+                definition.setMinimum(p.minimum)
+            if p.maximum is not None:
+                definition.setMaximum(p.maximum)
+        elif p.kind == "enum":  # qgis_process accepts the option text (METHOD=bicubic) or its index
+            definition = QgsProcessingParameterEnum(p.name, p.label, list(p.options), False, p.default, p.optional)
+            definition.setUsesStaticStrings(True)
+        elif p.kind == "string":
+            definition = QgsProcessingParameterString(p.name, p.label, p.default, False, p.optional)
+        elif p.kind == "bool":
+            definition = QgsProcessingParameterBoolean(p.name, p.label, p.default, p.optional)
+        elif p.kind == "folder_out":
+            definition = QgsProcessingParameterFolderDestination(p.name, p.label, None, p.optional)
+        elif p.kind == "file_out":
+            definition = QgsProcessingParameterFileDestination(p.name, p.label, p.extension, None, p.optional,
+                                                               not p.optional)
+        elif p.kind == "raster_out":
+            definition = QgsProcessingParameterRasterDestination(p.name, p.label, None, p.optional)
+        else:
+            raise ValueError(f"unknown parameter kind {p.kind}")
+        definition.setHelp(p.full_help)
+        if p.advanced:
+            definition.setFlags(definition.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(definition)
 
-    def add_raster(self, name: str, label: str, help_text: str, optional: bool = False) -> None:
-        self._add(QgsProcessingParameterRasterLayer(name, label, None, optional), help_text)
+    def values(self, parameters: dict, context: QgsProcessingContext) -> dict[str, Any]:
+        """What QGIS passes, as the catalog's plain values (paths, numbers, option texts)."""
+        values: dict[str, Any] = {}
+        for p in self.spec.params:
+            if self.parameterDefinition(p.name) is None:
+                continue
+            values[p.name] = self._value(p, parameters, context)
+        return values
 
-    def _add_number(self, kind, name: str, label: str, help_text: str, default: float, minimum: float | None,
-                    maximum: float | None, advanced: bool, optional: bool = False) -> None:
-        parameter = QgsProcessingParameterNumber(name, label, kind, default, optional)
-        if minimum is not None:
-            parameter.setMinimum(minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, help_text, advanced)
-
-    def add_int(self, name: str, label: str, help_text: str, default: int, minimum: int | None = None,
-                maximum: int | None = None, advanced: bool = False) -> None:
-        self._add_number(QgsProcessingParameterNumber.Integer, name, label, help_text, default, minimum, maximum,
-                         advanced)
-
-    def add_float(self, name: str, label: str, help_text: str, default: float | None,
-                  minimum: float | None = None, maximum: float | None = None, advanced: bool = False,
-                  optional: bool = False) -> None:
-        self._add_number(QgsProcessingParameterNumber.Double, name, label, help_text, default, minimum, maximum,
-                         advanced, optional)
-
-    def add_enum(self, name: str, label: str, help_text: str, options: list[str] | tuple[str, ...],
-                 default: str, advanced: bool = False) -> None:
-        """A choice; qgis_process accepts the option text (``METHOD=bicubic``) or its index."""
-        parameter = QgsProcessingParameterEnum(name, label, list(options), False, default, False)
-        parameter.setUsesStaticStrings(True)
-        self._add(parameter, help_text + " Options: " + ", ".join(options) + ".", advanced)
-
-    def add_string(self, name: str, label: str, help_text: str, default: str = "", optional: bool = True,
-                   advanced: bool = False) -> None:
-        self._add(QgsProcessingParameterString(name, label, default, False, optional), help_text, advanced)
-
-    def add_bool(self, name: str, label: str, help_text: str, default: bool, advanced: bool = False) -> None:
-        self._add(QgsProcessingParameterBoolean(name, label, default), help_text, advanced)
-
-    def add_scale(self, per_kind: bool = True) -> None:
-        """``SCALE`` (reflectance = stored value x SCALE) and, with ``per_kind``, the advanced ``FINE_SCALE``,
-        ``FINE_OFFSET``, ``COARSE_SCALE``, ``COARSE_OFFSET`` for fine and coarse images encoded differently."""
-        self.add_float("SCALE", "Reflectance scale factor",
-                       "Reflectance = stored value x SCALE: 0.0001 for surface reflectance stored as 0-10000 "
-                       "integers (Landsat, MODIS), 1 for rasters already in 0-1.", 0.0001, minimum=1e-12)
-        if not per_kind:
-            return
-        for kind, example in (("FINE", "2.75e-5 with offset -0.2 for Landsat Collection 2 Level-2"),
-                              ("COARSE", "0.0001 for MODIS MOD09")):
-            self.add_float(f"{kind}_SCALE", f"{kind.title()} images' scale factor",
-                           f"Reflectance = stored value x {kind}_SCALE + {kind}_OFFSET for the {kind.lower()} "
-                           f"images, when they are encoded differently from the other kind (e.g. {example}). "
-                           "Empty: SCALE.", None, minimum=1e-12, advanced=True, optional=True)
-            self.add_float(f"{kind}_OFFSET", f"{kind.title()} images' offset",
-                           f"Added after {kind}_SCALE (reflectance units).", 0.0, advanced=True)
-
-    def add_device(self) -> None:
-        """The ``DEVICE`` parameter: auto (CUDA if available, else CPU), cpu or cuda."""
-        self.add_enum("DEVICE", "Device", "Where torch computes: auto picks a CUDA GPU when one is usable, "
-                      "else the CPU.", DEVICES, "auto", advanced=True)
-
-    def add_series_inputs(self, predict_dates: bool = True) -> None:
-        """FINE, COARSE, DATES (and PREDICT_DATES), SCALE: the scene series every fusion algorithm takes."""
-        self.add_rasters("FINE", "Fine images (pairs)",
-                         "The fine (Landsat-like) images of the pair dates.")
-        self.add_rasters("COARSE", "Coarse images",
-                         "The coarse (MODIS-like) images: one on every pair date and on every date to predict, on "
-                         "the fine grid (see stf:resample_coarse).")
-        self.add_string("DATES", "Dates",
-                        "One date per file, the FINE files' first, then the COARSE files' (YYYY-MM-DD, YYYYMMDD or "
-                        "YYYYDDD, separated by commas). Empty: dates are read from the file names.")
-        if predict_dates:
-            self.add_string("PREDICT_DATES", "Dates to predict",
-                            "The dates to predict, separated by commas. Empty: every coarse date without a fine "
-                            "image.")
-        self.add_scale()
-
-    def read_series(self, parameters: dict, context: QgsProcessingContext):
-        """The validated scene series of FINE, COARSE and DATES."""
-        from ..core.series import build_series
-
-        return build_series(self.raster_paths(parameters, "FINE", context),
-                            self.raster_paths(parameters, "COARSE", context),
-                            self.dates(parameters, "DATES", context))
-
-    def add_model_output(self) -> None:
-        """MODEL (the .stfmodel file) plus the loss curve CSV and PNG written beside it."""
-        from qgis.core import QgsProcessingOutputFile, QgsProcessingParameterFileDestination
-
-        self._add(QgsProcessingParameterFileDestination("MODEL", "Trained model", "STF model (*.stfmodel)"),
-                  "The model file (.stfmodel): weights and everything stf:predict needs (method, bands, scale, "
-                  "training dates, loss history, hyper-parameters).")
-        self.addOutput(QgsProcessingOutputFile("LOSS_CSV", "Loss history (CSV)"))
-        self.addOutput(QgsProcessingOutputFile("LOSS_PNG", "Loss curves (PNG)"))
-        self._output_help["LOSS_CSV"] = "Training and validation loss per epoch of every network (<model>.loss.csv)."
-        self._output_help["LOSS_PNG"] = "The same as a plot (<model>.loss.png)."
-
-    def save_trained_model(self, parameters: dict, context: QgsProcessingContext, method: str, networks: dict,
-                           metadata: dict) -> dict[str, Any]:
-        """Write the model and its loss curves all together; returns the algorithm's outputs."""
-        from ..core.deep.api import write_model
-        from ..core.raster import OutputTransaction
-
-        path = self.parameterAsFileOutput(parameters, "MODEL", context)
-        with OutputTransaction() as tx:
-            model, loss_csv, loss_png = write_model(path, method, networks, metadata, tx)
-        return {"MODEL": model, "LOSS_CSV": loss_csv, "LOSS_PNG": loss_png}
-
-    def prediction_inputs(self, parameters: dict, context: QgsProcessingContext):
-        """(series with the coarse images on the fine grid, dates to predict, OUTPUT_FOLDER, SCALE)."""
-        from ..core.series import require_fine_grid
-
-        series = self.read_series(parameters, context)
-        require_fine_grid(series)
-        dates = series.check_predict_dates(self.dates(parameters, "PREDICT_DATES", context))
-        return (series, dates, self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
-                self.scale(parameters, context))
-
-    def add_output_folder(self, help_text: str) -> None:
-        """``OUTPUT_FOLDER`` (a folder destination, chainable in the modeler)."""
-        self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"), help_text)
-
-    def add_max_nodata(self) -> None:
-        """``MAX_NODATA`` (advanced): the largest share of nodata a prediction may have."""
-        self.add_float("MAX_NODATA", "Largest nodata share", "A prediction with more nodata than this share of the "
-                       "values (where its nearest fine image is valid) fails the run with the reason (an empty "
-                       "input, rejected pixels) instead of writing a silent hole; 1 accepts anything.", 0.5, 0.0,
-                       1.0, advanced=True)
-
-    def add_output_layers(self, name: str, label: str, help_text: str) -> None:
-        """A list of files the algorithm wrote, declared so that the modeler can chain it."""
-        self.addOutput(QgsProcessingOutputMultipleLayers(name, label))
-        self._output_help[name] = help_text
+    def _value(self, p: Param, parameters: dict, context: QgsProcessingContext) -> Any:
+        name = p.name
+        if p.kind == "rasters":
+            return self.raster_paths(parameters, name, context)
+        if p.kind == "raster":
+            return self.raster_path(parameters, name, context)
+        if p.kind == "file":
+            return self.parameterAsFile(parameters, name, context) or None
+        if p.kind == "int":
+            return self.parameterAsInt(parameters, name, context)
+        if p.kind == "float":
+            if p.optional and parameters.get(name) in (None, ""):
+                return p.default
+            return self.parameterAsDouble(parameters, name, context)
+        if p.kind == "bool":
+            return self.parameterAsBool(parameters, name, context)
+        if p.kind == "enum":
+            return self.parameterAsEnumString(parameters, name, context)
+        if p.kind == "string":
+            return self.parameterAsString(parameters, name, context)
+        if p.kind == "folder_out":
+            return self.parameterAsString(parameters, name, context)
+        if p.kind == "file_out":
+            return self.parameterAsFileOutput(parameters, name, context) or None
+        return self.parameterAsOutputLayer(parameters, name, context)
 
     # --- parameter readers (accept what qgis_process passes: strings) ---------------------------------------
     @staticmethod
@@ -328,44 +289,12 @@ class StfAlgorithm(QgsProcessingAlgorithm):
                 return False, f"Incorrect parameter value for {name}"
         return True, ""
 
-    def enum_string(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
-        return self.parameterAsEnumString(parameters, name, context)
-
-    def dates(self, parameters: dict, name: str, context: QgsProcessingContext) -> list[_dt.date]:
-        """A list of dates (YYYY-MM-DD, YYYYMMDD or YYYYDDD, separated by commas or spaces); empty -> []."""
-        return parse_date_list(self.parameterAsString(parameters, name, context))
-
-    def int_list(self, parameters: dict, name: str, context: QgsProcessingContext) -> list[int]:
-        """A list of integers separated by commas or spaces; empty -> []."""
-        text = self.parameterAsString(parameters, name, context) or ""
-        tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t]
-        try:
-            return [int(t) for t in tokens]
-        except ValueError:
-            raise QgsProcessingException(f"{name} must be a list of whole numbers, got '{text}'.") from None
-
     def settings(self, parameters: dict, context: QgsProcessingContext, cls: type) -> Any:
         """An instance of the dataclass ``cls`` whose fields are read from the parameters named after them
         (field ``max_patches`` <- parameter ``MAX_PATCHES``); fields without a parameter keep their default."""
-        import dataclasses
-
-        values = {}
-        for f in dataclasses.fields(cls):
-            definition = self.parameterDefinition(f.name.upper())
-            if definition is None:
-                continue
-            name, default = f.name.upper(), f.default
-            if isinstance(definition, QgsProcessingParameterEnum):
-                values[f.name] = self.enum_string(parameters, name, context)
-            elif isinstance(default, bool):
-                values[f.name] = self.parameterAsBool(parameters, name, context)
-            elif isinstance(default, int):
-                values[f.name] = self.parameterAsInt(parameters, name, context)
-            elif isinstance(default, float):
-                values[f.name] = self.parameterAsDouble(parameters, name, context)
-            else:
-                values[f.name] = self.parameterAsString(parameters, name, context)
-        return cls(**values)
+        values = {p.name: self._value(p, parameters, context) for p in self.spec.params
+                  if p.kind not in catalog.INPUT_KINDS + catalog.DESTINATION_KINDS}
+        return catalog.settings_of(values, cls)
 
     # --- running --------------------------------------------------------------------------------------------
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
@@ -374,24 +303,14 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         import threading
 
         from ..core.errors import CancelledError, os_error_message
-        from ..core.fusion import nodata_limit
-        from ..core.raster import protect_inputs
 
         def terminate(signum, frame):  # SIGTERM (qgis_process killed) is a cancel: every output is rolled back
             raise CancelledError("Stopped by a termination signal; no output was written.")
 
-        if self.NEEDS_TORCH:  # before any input is read or resampled: the install instructions, not a late failure
-            from ..core.device import install_hint, torch_available
-
-            if not torch_available():
-                raise QgsProcessingException(install_hint())
         main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
         previous = signal.signal(signal.SIGTERM, terminate) if main else None
         try:
-            limit = (self.parameterAsDouble(parameters, "MAX_NODATA", context)
-                     if self.parameterDefinition("MAX_NODATA") is not None else 0.5)
-            with protect_inputs(self.input_paths(parameters, context)), nodata_limit(limit):
-                return self.execute(parameters, context, QgisFeedback(feedback))
+            outputs = catalog.execute(self.spec, self.values(parameters, context), QgisFeedback(feedback))
         except StfError as exc:
             raise QgsProcessingException(str(exc)) from None
         except OSError as exc:  # full disk, read-only file system...: the problem and the path, no traceback
@@ -402,42 +321,6 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
-
-    def scale(self, parameters: dict, context: QgsProcessingContext):
-        """The encodings of the inputs: a :class:`~..core.series.Scales` from SCALE and, where the algorithm has
-        them, FINE_SCALE/FINE_OFFSET and COARSE_SCALE/COARSE_OFFSET (an empty FINE_SCALE or COARSE_SCALE means
-        SCALE). Every value is refused unless finite (scales positive)."""
-        from ..core.raster import Encoding
-        from ..core.series import Scales
-
-        def number(name: str) -> float:
-            return self.parameterAsDouble(parameters, name, context)
-
-        common = Encoding(number("SCALE"), name="SCALE")
-        if self.parameterDefinition("FINE_SCALE") is None:
-            return Scales(common, common)
-        kinds = []
-        for kind in ("FINE", "COARSE"):
-            given = parameters.get(f"{kind}_SCALE") not in (None, "")
-            kinds.append(Encoding(number(f"{kind}_SCALE") if given else common.scale, number(f"{kind}_OFFSET"),
-                                  name=f"{kind}_SCALE" if given else "SCALE"))
-        return Scales(*kinds)
-
-    def input_paths(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
-        """Every input file of the run (raster layers, multiple layers, files): no output may replace one."""
-        paths: list[str] = []
-        for definition in self.parameterDefinitions():
-            if definition.isDestination():
-                continue
-            name = definition.name()
-            if isinstance(definition, QgsProcessingParameterMultipleLayers):
-                paths += self.raster_paths(parameters, name, context)
-            elif isinstance(definition, QgsProcessingParameterRasterLayer):
-                paths.append(self.raster_path(parameters, name, context) or "")
-            elif isinstance(definition, QgsProcessingParameterFile):
-                paths.append(self.parameterAsFile(parameters, name, context) or "")
-        return [p for p in paths if p]
-
-    def execute(self, parameters: dict, context: QgsProcessingContext, feedback: QgisFeedback) -> dict[str, Any]:
-        """Do the work; raise :class:`StfError` for anything the user must fix."""
-        raise NotImplementedError
+        if self.spec.layers:
+            load_on_completion(context, outputs[self.spec.layers], self.spec.layers)  # dated, styled layers
+        return outputs

@@ -1,0 +1,837 @@
+"""Every ``stf`` algorithm as data: its id, name, help, parameters, outputs and the function that runs it.
+
+This is the one source of truth for parameter names, kinds, defaults, ranges and help. The QGIS Processing
+algorithms (``algorithms/``) build their ``QgsProcessingParameter*`` definitions from it and the command line
+(``core/cli.py``, no QGIS) builds its options from it; both turn what the user gave into the same plain values
+(:data:`Values`) and call the same :func:`execute`. Nothing here imports QGIS.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import InputError
+from .executor import SCHEDULER_HELP
+from .feedback import Feedback
+
+Values = dict  # parameter name -> plain Python value (see Param.kind)
+
+# kinds: rasters (list of paths), raster (path or None), file (path or None), int, float (None when optional and
+# empty), bool, enum (the option's text), string, folder_out / file_out / raster_out (destination path)
+INPUT_KINDS = ("rasters", "raster", "file")
+DESTINATION_KINDS = ("folder_out", "file_out", "raster_out")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an algorithm."""
+
+    name: str
+    kind: str
+    label: str
+    help: str = ""
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    options: tuple[str, ...] = ()
+    advanced: bool = False
+    optional: bool = False
+    extension: str = ""  # file: the expected extension; file_out: the file filter ("CSV files (*.csv)")
+
+    @property
+    def full_help(self) -> str:
+        """The help with the options of an enum."""
+        return self.help + (" Options: " + ", ".join(self.options) + "." if self.kind == "enum" else "")
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output that is not a destination parameter: ``layers`` (a list of files) or ``file``."""
+
+    name: str
+    kind: str
+    label: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    """An algorithm: what the toolbox, the modeler, qgis_process and the command line show and run."""
+
+    id: str
+    name: str
+    group: str  # data, classic, deep, evaluation
+    help: str
+    params: tuple[Param, ...]
+    run: Callable[[Values, Feedback], dict]
+    outputs: tuple[Output, ...] = ()
+    needs_torch: bool = False
+    settings: type | None = None  # the method's settings dataclass (fields named after parameters)
+    layers: str = ""  # the output whose files a desktop run adds to the map
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+# --- reading plain values -----------------------------------------------------------------------------------------
+def dates_of(values: Values, name: str) -> list[_dt.date]:
+    """A list of dates (YYYY-MM-DD, YYYYMMDD or YYYYDDD, separated by commas or spaces); empty -> []."""
+    from .dates import parse_date_list
+
+    return parse_date_list(values.get(name) or "")
+
+
+def int_list(values: Values, name: str) -> list[int]:
+    """A list of integers separated by commas or spaces; empty -> []."""
+    text = str(values.get(name) or "")
+    tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t]
+    try:
+        return [int(t) for t in tokens]
+    except ValueError:
+        raise InputError(f"{name} must be a list of whole numbers, got '{text}'.") from None
+
+
+def scales_of(values: Values):
+    """The encodings of the inputs (:class:`~.series.Scales`): SCALE and, where given, FINE_SCALE/FINE_OFFSET and
+    COARSE_SCALE/COARSE_OFFSET (an empty FINE_SCALE or COARSE_SCALE means SCALE)."""
+    from .raster import Encoding
+    from .series import Scales
+
+    common = Encoding(float(values["SCALE"]), name="SCALE")
+    if "FINE_SCALE" not in values:
+        return Scales(common, common)
+    kinds = []
+    for kind in ("FINE", "COARSE"):
+        given = values.get(f"{kind}_SCALE") not in (None, "")
+        kinds.append(Encoding(float(values[f"{kind}_SCALE"]) if given else common.scale,
+                              float(values.get(f"{kind}_OFFSET") or 0.0),
+                              name=f"{kind}_SCALE" if given else "SCALE"))
+    return Scales(*kinds)
+
+
+def settings_of(values: Values, cls: type) -> Any:
+    """An instance of the dataclass ``cls`` whose fields are read from the values named after them (field
+    ``max_patches`` <- ``MAX_PATCHES``); fields without a value keep their default."""
+    given = {f.name: values[f.name.upper()] for f in dataclasses.fields(cls) if f.name.upper() in values}
+    return cls(**given)
+
+
+def read_series(values: Values):
+    """The validated scene series of FINE, COARSE and DATES."""
+    from .series import build_series
+
+    return build_series(values["FINE"], values["COARSE"], dates_of(values, "DATES"))
+
+
+def prediction_inputs(values: Values):
+    """(series with the coarse images on the fine grid, dates to predict, OUTPUT_FOLDER, scales)."""
+    from .series import require_fine_grid
+
+    series = read_series(values)
+    require_fine_grid(series)
+    dates = series.check_predict_dates(dates_of(values, "PREDICT_DATES"))
+    return series, dates, values["OUTPUT_FOLDER"], scales_of(values)
+
+
+def input_paths(spec: Spec, values: Values) -> list[str]:
+    """Every input file of the run: no output may replace one."""
+    paths: list[str] = []
+    for p in spec.params:
+        value = values.get(p.name)
+        if p.kind == "rasters":
+            paths += list(value or [])
+        elif p.kind in ("raster", "file") and value:
+            paths.append(value)
+    return [p for p in paths if p]
+
+
+def execute(spec: Spec, values: Values, feedback: Feedback) -> dict:
+    """Run an algorithm on plain values: the torch check first, inputs protected from being replaced, MAX_NODATA
+    and SCHEDULER in force. Raises :class:`~.errors.StfError` for anything the user must fix."""
+    from .executor import scheduler_scope
+    from .fusion import nodata_limit
+    from .raster import protect_inputs
+
+    if spec.needs_torch:  # before any input is read or resampled: the install instructions, not a late failure
+        from .device import install_hint, torch_available
+
+        if not torch_available():
+            raise InputError(install_hint())
+    limit = float(values.get("MAX_NODATA", 0.5))
+    with protect_inputs(input_paths(spec, values)), nodata_limit(limit), \
+            scheduler_scope(values.get("SCHEDULER") or ""):
+        return spec.run(values, feedback)
+
+
+# --- shared parameter groups --------------------------------------------------------------------------------------
+def _scale_params(per_kind: bool = True) -> tuple[Param, ...]:
+    """SCALE and, with ``per_kind``, the advanced FINE_SCALE, FINE_OFFSET, COARSE_SCALE, COARSE_OFFSET."""
+    params = [Param("SCALE", "float", "Reflectance scale factor",
+                    "Reflectance = stored value x SCALE: 0.0001 for surface reflectance stored as 0-10000 integers "
+                    "(Landsat, MODIS), 1 for rasters already in 0-1.", 0.0001, minimum=1e-12)]
+    if per_kind:
+        for kind, example in (("FINE", "2.75e-5 with offset -0.2 for Landsat Collection 2 Level-2"),
+                              ("COARSE", "0.0001 for MODIS MOD09")):
+            params.append(Param(f"{kind}_SCALE", "float", f"{kind.title()} images' scale factor",
+                                f"Reflectance = stored value x {kind}_SCALE + {kind}_OFFSET for the {kind.lower()} "
+                                f"images, when they are encoded differently from the other kind (e.g. {example}). "
+                                "Empty: SCALE.", None, minimum=1e-12, advanced=True, optional=True))
+            params.append(Param(f"{kind}_OFFSET", "float", f"{kind.title()} images' offset",
+                                f"Added after {kind}_SCALE (reflectance units).", 0.0, advanced=True))
+    return tuple(params)
+
+
+def _series_params(predict_dates: bool = True) -> tuple[Param, ...]:
+    """FINE, COARSE, DATES (and PREDICT_DATES), the scales: the scene series every fusion algorithm takes."""
+    params = [
+        Param("FINE", "rasters", "Fine images (pairs)", "The fine (Landsat-like) images of the pair dates."),
+        Param("COARSE", "rasters", "Coarse images",
+              "The coarse (MODIS-like) images: one on every pair date and on every date to predict, on the fine grid "
+              "(see stf:resample_coarse)."),
+        Param("DATES", "string", "Dates",
+              "One date per file, the FINE files' first, then the COARSE files' (YYYY-MM-DD, YYYYMMDD or YYYYDDD, "
+              "separated by commas). Empty: dates are read from the file names.", "", optional=True),
+    ]
+    if predict_dates:
+        params.append(Param("PREDICT_DATES", "string", "Dates to predict",
+                            "The dates to predict, separated by commas. Empty: every coarse date without a fine "
+                            "image.", "", optional=True))
+    return tuple(params) + _scale_params()
+
+
+def _device() -> Param:
+    from .device import DEVICES
+
+    return Param("DEVICE", "enum", "Device", "Where torch computes: auto picks a CUDA GPU when one is usable, else "
+                 "the CPU.", "auto", options=tuple(DEVICES), advanced=True)
+
+
+_MAX_NODATA = Param("MAX_NODATA", "float", "Largest nodata share",
+                    "A prediction with more nodata than this share of the values (where its nearest fine image is "
+                    "valid) fails the run with the reason (an empty input, rejected pixels) instead of writing a "
+                    "silent hole; 1 accepts anything.", 0.5, 0.0, 1.0, advanced=True)
+_SCHEDULER = Param("SCHEDULER", "string", "Scheduler (distributed tiles)", SCHEDULER_HELP, "", optional=True,
+                   advanced=True)
+_OUTPUT_FILES = Output("OUTPUT_FILES", "layers", "Predictions", "One prediction per date, in date order.")
+
+
+def _output_folder(help_text: str) -> Param:
+    return Param("OUTPUT_FOLDER", "folder_out", "Output folder", help_text)
+
+
+# --- data preparation ---------------------------------------------------------------------------------------------
+def _run_make_sample(values: Values, feedback: Feedback) -> dict:
+    from .synthetic import SampleSeriesConfig, make_sample_series
+
+    default = SampleSeriesConfig()
+    start = dates_of(values, "START_DATE")
+    config = SampleSeriesConfig(
+        size=int(values["SIZE"]), factor=int(values["FACTOR"]), n_dates=int(values["N_DATES"]),
+        pair_indices=tuple(int_list(values, "PAIRS")), flood_indices=tuple(int_list(values, "FLOOD")),
+        start=start[0].isoformat() if start else default.start, interval_days=int(values["INTERVAL_DAYS"]),
+        coarse_noise=float(values["NOISE"]), seed=int(values["SEED"]))
+    folder = values["OUTPUT_FOLDER"]
+    series = make_sample_series(folder, config, feedback)
+    return {"OUTPUT_FOLDER": folder, "FINE": series.fine, "COARSE": series.coarse, "TRUTH": series.truth}
+
+
+def _make_sample_spec() -> Spec:
+    from .synthetic import SampleSeriesConfig
+
+    d = SampleSeriesConfig()
+    return Spec(
+        "make_sample_series", "Make a synthetic sample series", "data",
+        "Writes a realistic synthetic scene series with known truth, to try the fusion methods and to check them: "
+        "fields of several land-cover classes and sizes with per-class seasonal reflectance over 6 bands (blue, "
+        "green, red, NIR, SWIR1, SWIR2), a river, and a flood on some dates between two pairs (abrupt change). "
+        "Fine (Landsat-like, 30 m) images are written on the pair dates only, coarse (MODIS-like) images on every "
+        "date on their own coarser grid, made from the truth by a Gaussian point spread function, aggregation, "
+        "a per-band gain and bias and noise; the fine truth of every date is kept for evaluation. Files: "
+        "fine/fine_<date>.tif, coarse/coarse_<date>.tif, truth/truth_<date>.tif (int16, reflectance x 10000, "
+        "SCALE 0.0001, nodata -9999), landcover.tif and series.json. Deterministic given the seed.",
+        (
+            Param("SIZE", "int", "Scene size (fine pixels a side)",
+                  "Rows and columns of the fine grid; a multiple of the coarse factor.", d.size, 32, 20000),
+            Param("FACTOR", "int", "Coarse factor",
+                  "Fine pixels per coarse pixel along each axis (16 turns 30 m into 480 m, MODIS-like).", d.factor, 2,
+                  64),
+            Param("N_DATES", "int", "Number of dates", "Acquisition dates in the series.", d.n_dates, 2, 400),
+            Param("PAIRS", "string", "Pair dates (indices)",
+                  "0-based indices of the dates that get a fine image, separated by commas.",
+                  ",".join(map(str, d.pair_indices))),
+            Param("FLOOD", "string", "Flood dates (indices)",
+                  "0-based indices of the dates with the flood (abrupt change); empty for none.",
+                  ",".join(map(str, d.flood_indices)), advanced=True, optional=True),
+            Param("START_DATE", "string", "First date", "Date of the first image (YYYY-MM-DD).", d.start,
+                  advanced=True),
+            Param("INTERVAL_DAYS", "int", "Days between dates", "Days between consecutive images.", d.interval_days,
+                  1, 366, advanced=True),
+            Param("NOISE", "float", "Coarse noise (reflectance)", "Standard deviation of the coarse sensor noise.",
+                  d.coarse_noise, 0.0, 0.2, advanced=True),
+            Param("SEED", "int", "Random seed", "Same seed, same series.", d.seed, 0, 2**31 - 1),
+            _output_folder("Folder the series is written to (created if needed)."),
+        ),
+        _run_make_sample,
+        outputs=(Output("FINE", "layers", "Fine images", "The fine images of the pair dates."),
+                 Output("COARSE", "layers", "Coarse images", "The coarse images of every date, on the coarse grid."),
+                 Output("TRUTH", "layers", "Fine truth", "The fine truth of every date, for evaluation.")),
+    )
+
+
+def _run_resample(values: Values, feedback: Feedback) -> dict:
+    from .dates import date_from_name
+    from .raster import OutputTransaction, raster_info
+    from .resample import resample_many
+
+    reference = raster_info(values["REFERENCE"], "fine grid reference")
+    method, folder = values["METHOD"], values["OUTPUT_FOLDER"]
+    jobs = []
+    for src in values["COARSE"]:
+        date = date_from_name(src)
+        stem = os.path.splitext(os.path.basename(src))[0]
+        name = f"coarse_{date.isoformat()}.tif" if date else f"{stem}_resampled.tif"
+        jobs.append((src, os.path.join(folder, name)))
+    feedback.info(f"Resampling {len(jobs)} coarse images onto the grid of {reference.name} "
+                  f"({reference.width} x {reference.height}, {reference.pixel_size[0]:g} m) with {method}.")
+    with OutputTransaction() as tx:
+        resample_many(jobs, reference, method, tx, feedback)
+    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": tx.committed}
+
+
+def _resample_spec() -> Spec:
+    from .resample import RESAMPLING_METHODS
+
+    return Spec(
+        "resample_coarse", "Resample coarse images to the fine grid", "data",
+        "Warps coarse (MODIS-like) images onto the grid of a fine (Landsat-like) image: same CRS, extent and "
+        "pixel size, with GDAL warp. Every fusion method needs its coarse images on the fine grid. Data type, "
+        "nodata and band order are kept; fine pixels outside a coarse image become nodata. Outputs are named "
+        "coarse_<YYYY-MM-DD>.tif when the input name holds a date, else <name>_resampled.tif; they are written "
+        "all together or not at all.",
+        (
+            Param("COARSE", "rasters", "Coarse images", "The coarse images to resample (one per date)."),
+            Param("REFERENCE", "raster", "Fine grid reference",
+                  "A fine image whose grid (CRS, extent, pixel size) the outputs take."),
+            Param("METHOD", "enum", "Resampling method",
+                  "Interpolation: bicubic is what the deep-learning papers use to upsample MODIS.", "bicubic",
+                  options=tuple(RESAMPLING_METHODS)),
+            _output_folder("Folder for the resampled images (created if needed). It must not be the folder of the "
+                           "inputs when that would overwrite them."),
+        ),
+        _run_resample,
+        outputs=(Output("OUTPUT_FILES", "layers", "Resampled images", "The resampled images, in the input order."),),
+    )
+
+
+# --- benchmarks and classic methods ------------------------------------------------------------------------------
+def _benchmark_run(name: str) -> Callable[[Values, Feedback], dict]:
+    def run(values: Values, feedback: Feedback) -> dict:
+        from . import naive
+
+        series, dates, folder, scale = prediction_inputs(values)
+        files = getattr(naive, f"fuse_{name}")(series, dates, folder, scale, feedback)
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
+
+    return run
+
+
+def _benchmark_spec(name: str, display: str, help_text: str) -> Spec:
+    return Spec(f"fuse_{name}", display, "classic", help_text,
+                _series_params() + (_MAX_NODATA, _SCHEDULER,
+                                    _output_folder("Folder for the predictions (created if needed).")),
+                _benchmark_run(name), outputs=(_OUTPUT_FILES,), layers="OUTPUT_FILES")
+
+
+def _classic_run(module: str, function: str, settings: type) -> Callable[[Values, Feedback], dict]:
+    def run(values: Values, feedback: Feedback) -> dict:
+        import importlib
+
+        fuse = getattr(importlib.import_module(f".classic.{module}", __package__), function)
+        series, dates, folder, scale = prediction_inputs(values)
+        start = time.perf_counter()
+        files = fuse(series, dates, folder, scale, settings_of(values, settings), values["DEVICE"], feedback)
+        feedback.info(f"{len(files)} prediction(s) in {time.perf_counter() - start:.1f} s.")
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
+
+    return run
+
+
+def _classic_spec(alg_id: str, display: str, help_text: str, method_params: tuple[Param, ...], module: str,
+                  settings: type) -> Spec:
+    method = alg_id.replace("fuse_", "")
+    return Spec(alg_id, display, "classic", help_text,
+                _series_params() + method_params + (_device(), _MAX_NODATA, _SCHEDULER, _output_folder(
+                    "Folder for the predictions (created if needed), one GeoTIFF per date named "
+                    f"{method}_<YYYY-MM-DD>.tif.")),
+                _classic_run(module, alg_id, settings), outputs=(_OUTPUT_FILES,), needs_torch=True,
+                settings=settings, layers="OUTPUT_FILES")
+
+
+def _starfm_spec() -> Spec:
+    from .classic.starfm import StarfmParams
+
+    d = StarfmParams()
+    return _classic_spec(
+        "fuse_starfm", "STARFM",
+        "Spatial and Temporal Adaptive Reflectance Fusion Model (Gao et al. 2006, IEEE TGRS 44(8)), reproducing by "
+        "default the program the literature used, USDA STARFM v1.2.1 (VARIANT = usda; paper = our reading of the "
+        "paper). Each fine pixel is predicted from the spectrally similar pixels of a moving window: the coarse "
+        "change since a pair date is added to their fine reflectance, weighted by the inverse of (temporal "
+        "difference + 1) x (spectral difference + 1) x relative distance in 1e-4 reflectance units; a candidate is "
+        "rejected only when both differences exceed the centre's plus the uncertainties. One pair (the nearest) or "
+        "two (before and after the date). Defaults as the program's example: window 31 pixels (max search distance "
+        "465 m at 30 m), 4 slices for the similarity threshold (2 sd / slices), uncertainties 0.002 (fine) and "
+        "0.005 (coarse). Predictions outside 0-1 reflectance (the program's 0-10000) are written as nodata. Coarse "
+        "images must be on the fine grid (stf:resample_coarse).",
+        (
+            Param("WINDOW", "int", "Window size (pixels)", "Side of the moving window in fine pixels (odd).",
+                  d.window, 3, 501),
+            Param("PAIRS", "int", "Pairs used per date",
+                  "1: the nearest pair; 2: the pairs before and after the date.", d.pairs, 1, 2),
+            Param("VARIANT", "enum", "Rules", "usda: USDA STARFM v1.2.1 (the program the literature used); paper: "
+                  "our reading of the paper's equations (reflectance, AND of the candidate tests).", d.variant,
+                  options=("usda", "paper"), advanced=True),
+            Param("CLASSES", "int", "Number of classes (slices)", "m of the similarity threshold 2 sd / m (the "
+                  "program's NUM_SLICE_PURE_TEST; some wrappers use 40).", d.classes, 1, 100, advanced=True),
+            Param("FINE_UNCERTAINTY", "float", "Fine uncertainty", "sigma_l, reflectance.", d.fine_uncertainty,
+                  0.0, 1.0, advanced=True),
+            Param("COARSE_UNCERTAINTY", "float", "Coarse uncertainty", "sigma_m, reflectance.",
+                  d.coarse_uncertainty, 0.0, 1.0, advanced=True),
+            Param("LOG_WEIGHTS", "bool", "Logarithmic weights",
+                  "paper variant only: C = ln(S B + 1) ln(T B + 1) D (paper eq. 11), less sensitive to the spectral "
+                  "and temporal differences, instead of C = S T D.", d.log_weights, advanced=True),
+        ),
+        "starfm", StarfmParams)
+
+
+def _estarfm_spec() -> Spec:
+    from .classic.estarfm import EstarfmParams
+
+    d = EstarfmParams()
+    return _classic_spec(
+        "fuse_estarfm", "ESTARFM",
+        "Enhanced STARFM (Zhu et al. 2010, Remote Sensing of Environment 114), reproducing Xiaolin Zhu's ESTARFM "
+        "program (IDL, 2018 revision). Needs two pairs, before and after each date. Similar pixels are selected in "
+        "both fine images (every band); with more than 5 of them, a conversion coefficient from the regression of "
+        "fine on coarse values of the similar pixels scales the coarse change (only where the coarse images changed "
+        "by at least 0.02 x DATA_MAX, and falling back to 1 when the regression is not significant or outside "
+        "(0, 5]); weights combine spectral similarity (correlation; for one band, e.g. NDVI, the program's "
+        "fine/coarse agreement) and distance; the predictions from both pairs are blended by the coarse change in "
+        "the window; a prediction outside the data range becomes the weighted mean of the similar pixels' fine "
+        "values; with 5 similar pixels or fewer the window's mean coarse change is used. Defaults: window 51 pixels "
+        "(half window 25), 4 classes, data range 0-1 reflectance (set -1 to 1 for an index such as NDVI).",
+        (
+            Param("WINDOW", "int", "Window size (pixels)", "Side of the moving window in fine pixels (odd).",
+                  d.window, 3, 501),
+            Param("CLASSES", "int", "Number of classes", "m of the similarity threshold 2 sigma / m.", d.classes, 1,
+                  100, advanced=True),
+            Param("DATA_MIN", "float", "Data range: minimum", "The program's DN_min, as reflectance (after SCALE): a "
+                  "prediction at or below it is replaced.", d.data_min, -1e6, 1e6, advanced=True),
+            Param("DATA_MAX", "float", "Data range: maximum", "The program's DN_max, as reflectance (after SCALE): a "
+                  "prediction at or above it is replaced; 0.02 x DATA_MAX is the least coarse change for a "
+                  "conversion coefficient.", d.data_max, -1e6, 1e6, advanced=True),
+        ),
+        "estarfm", EstarfmParams)
+
+
+def _fsdaf_spec() -> Spec:
+    from .classic.fsdaf import FsdafParams
+
+    d = FsdafParams()
+    return _classic_spec(
+        "fuse_fsdaf", "FSDAF",
+        "Flexible Spatiotemporal DAta Fusion (Zhu et al. 2016, Remote Sensing of Environment 172), with the rules of "
+        "Xiaolin Zhu's reference code. One pair (the nearest). The fine image is classified (k-means; the code uses "
+        "ISODATA with 4-6 classes), class changes are estimated from the 100 purest coarse pixels of each class "
+        "(changes outside their 10-90 % range left out), the spatial prediction is a multiquadric interpolation of "
+        "the coarse image per block of 30 coarse pixels, the residuals are distributed with a homogeneity index "
+        "between the two predictions (the spatial change counts only where it agrees in sign with the residual), "
+        "the change is clamped to the range seen at both dates, and a final filter averages it over the most "
+        "similar pixels. The coarse factor (coarse / fine pixel size) rebuilds the coarse pixels from the coarse "
+        "images on the fine grid. Defaults: 5 classes, window 41 (half window 20), 20 similar pixels, data range "
+        "0-1 reflectance.",
+        (
+            Param("FACTOR", "int", "Coarse factor", "Coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m.",
+                  d.factor, 2, 200),
+            Param("CLASSES", "int", "Number of classes",
+                  "Classes of the unsupervised classification of the fine image.", d.classes, 2, 50),
+            Param("WINDOW", "int", "Window size (pixels)", "Side of the window of the final similar-pixel filter.",
+                  d.window, 3, 501, advanced=True),
+            Param("SIMILAR", "int", "Similar pixels", "Similar pixels used by the final filter.", d.similar, 1,
+                  1000, advanced=True),
+            Param("NUM_PURE", "int", "Purest coarse pixels per class", "Coarse pixels with the largest fraction of a "
+                  "class used to estimate its change (reference code: 100).", d.num_pure, 1, 100000, advanced=True),
+            Param("DATA_MIN", "float", "Data range: minimum", "The code's DN_min, as reflectance (after SCALE).",
+                  d.data_min, -1e6, 1e6, advanced=True),
+            Param("DATA_MAX", "float", "Data range: maximum", "The code's DN_max, as reflectance (after SCALE).",
+                  d.data_max, -1e6, 1e6, advanced=True),
+        ),
+        "fsdaf", FsdafParams)
+
+
+# --- deep learning ------------------------------------------------------------------------------------------------
+_TRAIN_DATES_HELP = "The pair dates to train on, separated by commas. Empty: every pair."
+
+
+def _training_run(method: str, settings: type, train_dates: bool) -> Callable[[Values, Feedback], dict]:
+    def run(values: Values, feedback: Feedback) -> dict:
+        import importlib
+
+        from .deep.api import write_model
+        from .raster import OutputTransaction
+        from .series import require_fine_grid
+
+        module = importlib.import_module(f".deep.{method}", __package__)
+        series = read_series(values)
+        require_fine_grid(series)
+        params, scale = settings_of(values, settings), scales_of(values)
+        train = getattr(module, f"train_{method}")
+        if train_dates:
+            networks, metadata = train(series, dates_of(values, "TRAIN_DATES"), scale, params, values["DEVICE"],
+                                       feedback)
+        else:
+            networks, metadata = train(series, scale, params, values["DEVICE"], feedback)
+        with OutputTransaction() as tx:
+            model, loss_csv, loss_png = write_model(values["MODEL"], method, networks, metadata, tx)
+        return {"MODEL": model, "LOSS_CSV": loss_csv, "LOSS_PNG": loss_png}
+
+    return run
+
+
+def _training_spec(alg_id: str, display: str, help_text: str, method_params: tuple[Param, ...], settings: type,
+                   train_dates_help: str | None = _TRAIN_DATES_HELP) -> Spec:
+    method = alg_id.replace("train_", "")
+    params = _series_params(predict_dates=False)
+    if train_dates_help:
+        params += (Param("TRAIN_DATES", "string", "Training pair dates", train_dates_help, "", optional=True),)
+    params += method_params + (
+        Param("SEED", "int", "Random seed", "Same seed, data and device: same model.", settings().seed, 0,
+              2**31 - 1, advanced=True),
+        _device(),
+        Param("MODEL", "file_out", "Trained model",
+              "The model file (.stfmodel): weights and everything stf:predict needs (method, bands, scale, training "
+              "dates, loss history, hyper-parameters).", extension="STF model (*.stfmodel)"),
+    )
+    return Spec(alg_id, display, "deep", help_text, params, _training_run(method, settings, bool(train_dates_help)),
+                outputs=(Output("LOSS_CSV", "file", "Loss history (CSV)",
+                                "Training and validation loss per epoch of every network (<model>.loss.csv)."),
+                         Output("LOSS_PNG", "file", "Loss curves (PNG)", "The same as a plot (<model>.loss.png).")),
+                needs_torch=True, settings=settings)
+
+
+def _stfdcnn_spec() -> Spec:
+    from .deep.stfdcnn import StfdcnnParams
+
+    d = StfdcnnParams()
+    return _training_spec(
+        "train_stfdcnn", "Train STFDCNN",
+        "Trains STFDCNN (Song et al. 2018, IEEE JSTARS 11(3)): a nonlinear-mapping CNN per band (coarse -> "
+        "low-spatial-resolution fine) and one super-resolution CNN (LSR fine -> fine), five-layer residual CNNs "
+        "(n1 = 64, n2 = 32, k1 = 9, k2 = k3 = 5, ReLU) trained with MSE on 33 x 33 sub-images of the pairs. The LSR "
+        "images are the fine images downsampled bicubically by FACTOR (paper: 10). Each CNN starts as the identity "
+        "(last layer zero), so EPOCHS = 0 saves the untrained model: the paper's fusion model (high-pass modulation "
+        "+ change weights) on bicubic images. Validation predicts held-out pair dates through the real prediction "
+        "path; every network keeps its best epoch (possibly 0) and stops after PATIENCE epochs without improvement. "
+        "The model file records its held-out RMSE beside its untrained start's and the naive and additive "
+        "baselines'. Defaults train in about 10 s on the bundled sample on a CPU (at most 5 epochs per network: "
+        "longer training sharpens the NLM CNNs' output, which helps large changes but adds noise to dates close to a "
+        "pair); on a real scene (e.g. CIA, 17 pairs) keep 3 training pairs and raise MAX_SUBIMAGES (e.g. 20000) on a "
+        "GPU; watch the held-out RMSE per epoch in the loss CSV before raising EPOCHS. "
+        "Predict with stf:predict. Coarse images must be on the fine grid (stf:resample_coarse).",
+        (
+            Param("EPOCHS", "int", "Epochs (at most)", "Passes over the training sub-images per network; 0 saves the "
+                  "untrained model (a baseline).", d.epochs, 0, 100000),
+            Param("PATIENCE", "int", "Early stopping patience", "Stop a network after this many epochs without a "
+                  "better held-out RMSE (0: never early).", d.patience, 0, 100000, advanced=True),
+            Param("MAX_PAIRS", "int", "Training pairs (at most)", "Pairs spread over the series the networks learn "
+                  "from when TRAIN_DATES is empty (paper: 3).", d.max_pairs, 1, 1000, advanced=True),
+            Param("MAX_SUBIMAGES", "int", "Sub-images per network (at most)", "Drawn at random among the valid "
+                  "sub-images; bounds memory and epoch time whatever the scene size.", d.max_subimages, 1,
+                  10_000_000, advanced=True),
+            Param("BATCH", "int", "Batch size", "Sub-images per gradient step.", d.batch, 1, 65536, advanced=True),
+            Param("OPTIMIZER", "enum", "Optimiser", "adam: the paper's per-layer learning rates x 10, converges in a "
+                  "few epochs; sgd: the paper's rates with momentum 0.9 (needs thousands of epochs).", d.optimizer,
+                  options=("sgd", "adam")),
+            Param("LR", "float", "Learning rate (first two layers)", "Paper: 1e-4 (x 10 with adam).", d.lr, 1e-9,
+                  1.0, advanced=True),
+            Param("LR_LAST", "float", "Learning rate (last layer)", "Paper: 1e-5 (x 10 with adam).", d.lr_last, 1e-9,
+                  1.0, advanced=True),
+            Param("FACTOR", "int", "LSR downsampling factor", "Fine -> low-spatial-resolution factor (paper: 10).",
+                  d.factor, 2, 100, advanced=True),
+            Param("PATCH", "int", "Sub-image size", "Training sub-image side in pixels (paper: 33; at the LSR level "
+                  "at most half the LSR image).", d.patch, 3, 512, advanced=True),
+            Param("STRIDE", "int", "Sub-image stride", "Step between training sub-images at the fine level.",
+                  d.stride, 1, 512, advanced=True),
+            Param("LSR_STRIDE", "int", "LSR sub-image stride", "Step between training sub-images at the LSR level.",
+                  d.lsr_stride, 1, 512, advanced=True),
+            Param("WINDOW", "int", "Weighting window", "Patch size of the change-based weights of the fusion model "
+                  "(paper: 9).", d.window, 1, 99, advanced=True),
+            Param("HPM_MAX", "float", "High-pass modulation bound", "The ratio T2 / T1 is used within [1 / bound, "
+                  "bound] and where T1 >= 0.01; elsewhere the modulation is additive.", d.hpm_max, 1.01, 1000.0,
+                  advanced=True),
+        ),
+        StfdcnnParams,
+        "The pair dates to train the networks on, separated by commas; the other interior pairs are then the "
+        "validation dates. Empty: at most MAX_PAIRS pairs spread over the series (the paper trains on 3 of 17), "
+        "leaving at least one interior pair out for validation when the series has three pairs or more.")
+
+
+def _dcnn_spec() -> Spec:
+    from .deep.dcnn import DcnnParams
+
+    d = DcnnParams()
+    return _training_spec(
+        "train_dcnn", "Train patch DCNN",
+        "Trains the 3 x 3 patch regression DCNN (the DCNN spatiotemporal fusion paper of the project's references; "
+        "its text carries no bibliographic data) as its equivalent fully convolutional network: per band, "
+        "the coarse image of the prediction date, the coarse and the fine image of a reference pair date -> the "
+        "fine image of the prediction date. The regression outputs a 3 x 3 filter applied to the coarse change "
+        "around the pixel, added to the additive prediction (fine reference + coarse change); its last layer starts "
+        "at zero, so EPOCHS = 0 saves the additive baseline. Samples come from every ordered pair of training pair "
+        "dates, moved to random points between the two dates (AUGMENT) so that small changes are seen too. "
+        "Validation predicts every pair date of a held-out block from the other pairs; the best epoch is kept and "
+        "training stops after PATIENCE epochs without improvement. Defaults are the paper's Table 1 (MSE, SGD "
+        "momentum 0.9, learning rate 0.01, weight decay 1e-4, batch 64, at most 50 epochs); about 10 s on the "
+        "bundled sample on a CPU; on a real scene raise MAX_PATCHES (e.g. 500000). Predict with stf:predict. Coarse "
+        "images must be on the fine grid (stf:resample_coarse, bicubic).",
+        (
+            Param("EPOCHS", "int", "Epochs (at most)", "Passes over the training patches (paper: 50); 0 saves the "
+                  "untrained model (the additive baseline).", d.epochs, 0, 100000),
+            Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "
+                  "held-out RMSE (0: never early).", d.patience, 0, 100000, advanced=True),
+            Param("MAX_PATCHES", "int", "Training patches", "At most this many 3 x 3 patches, drawn once.",
+                  d.max_patches, 1, 100_000_000),
+            Param("AUGMENT", "bool", "Temporal augmentation", "Move each sample to a random point between its two "
+                  "dates (pairs are far apart; predictions are usually near a pair).", d.augment, advanced=True),
+            Param("BATCH", "int", "Batch size", "Patches per gradient step (paper: 64).", d.batch, 1, 65536,
+                  advanced=True),
+            Param("LR", "float", "Learning rate", "Initial learning rate of SGD (paper: 0.01).", d.lr, 1e-9, 10.0,
+                  advanced=True),
+            Param("WEIGHT_DECAY", "float", "Weight decay", "Paper: 1e-4.", d.weight_decay, 0.0, 1.0, advanced=True),
+            Param("TWO_REFERENCES", "bool", "Blend both neighbouring pairs",
+                  "At prediction, blend the predictions from the pairs before and after each date, weighted by the "
+                  "coarse change in 9 x 9 windows; off: the nearest pair only.", d.two_references),
+        ),
+        DcnnParams,
+        "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
+
+
+def _stf3dcnn_spec() -> Spec:
+    from .deep.stf3dcnn import TIME_WEIGHTS, Stf3dcnnParams
+
+    d = Stf3dcnnParams()
+    return _training_spec(
+        "train_stf3dcnn", "Train STF3DCNN",
+        "Trains STF3DCNN (Remote Sens. 2020, 12(23), 3888, doi:10.3390/rs12233888): a 3D fully convolutional "
+        "network (Conv3d over time x rows x columns, bands as "
+        "channels, LeakyReLU) that maps the coarse residual sequence dC_k(t) = C(t) - C(k) against a reference "
+        "pair date k to the fine residual sequence dF_k(t) = F(t) - F(k), as dF = dC + net(dC), with a loss on the "
+        "dates with a known fine image only. The last layer starts at zero (EPOCHS = 0 saves the untrained model: "
+        "the coarse change added to the pairs), the convolutions have no bias (no coarse change, no fine change) "
+        "and, with BAND_GROUPS, each band has its own filters. Training samples are random sub-sequences of the "
+        "dates, so the pairs appear at every time offset. Validation predicts every pair date of a held-out block "
+        "through the whole-series pass; the best epoch is kept, training stops after PATIENCE epochs without "
+        "improvement. stf:predict then predicts every date without a fine image in one pass: F(t) = F(k) + dF_k(t), "
+        "blended between the pairs before and after t (TIME_WEIGHTING). The paper's ablations are parameters: "
+        "DEPTH, RESIDUAL_BLOCKS, TIME_WEIGHTING (off = nearest pair only; the paper found time weighting hurts on "
+        "abrupt changes and fewer layers more accurate). About 15 s on the bundled sample on a CPU; on a real scene "
+        "raise WINDOWS (e.g. 1024) and EPOCHS.",
+        (
+            Param("EPOCHS", "int", "Epochs (at most)", "Passes over the training sub-cubes; 0 saves the untrained "
+                  "model (a baseline).", d.epochs, 0, 100000),
+            Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "
+                  "held-out RMSE (0: never early).", d.patience, 0, 100000, advanced=True),
+            Param("DEPTH", "int", "Depth (convolution layers)", "Number of Conv3d layers (ablation of the paper).",
+                  d.depth, 2, 64),
+            Param("WIDTH", "int", "Width (filters)", "Filters per hidden layer (a multiple of the band count with "
+                  "BAND_GROUPS).", d.width, 1, 1024, advanced=True),
+            Param("BAND_GROUPS", "bool", "Separate filters per band", "Grouped convolutions: the network cannot "
+                  "learn a coupling between the bands' changes on the pair dates (e.g. phenology) that does not hold "
+                  "for other changes (e.g. a flood).", d.band_groups, advanced=True),
+            Param("RESIDUAL_BLOCKS", "int", "Residual blocks", "Extra conv-LeakyReLU-conv blocks with a skip "
+                  "connection (ablation of the paper).", d.residual_blocks, 0, 64),
+            Param("KERNEL_TIME", "int", "Kernel size in time", "Odd.", d.kernel_time, 1, 31, advanced=True),
+            Param("KERNEL_SPACE", "int", "Kernel size in space", "Odd.", d.kernel_space, 1, 31, advanced=True),
+            Param("TIME_WEIGHTING", "enum", "Time weighting", "How stf:predict blends the pairs before and after a "
+                  "date by default: off (nearest pair only), distance (days), change (mean absolute coarse "
+                  "change).", d.time_weighting, options=tuple(TIME_WEIGHTS)),
+            Param("PATCH", "int", "Sub-cube size (pixels)", "Side of the training sub-cubes; every date is used.",
+                  d.patch, 4, 1024, advanced=True),
+            Param("WINDOWS", "int", "Training sub-cubes", "Sub-cubes read at random positions (memory is bounded by "
+                  "this number, whatever the scene size); each epoch draws a reference pair and a sub-sequence of "
+                  "dates for each.", d.windows, 1, 10_000_000, advanced=True),
+            Param("BATCH", "int", "Batch size", "Sub-cubes per gradient step.", d.batch, 1, 4096, advanced=True),
+            Param("LR", "float", "Learning rate", "Adam learning rate.", d.lr, 1e-9, 1.0, advanced=True),
+        ),
+        Stf3dcnnParams, None)
+
+
+def _run_arrange(values: Values, feedback: Feedback) -> dict:
+    from .deep.arrangement import write_series_geotiff
+    from .raster import OutputTransaction
+    from .series import require_fine_grid
+
+    series = read_series(values)
+    require_fine_grid(series)
+    order, scale = values["ORDER"], scales_of(values)
+    coarse, fine = values["OUTPUT_COARSE"], values["OUTPUT_FINE"]
+    with OutputTransaction() as tx:
+        write_series_geotiff(list(series.coarse), tx.add(coarse), scale, order)
+        feedback.set_progress(50)
+        write_series_geotiff(list(series.fine), tx.add(fine), scale, order)
+    feedback.info(f"{len(series.coarse)} coarse and {len(series.fine)} fine dates x {series.grid.bands} bands in "
+                  f"{order} order.")
+    return {"OUTPUT_COARSE": coarse, "OUTPUT_FINE": fine}
+
+
+def _arrange_spec() -> Spec:
+    return Spec(
+        "arrange_series", "Arrange a series in 4D (SPATS)", "deep",
+        "Writes the scene series as the 4D spatio-temporal-spectral arrangement STF3DCNN works on (STF3DCNN paper, "
+        "Remote Sens. 2020, 12(23), 3888, doi:10.3390/rs12233888, the "
+        "multidimensional data set of Zhang et al. 2017): one multi-band GeoTIFF for the coarse images of every "
+        "date and one for the fine images of the pair dates. TSB order (time sequence in band): all dates of band "
+        "1, then all dates of band 2, ...; TIB order (time interleaved by band): all bands of date 1, then date 2. "
+        "Each layer is described by its date and band name. (TSP and TIS, the pixel-interleaved orders, are "
+        "available from Python: core.deep.arrangement.convert.)",
+        _series_params(predict_dates=False) + (
+            Param("ORDER", "enum", "Layer order", "TSB: band-major; TIB: date-major.", "TSB", options=("TSB", "TIB")),
+            Param("OUTPUT_COARSE", "raster_out", "Coarse series (4D)", "Every coarse date, on the fine grid."),
+            Param("OUTPUT_FINE", "raster_out", "Fine series (4D)", "The fine images of the pair dates."),
+        ),
+        _run_arrange)
+
+
+def _run_predict(values: Values, feedback: Feedback) -> dict:
+    from .deep.api import predict_with_model
+
+    series, dates, folder, scale = prediction_inputs(values)
+    weighting = values["TIME_WEIGHTING"]
+    files = predict_with_model(values["MODEL"], series, dates, folder, scale, values["DEVICE"], feedback,
+                               time_weighting=None if weighting == "model" else weighting)
+    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
+
+
+def _predict_spec() -> Spec:
+    return Spec(
+        "predict", "Predict with a trained model", "deep",
+        "Predicts fine images with a model trained by one of the stf:train_* algorithms; the method (STFDCNN, "
+        "STF3DCNN, DCNN) and its settings are read from the model file. The bands must be those the model was "
+        "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif.",
+        (Param("MODEL", "file", "Trained model",
+               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn or stf:train_dcnn.",
+               extension="stfmodel"),)
+        + _series_params() + (
+            Param("TIME_WEIGHTING", "enum", "Time weighting (STF3DCNN)",
+                  "STF3DCNN only: model = the setting saved in the model; off = the nearest pair only; distance / "
+                  "change = blend the pairs before and after each date by days / by coarse change.", "model",
+                  options=("model", "off", "distance", "change"), advanced=True),
+            _device(), _MAX_NODATA, _SCHEDULER,
+            _output_folder("Folder for the predictions (created if needed)."),
+        ),
+        _run_predict, outputs=(_OUTPUT_FILES,), needs_torch=True, layers="OUTPUT_FILES")
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------------
+def _run_evaluate(values: Values, feedback: Feedback) -> dict:
+    from .evaluation import evaluate_files, method_means, write_csv
+    from .raster import OutputTransaction
+    from .report import write_html
+
+    csv_path, html_path = values["OUTPUT_CSV"], values.get("OUTPUT_HTML")
+    evaluation = evaluate_files(values["PREDICTIONS"], values["REFERENCES"], values.get("BASELINE") or None,
+                                values.get("MASK"), scale=scales_of(values).fine.scale,
+                                data_range=float(values["DATA_RANGE"]), ratio=float(values["RATIO"]),
+                                feedback=feedback)
+    with OutputTransaction() as tx:
+        write_csv(evaluation, csv_path, tx)
+        if html_path:  # optional: the table alone is enough for scripts
+            write_html(evaluation, html_path, tx)
+    for method, means in method_means(evaluation.rows).items():
+        feedback.info(f"{method}: RMSE {means['rmse']:.5f}, SSIM {means['ssim']:.4f}, SAM {means['sam']:.3f} deg, "
+                      f"ERGAS {means['ergas']:.4g} (mean of {means['n_predictions']} prediction(s))")
+    feedback.info("Conventions: " + "; ".join(f"{k}: {v}" for k, v in evaluation.conventions.items()))
+    return {"OUTPUT_CSV": csv_path, "OUTPUT_HTML": html_path or None}
+
+
+def _evaluate_spec() -> Spec:
+    from .evaluation import COLUMNS
+
+    return Spec(
+        "evaluate", "Evaluate predictions", "evaluation",
+        "Compares predicted fine images with reference (observed) fine images using one documented metric suite: "
+        "CC, RMSE, MAE, AD (bias), rMAE, R2, PSNR, SSIM, Q (UIQI), SAM (degrees), ERGAS, KGE, DD, MAEC, Edge and "
+        "LBP (the formulas are in the report and in <csv>.conventions.json). Predictions are matched with "
+        "references by the date in their file names (or by order when names hold no dates); predictions of several "
+        "methods can be compared in one run, the method being the file name without its date (starfm_2021-05-03.tif "
+        "-> starfm). The CSV table has one row per prediction and band plus an 'all' row; the HTML report shows "
+        "the means per method, metrics over time, a scatter plot and an error map per prediction.",
+        (
+            Param("PREDICTIONS", "rasters", "Predictions", "Predicted fine images (any methods, any dates)."),
+            Param("REFERENCES", "rasters", "References", "Observed fine images of the predicted dates."),
+            Param("BASELINE", "rasters", "Baseline predictions",
+                  "Predictions of a baseline, normally stf:fuse_naive, matched like the predictions; needed for MAEC "
+                  "(change of MAE against the baseline).", optional=True),
+            Param("MASK", "raster", "Mask", "Pixels where the mask is 0 or nodata are excluded.", optional=True),
+        ) + _scale_params(per_kind=False) + (
+            Param("DATA_RANGE", "float", "Data range (reflectance)",
+                  "L of PSNR and SSIM, in reflectance units (1.0 for reflectance 0-1).", 1.0, minimum=1e-9,
+                  advanced=True),
+            Param("RATIO", "float", "Fine / coarse pixel size (h/l)",
+                  "h/l of ERGAS, e.g. 30 / 480 = 0.0625 for Landsat and MODIS 480 m. 0: from each prediction (stf "
+                  "fusion records it when stf:resample_coarse resampled the coarse images); where it is not known "
+                  "ERGAS is not computed, as the report says.", 0.0, minimum=0.0),
+            Param("OUTPUT_CSV", "file_out", "Metric table",
+                  "One row per prediction x band plus an 'all' row; columns " + ", ".join(COLUMNS) + ".",
+                  extension="CSV files (*.csv)"),
+            Param("OUTPUT_HTML", "file_out", "Report", "Self-contained HTML report with tables and plots.",
+                  optional=True, extension="HTML files (*.html)"),
+        ),
+        _run_evaluate)
+
+
+def _benchmarks() -> list[Spec]:
+    return [
+        _benchmark_spec(
+            "naive", "Naive prediction (nearest fine image)",
+            "Predicts each date by copying the fine image of the nearest pair date (on a tie the earlier one): "
+            "F^(t) = F(t_k). This is the benchmark every fusion method must beat, since it is the error made by "
+            "ignoring the coarse images; evaluate fusion results against it (stf:evaluate, BASELINE). Outputs are "
+            "named naive_<YYYY-MM-DD>.tif, in the fine images' data type."),
+        _benchmark_spec(
+            "additive", "Additive prediction (nearest fine image + coarse change)",
+            "Predicts each date as the fine image of the nearest pair date plus the coarse change since that date: "
+            "F^(t) = F(t_k) + C(t) - C(t_k), clamped into the data range. It is the simplest use of the coarse "
+            "images and the untrained start of the deep methods: a fusion method that does not beat it adds nothing "
+            "to the coarse images. Coarse images must be on the fine grid (stf:resample_coarse). Outputs are named "
+            "additive_<YYYY-MM-DD>.tif, in the fine images' data type."),
+    ]
+
+
+@dataclass
+class _Registry:
+    specs: dict[str, Spec] = field(default_factory=dict)
+
+
+_REGISTRY = _Registry()
+
+
+def specs() -> list[Spec]:
+    """Every algorithm, in the toolbox's order."""
+    if not _REGISTRY.specs:
+        for spec in [_make_sample_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
+                     _fsdaf_spec(), _stfdcnn_spec(), _dcnn_spec(), _arrange_spec(), _stf3dcnn_spec(),
+                     _predict_spec(), _evaluate_spec()]:
+            _REGISTRY.specs[spec.id] = spec
+    return list(_REGISTRY.specs.values())
+
+
+def spec(alg_id: str) -> Spec:
+    """The algorithm ``alg_id`` (without the ``stf:`` prefix)."""
+    specs()
+    return _REGISTRY.specs[alg_id]
