@@ -310,3 +310,53 @@ for _scale, _label in ((1, "cia"), (2, "cia_x4")):
     case(f"starfm_w7_{_label}", f"STARFM window 7 on {CIA_ROWS * _scale} x {CIA_COLS * _scale} x 6: peak memory must "
          "not grow with the scene (compare the two rows)",
          lambda w, s=_scale: _prepare_scaled_series(w, s))(lambda w, s=_scale: _starfm_small_window(w, s))
+
+
+def _starfm_scheduler(workdir: str, scheduler: str) -> dict:
+    """STARFM on the CIA-size series with SCHEDULER; the figures a scaling estimate needs (tiles, seconds per
+    tile and worker)."""
+    import re
+    import time
+
+    from stf_fusion.core.classic.starfm import fuse_starfm
+    from stf_fusion.core.executor import parse_scheduler, scheduler_scope
+
+    class Messages:
+        lines: list[str] = []
+
+        def set_progress(self, percent: float) -> None:
+            pass
+
+        def is_canceled(self) -> bool:
+            return False
+
+        def info(self, message: str) -> None:
+            self.lines.append(message)
+            self.times.append(time.perf_counter())
+
+    Messages.times = []
+    series, feedback = _cia_series(workdir), Messages()
+    start = time.perf_counter()
+    with scheduler_scope(scheduler):
+        files = fuse_starfm(series, series.predict_dates, os.path.join(workdir, "out_scheduler"), device="cpu",
+                            feedback=feedback)
+    seconds = time.perf_counter() - start
+    for f in files:
+        os.remove(f)
+    tiles = next(int(m.group(1)) for m in (re.search(r"(\d+) tile\(s\)", line) for line in feedback.lines) if m)
+    kind, workers = parse_scheduler(scheduler)
+    workers = workers if kind == "local" else 1
+    # from the tile plan (after the scene statistics) to the workers' being ready; in-process: 0
+    planned = next(t for t, line in zip(feedback.times, feedback.lines) if "tile(s)" in line)
+    ready = next((t for t, line in zip(feedback.times, feedback.lines) if line.startswith("Tiles computed on")),
+                 planned)
+    tiling = start + seconds - ready
+    return {"pixels": CIA_ROWS * CIA_COLS, "tiles": tiles, "workers": workers, "cluster_start_s": ready - planned,
+            "tiles_per_hour_per_worker": round(tiles / tiling * 3600 / workers)}
+
+
+for _scheduler, _label in (("", "inprocess"), ("local:2", "local2")):
+    case(f"starfm_cia_{_label}", "STARFM, CIA size, one date, two pairs: SCHEDULER "
+         + (f"{_scheduler} (2 worker processes, 1 thread each; includes starting them)" if _scheduler else
+            "empty (in this process, 2 threads)"), _prepare_cia_series)(
+        lambda w, s=_scheduler: _starfm_scheduler(w, s))

@@ -210,7 +210,7 @@ class _DaskRun:
             # one thread per worker for Dask (a worker computes one tile at a time, see run_task); the tile uses
             # `threads` cores through torch and numba
             self.cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=logging.ERROR, worker_class=distributed.Nanny)
         finally:
             if previous:

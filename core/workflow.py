@@ -40,6 +40,7 @@ class WorkflowConfig:
     coarse_scale: float | None = None
     coarse_offset: float = 0.0
     params: Any = None  # the method's settings (a StarfmParams, StfdcnnParams...); None: its defaults
+    scheduler: str = ""  # SCHEDULER of the predictions: '' this process, local:N, or a Dask scheduler's address
 
     @property
     def scales(self) -> Scales:
@@ -74,10 +75,11 @@ def _method_name(config: WorkflowConfig) -> str:
 
 def run_workflow(config: WorkflowConfig, feedback: Feedback | None = None) -> WorkflowResult:
     """Run the workflow; see the module docstring. No output may replace an input (:func:`.raster.protect_inputs`)."""
+    from .executor import scheduler_scope
     from .raster import protect_inputs
 
     inputs = [p for p, _ in config.fine] + [p for p, _ in config.coarse] + [config.model_path or ""]
-    with protect_inputs(inputs):
+    with protect_inputs(inputs), scheduler_scope(config.scheduler):
         return _run_workflow(config, feedback)
 
 
@@ -139,7 +141,7 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         if method in CLASSIC:
             files = _classic(method, series, dates, predictions_dir, config, stage(10, 90))
             commands.append((f"stf:fuse_{method}", {**inputs, **({"DEVICE": config.device} if method != "naive"
-                                                                 else {}),
+                                                                 else {}), **_scheduler(config),
                                                     "OUTPUT_FOLDER": os.path.join(out, "predictions")}))
         else:
             from .deep.api import predict_with_model
@@ -147,7 +149,7 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
             files = predict_with_model(model_file or config.model_path, series, dates, predictions_dir, config.scales,
                                        config.device, stage(60 if model_file else 10, 90))
             commands.append(("stf:predict", {"MODEL": (model_file or config.model_path).replace(staging, out),
-                                             **inputs, "DEVICE": config.device,
+                                             **inputs, "DEVICE": config.device, **_scheduler(config),
                                              "OUTPUT_FOLDER": os.path.join(out, "predictions")}))
         report = table = None
         if references:
@@ -187,6 +189,11 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
     if feedback is not None:
         feedback.set_progress(100)
     return result
+
+
+def _scheduler(config: WorkflowConfig) -> dict:
+    """SCHEDULER of the recorded calls, where one was given."""
+    return {"SCHEDULER": config.scheduler} if config.scheduler else {}
 
 
 def _encoding_parameters(config: WorkflowConfig) -> dict:

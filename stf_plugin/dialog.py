@@ -31,6 +31,7 @@ from ..algorithms.base import source_path
 from ..core.dates import date_from_name, parse_date, parse_date_list
 from ..core.device import DEVICES, detected_devices, install_hint, torch_available
 from ..core.errors import InputError
+from ..core.executor import SCHEDULER_HELP
 from ..core.resample import RESAMPLING_METHODS
 from ..core.workflow import WorkflowConfig
 from .task import FusionTask
@@ -39,7 +40,7 @@ SETTINGS_GROUP = "stf_fusion/dialog"
 # parameters the dialog sets itself (images, dates, encodings, device, outputs, epochs)
 SHARED_PARAMETERS = {"FINE", "COARSE", "DATES", "PREDICT_DATES", "SCALE", "FINE_SCALE", "FINE_OFFSET",
                      "COARSE_SCALE", "COARSE_OFFSET", "DEVICE", "OUTPUT_FOLDER", "MODEL", "MAX_NODATA",
-                     "TRAIN_DATES", "EPOCHS"}
+                     "TRAIN_DATES", "EPOCHS", "SCHEDULER"}
 
 METHODS = [
     ("naive", "Naive (nearest fine image, benchmark)"),
@@ -159,6 +160,10 @@ class FusionDialog(QDialog):
         self.detected = QLabel(f"Detected: {detected_devices()}")
         device_row.addWidget(self.detected)
         form.addRow("Device", device_row)
+        self.scheduler = QLineEdit()
+        self.scheduler.setPlaceholderText("empty: this process; local:2; tcp://host:8786")
+        self.scheduler.setToolTip(SCHEDULER_HELP)
+        form.addRow("Scheduler (distributed tiles)", self.scheduler)
         self.resample = QComboBox()
         self.resample.addItems(list(RESAMPLING_METHODS))
         self.resample.setCurrentText("bicubic")
@@ -229,6 +234,7 @@ class FusionDialog(QDialog):
     # --- settings (remembered between sessions) ----------------------------------------------------------------
     def _settings(self) -> dict:
         return {"method": self.method, "device": self.device, "resample": self.resample, "output": self.output,
+                "scheduler": self.scheduler,
                 **{f"{kind}_{part}": widget for kind, pair in self.encodings.items()
                    for part, widget in zip(("scale", "offset"), pair)}}
 
@@ -384,6 +390,7 @@ class FusionDialog(QDialog):
                               model_path=self.model.filePath(), epochs=self.epochs.value(),
                               device=self.device.currentText(), resample_method=self.resample.currentText(),
                               holdout_dates=parse_date_list(self.holdout.text()), params=self.method_params(),
+                              scheduler=self.scheduler.text().strip(),
                               **numbers)
 
     def start(self) -> FusionTask | None:
