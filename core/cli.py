@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         for p in spec.params:
             _add_argument(sub, p)
+        # also accepted after the algorithm (SUPPRESS: not given there, the value before it stands)
+        sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="Outputs as JSON.")
+        sub.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="Only the outputs.")
     return parser
 
 
