@@ -202,11 +202,12 @@ def test_a_dialog_run_is_in_the_processing_history_and_its_commands_reproduce_it
     dialog.wrappers["WINDOW"].setParameterValue(21, QgsProcessingContext())  # an Advanced setting travels too
     dialog.output.setFilePath(str(tmp_path / "out"))
     dialog.holdout.setText("2021-06-20")
+    dialog.scheduler.setText("local:2")  # the tiles on two worker processes; the history says so
     task = _run(dialog)
     assert task.error is None, task.error
     assert [line.split("(")[1].split(",")[0] for line in task.history] == [
         "'stf:resample_coarse'", "'stf:fuse_starfm'", "'stf:fuse_naive'", "'stf:evaluate'"]
-    assert "'WINDOW': 21" in task.history[1]
+    assert "'WINDOW': 21" in task.history[1] and "'SCHEDULER': 'local:2'" in task.history[1]
     logged = [e.text for e in ProcessingLog.getLogEntries()]
     assert all(line in logged for line in task.history)
     before = {p: read_raw(p) for _, p in task.result.predictions}
