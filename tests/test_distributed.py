@@ -205,3 +205,15 @@ def test_unreachable_scheduler_is_a_clear_error(sample_on_fine_grid, tmp_path):
     with scheduler_scope("tcp://127.0.0.1:9"), pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
         fuse_naive(sample_on_fine_grid, sample_on_fine_grid.predict_dates, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out") or files_in(tmp_path / "out") == []
+
+
+def test_without_dask_the_message_says_how_to_install_it(monkeypatch, sample_on_fine_grid, tmp_path):
+    from stf_fusion.core.errors import MissingDependencyError
+    from stf_fusion.core.naive import fuse_naive
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` now fails
+    with scheduler_scope("local:2"), pytest.raises(MissingDependencyError, match="pip install"):
+        fuse_naive(sample_on_fine_grid, sample_on_fine_grid.predict_dates, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out") or files_in(tmp_path / "out") == []
+    with scheduler_scope(""):  # in this process dask is never imported
+        assert len(fuse_naive(sample_on_fine_grid, sample_on_fine_grid.predict_dates, str(tmp_path / "o2"))) == 7
