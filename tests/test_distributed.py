@@ -81,7 +81,7 @@ def _methods(series, models):
         "additive": lambda out: fuse_additive(series, dates, out),
         "starfm": lambda out: fuse_starfm(series, dates, out, params=StarfmParams(tile_size=64), device="cpu"),
         "estarfm": lambda out: fuse_estarfm(series, dates, out, params=EstarfmParams(tile_size=96), device="cpu"),
-        "fsdaf": lambda out: fuse_fsdaf(series, dates, out, params=FsdafParams(tile_size=96), device="cpu"),
+        "fsdaf": lambda out: fuse_fsdaf(series, dates, out, params=FsdafParams(tile_size=96, block=4), device="cpu"),
     }
     for method in ("stfdcnn", "stf3dcnn", "dcnn"):
         runs[method] = lambda out, m=method: predict_with_model(models[m]["trained"], series, dates, out, 1e-4, "cpu")

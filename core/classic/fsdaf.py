@@ -53,6 +53,7 @@ import numpy as np
 from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
+from ..executor import map_ordered
 from ..fusion import write_predictions
 from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
@@ -446,12 +447,14 @@ def fuse_fsdaf(
             path = os.path.join(tmp, f"change_{date.isoformat()}.tif")
             with RasterWriter(path, grid, dtype="float32", nodata=np.nan) as writer:
                 tiles = plan_tiles(grid.width, grid.height, tile_a, window_radius(params.window))
-                for tile in tiles:
-                    check_cancel(sub)
-                    values, valid = scene.total_change(tile)
-                    writer.write(values, tile.inner, valid)
+
+                def store(index: int, result: tuple, writer=writer, tiles=tiles, sub=sub) -> None:
+                    writer.write(result[0], tiles[index].inner, result[1])
                     if sub is not None:
-                        sub.set_progress(100.0 * (tile.index + 1) / tile.count)
+                        sub.set_progress(100.0 * (index + 1) / len(tiles))
+
+                # the blocks' changes are tile jobs too (on the executor of SCHEDULER, the scene sent once)
+                map_ordered(scene.total_change, tiles, sub, store)
             changes[date] = (pair, path, scene.similar_threshold)
 
         def predict(date, tile):
