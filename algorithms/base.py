@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingOutputMultipleLayers,
+    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -172,7 +173,8 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         for param in self.spec.params:
             self.add_param(param)
         for output in self.spec.outputs:
-            cls = QgsProcessingOutputMultipleLayers if output.kind == "layers" else QgsProcessingOutputFile
+            cls = {"layers": QgsProcessingOutputMultipleLayers, "file": QgsProcessingOutputFile,
+                   "string": QgsProcessingOutputString}[output.kind]
             self.addOutput(cls(output.name, output.label))
             self._output_help[output.name] = output.help
 

@@ -51,7 +51,7 @@ class Param:
 
 @dataclass(frozen=True)
 class Output:
-    """An output that is not a destination parameter: ``layers`` (a list of files) or ``file``."""
+    """An output that is not a destination parameter: ``layers`` (a list of files), ``file`` or ``string``."""
 
     name: str
     kind: str
@@ -795,6 +795,52 @@ def _evaluate_spec() -> Spec:
         _run_evaluate)
 
 
+def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
+    from .crossval import cross_validate, explanation, write_csv, write_html
+    from .raster import OutputTransaction
+
+    series = read_series(values)
+    methods = [m for m in re.split(r"[,;\s]+", values["METHODS"].strip().lower()) if m]
+    csv_path, html_path = values["OUTPUT_CSV"], values.get("OUTPUT_HTML")
+    folder = os.path.dirname(os.path.abspath(csv_path))
+    result = cross_validate(series, methods, folder, scales_of(values), values["DEVICE"], feedback)
+    with OutputTransaction() as tx:
+        write_csv(result, csv_path, tx)
+        if html_path:
+            write_html(result, html_path, tx)
+    for line in explanation(result):
+        feedback.info(line)
+    return {"OUTPUT_CSV": csv_path, "OUTPUT_HTML": html_path or None, "BEST": next(iter(result.mean_rmse()))}
+
+
+def _cross_validate_spec() -> Spec:
+    from .crossval import METHODS
+
+    return Spec(
+        "cross_validate", "Which method suits this scene? (cross-validation)", "evaluation",
+        "Leave-one-pair-out cross-validation: each interior pair date (one with a pair before and after it) is "
+        "held out in turn, predicted by every chosen method with its default settings from the other pairs and the "
+        "coarse images, and compared with its fine image. The methods are ranked by RMSE per held-out date and "
+        "overall by their mean RMSE; the report says which method is best, by how much it beats the naive and "
+        "additive predictions, and shows the spatial / temporal variance of the pairs' fine images beside the "
+        "ranking (Emelyanova et al. 2013, Remote Sensing of Environment 133, found ESTARFM better where spatial "
+        "variance dominates and STARFM where temporal variance dominates). With two pairs only, each is held out "
+        "and the two-pair methods are left out. Coarse images must be on the fine grid (stf:resample_coarse).",
+        _series_params(predict_dates=False) + (
+            Param("METHODS", "string", "Methods", "The methods to compare, separated by commas, among "
+                  + ", ".join(METHODS) + ".", ",".join(METHODS)),
+            _device(), _SCHEDULER,
+            Param("OUTPUT_CSV", "file_out", "Cross-validation table", "One row per held-out date and method (RMSE, "
+                  "MAE, SSIM, CC, SAM, ERGAS, rank), then the mean RMSE and mean rank of each method.",
+                  extension="CSV files (*.csv)"),
+            Param("OUTPUT_HTML", "file_out", "Report", "The ranking and why, as HTML.", optional=True,
+                  extension="HTML files (*.html)"),
+        ),
+        _run_cross_validate, outputs=(Output("BEST", "string", "Best method",
+                                             "The method with the lowest mean held-out RMSE."),),
+        needs_torch=True)
+
+
 def _benchmarks() -> list[Spec]:
     return [
         _benchmark_spec(
@@ -826,7 +872,7 @@ def specs() -> list[Spec]:
     if not _REGISTRY.specs:
         for spec in [_make_sample_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
                      _fsdaf_spec(), _stfdcnn_spec(), _dcnn_spec(), _arrange_spec(), _stf3dcnn_spec(),
-                     _predict_spec(), _evaluate_spec()]:
+                     _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec
     return list(_REGISTRY.specs.values())
 
