@@ -18,12 +18,14 @@ from .series import Scales, build_series, resample_series
 
 CLASSIC = ("naive", "starfm", "estarfm", "fsdaf")
 TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn")
+CROSS_VALIDATE = "cross_validate"  # "Which method suits this scene?": no predictions, a ranking (core/crossval.py)
 
 
 @dataclass
 class WorkflowConfig:
-    """What the dialog collects. ``method``: a classic method, ``model`` (predict with ``model_path``) or
-    ``train_<method>`` (train with ``epochs``, then predict)."""
+    """What the dialog collects. ``method``: a classic method, ``model`` (predict with ``model_path``),
+    ``train_<method>`` (train with ``epochs``, then predict) or ``cross_validate`` (rank the classic methods by
+    leave-one-pair-out cross-validation; no prediction)."""
 
     fine: list[tuple[str, _dt.date]]
     coarse: list[tuple[str, _dt.date]]
@@ -59,10 +61,11 @@ class WorkflowResult:
     # the same run as Processing calls, (algorithm id, parameters) with the final paths: for the Processing
     # history (the method's own settings are added by the caller, which knows the algorithms' parameters)
     commands: list = field(default_factory=list)
+    best: str | None = None  # cross-validation: the method with the lowest mean held-out RMSE
 
 
 def _method_name(config: WorkflowConfig) -> str:
-    if config.method in CLASSIC:
+    if config.method in CLASSIC or config.method == CROSS_VALIDATE:
         return config.method
     if config.method.startswith("train_") and config.method[6:] in TRAINABLE:
         return config.method[6:]
@@ -124,6 +127,8 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
                                                          for _, d in config.coarse],
                                   [d for _, d in fine] + [d for _, d in config.coarse])
         check_cancel(feedback)
+        if method == CROSS_VALIDATE:
+            return _cross_validate(series, config, staging, commands, stage(10, 99))
         dates = series.predict_dates
         if not dates:
             raise InputError("Every coarse date has a fine image: there is nothing to predict.")
@@ -189,6 +194,28 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
     if feedback is not None:
         feedback.set_progress(100)
     return result
+
+
+def _cross_validate(series, config: WorkflowConfig, staging: str, commands: list, feedback) -> WorkflowResult:
+    """Rank the classic methods on the series; the table and the report are moved into the output folder."""
+    from .crossval import METHODS, cross_validate, write_csv, write_html
+
+    out = config.output_folder
+    result = cross_validate(series, list(METHODS), staging, config.scales, config.device, feedback)
+    with OutputTransaction() as tx:
+        table = write_csv(result, os.path.join(staging, "cross_validation.csv"), tx)
+        report = write_html(result, os.path.join(staging, "cross_validation.html"), tx)
+    commands.append(("stf:cross_validate", {"FINE": [f.path.replace(staging, out) for f in series.fine],
+                                            "COARSE": [c.path.replace(staging, out) for c in series.coarse],
+                                            "DATES": ",".join(d.isoformat() for d in
+                                                              [f.date for f in series.fine] + series.dates),
+                                            **_encoding_parameters(config), "DEVICE": config.device,
+                                            **_scheduler(config), "OUTPUT_CSV": table.replace(staging, out),
+                                            "OUTPUT_HTML": report.replace(staging, out)}))
+    check_cancel(feedback)
+    moved = _move_into_place(staging, out)
+    return WorkflowResult(CROSS_VALIDATE, [], None, moved.get(report), moved.get(table), commands,
+                          best=next(iter(result.mean_rmse())))
 
 
 def _scheduler(config: WorkflowConfig) -> dict:

@@ -51,6 +51,7 @@ METHODS = [
     ("train_stfdcnn", "Train now: STFDCNN"),
     ("train_dcnn", "Train now: patch DCNN"),
     ("train_stf3dcnn", "Train now: STF3DCNN"),
+    ("cross_validate", "Which method suits this scene? (cross-validation of the classic methods)"),
 ]
 
 
@@ -282,7 +283,11 @@ class FusionDialog(QDialog):
         dates = {d for _, d in coarse}
         predict = dates - pairs
         text = f"{len(pairs)} pair(s), {len(dates)} coarse date(s), {len(predict)} to predict"
-        if holdout:
+        if self.method.currentData() == "cross_validate":
+            interior = max(len(pairs) - 2, 0)
+            text = (f"{len(pairs)} pair(s): {interior or len(pairs)} held out in turn and predicted by naive, "
+                    "additive, STARFM, ESTARFM and FSDAF, ranked by RMSE")
+        elif holdout:
             text += f" ({len(holdout & predict)} held out for evaluation)"
         missing = sorted(pairs - dates)
         if missing:
@@ -320,7 +325,11 @@ class FusionDialog(QDialog):
         key = self.method.currentData()
         self.model.setEnabled(key == "model")
         self.epochs.setEnabled(key.startswith("train_"))
+        if hasattr(self, "holdout"):  # cross-validation holds the pairs out itself
+            self.holdout.setEnabled(key != "cross_validate")
         self._build_advanced(key)
+        if hasattr(self, "summary"):
+            self._update_summary()
 
     def _algorithm(self, key: str):
         """The registered algorithm whose parameters the method shares (None: naive, model file)."""
@@ -417,7 +426,8 @@ class FusionDialog(QDialog):
         self.run_button.setEnabled(True)
         self.task = None
         if task.result is not None:
-            self.status.setText(f"Done: {len(task.result.predictions)} prediction(s) in '{task.group_name}'.")
+            self.status.setText(f"Done: best method {task.result.best} (see the report)." if task.result.best else
+                                f"Done: {len(task.result.predictions)} prediction(s) in '{task.group_name}'.")
             self.progress.setValue(100)
         elif task.cancelled:
             self.status.setText("Cancelled; no output was written.")

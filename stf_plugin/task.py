@@ -97,11 +97,14 @@ class FusionTask(QgsTask):
 
     def finished(self, ok: bool) -> None:  # back in the main thread
         if ok and self.result is not None:
-            self._add_layers(self.result)
+            if self.result.predictions:
+                self._add_layers(self.result)
             self.history = history_commands(self.result, self.config)
             add_to_processing_history(self.history)
-            self._message(f"{len(self.result.predictions)} prediction(s) added to the group '{self.group_name}'.",
-                          Qgis.Success, self.result.report)
+            text = (f"Cross-validation: the best method on this scene is {self.result.best}."
+                    if self.result.best else
+                    f"{len(self.result.predictions)} prediction(s) added to the group '{self.group_name}'.")
+            self._message(text, Qgis.Success, self.result.report)
         elif self.cancelled or self.isCanceled():
             self.cancelled = True
             self._message("Fusion cancelled; no output was written.", Qgis.Info)

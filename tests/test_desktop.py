@@ -228,3 +228,25 @@ def test_without_torch_the_dialog_greys_out_what_needs_it(qgis_iface, project, m
                for i in range(dialog.method.count())}
     assert enabled.pop("naive") and not any(enabled.values())
     assert dialog.method.currentData() == "naive" and "pip install" in dialog.method.toolTip()
+
+
+def test_which_method_suits_this_scene(qgis_iface, project, provider, tmp_path):
+    """The dialog's cross-validation entry: one task (resampling the coarse layers first), a ranking and its report,
+    no prediction layers, and a Processing-history line that gives the same table."""
+    import processing
+
+    dialog = FusionDialog(qgis_iface, project=project)
+    dialog.method.setCurrentIndex(dialog.method.findData("cross_validate"))
+    assert not dialog.holdout.isEnabled() and "held out in turn" in dialog.summary.text()
+    dialog.output.setFilePath(str(tmp_path / "cv"))
+    groups = len(project.layerTreeRoot().children())
+    task = _run(dialog)
+    assert task.error is None, task.error
+    assert task.result.best in ("naive", "additive", "starfm", "fsdaf") and task.result.predictions == []
+    assert os.path.isfile(task.result.report) and f"best method {task.result.best}" in dialog.status.text()
+    assert len(project.layerTreeRoot().children()) == groups  # nothing added to the map
+    assert "'stf:cross_validate'" in task.history[-1]
+    table = open(task.result.table, encoding="utf-8").read()
+    os.remove(task.result.table)
+    eval(task.history[-1], {"processing": processing})  # noqa: S307  the history's own line
+    assert open(task.result.table, encoding="utf-8").read() == table
