@@ -208,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(outputs, indent=1))
     else:
         for name, value in outputs.items():
+            if value is None:  # an optional output not asked for
+                continue
             shown = "\n  ".join(value) if isinstance(value, list) else value
             print(f"{name}:{chr(10) + '  ' if isinstance(value, list) else ' '}{shown}")
     return EXIT_OK
