@@ -243,9 +243,7 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             return self.parameterAsBool(parameters, name, context)
         if p.kind == "enum":
             return self.parameterAsEnumString(parameters, name, context)
-        if p.kind == "string":
-            return self.parameterAsString(parameters, name, context)
-        if p.kind == "folder_out":
+        if p.kind in ("string", "folder_out"):
             return self.parameterAsString(parameters, name, context)
         if p.kind == "file_out":
             return self.parameterAsFileOutput(parameters, name, context) or None

@@ -320,22 +320,9 @@ def _starfm_scheduler(workdir: str, scheduler: str) -> dict:
 
     from stf_fusion.core.classic.starfm import fuse_starfm
     from stf_fusion.core.executor import parse_scheduler, scheduler_scope
+    from stf_fusion.core.feedback import RecordingFeedback
 
-    class Messages:
-        lines: list[str] = []
-
-        def set_progress(self, percent: float) -> None:
-            pass
-
-        def is_canceled(self) -> bool:
-            return False
-
-        def info(self, message: str) -> None:
-            self.lines.append(message)
-            self.times.append(time.perf_counter())
-
-    Messages.times = []
-    series, feedback = _cia_series(workdir), Messages()
+    series, feedback = _cia_series(workdir), RecordingFeedback()
     start = time.perf_counter()
     with scheduler_scope(scheduler):
         files = fuse_starfm(series, series.predict_dates, os.path.join(workdir, "out_scheduler"), device="cpu",

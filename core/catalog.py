@@ -331,10 +331,10 @@ def _resample_spec() -> Spec:
 # --- benchmarks and classic methods ------------------------------------------------------------------------------
 def _benchmark_run(name: str) -> Callable[[Values, Feedback], dict]:
     def run(values: Values, feedback: Feedback) -> dict:
-        from . import naive
+        from .fusion import fuse_method
 
         series, dates, folder, scale = prediction_inputs(values)
-        files = getattr(naive, f"fuse_{name}")(series, dates, folder, scale, feedback)
+        files = fuse_method(name, series, dates, folder, scale, feedback=feedback)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
 
     return run
@@ -347,28 +347,28 @@ def _benchmark_spec(name: str, display: str, help_text: str) -> Spec:
                 _benchmark_run(name), outputs=(_OUTPUT_FILES,), layers="OUTPUT_FILES")
 
 
-def _classic_run(module: str, function: str, settings: type) -> Callable[[Values, Feedback], dict]:
+def _classic_run(method: str, settings: type) -> Callable[[Values, Feedback], dict]:
     def run(values: Values, feedback: Feedback) -> dict:
-        import importlib
+        from .fusion import fuse_method
 
-        fuse = getattr(importlib.import_module(f".classic.{module}", __package__), function)
         series, dates, folder, scale = prediction_inputs(values)
         start = time.perf_counter()
-        files = fuse(series, dates, folder, scale, settings_of(values, settings), values["DEVICE"], feedback)
+        files = fuse_method(method, series, dates, folder, scale, settings_of(values, settings), values["DEVICE"],
+                            feedback)
         feedback.info(f"{len(files)} prediction(s) in {time.perf_counter() - start:.1f} s.")
         return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
 
     return run
 
 
-def _classic_spec(alg_id: str, display: str, help_text: str, method_params: tuple[Param, ...], module: str,
+def _classic_spec(alg_id: str, display: str, help_text: str, method_params: tuple[Param, ...],
                   settings: type) -> Spec:
     method = alg_id.replace("fuse_", "")
     return Spec(alg_id, display, "classic", help_text,
                 _series_params() + method_params + (_device(), _MAX_NODATA, _SCHEDULER, _output_folder(
                     "Folder for the predictions (created if needed), one GeoTIFF per date named "
                     f"{method}_<YYYY-MM-DD>.tif.")),
-                _classic_run(module, alg_id, settings), outputs=(_OUTPUT_FILES,), needs_torch=True,
+                _classic_run(method, settings), outputs=(_OUTPUT_FILES,), needs_torch=True,
                 settings=settings, layers="OUTPUT_FILES")
 
 
@@ -406,7 +406,7 @@ def _starfm_spec() -> Spec:
                   "paper variant only: C = ln(S B + 1) ln(T B + 1) D (paper eq. 11), less sensitive to the spectral "
                   "and temporal differences, instead of C = S T D.", d.log_weights, advanced=True),
         ),
-        "starfm", StarfmParams)
+        StarfmParams)
 
 
 def _estarfm_spec() -> Spec:
@@ -436,7 +436,7 @@ def _estarfm_spec() -> Spec:
                   "prediction at or above it is replaced; 0.02 x DATA_MAX is the least coarse change for a "
                   "conversion coefficient.", d.data_max, -1e6, 1e6, advanced=True),
         ),
-        "estarfm", EstarfmParams)
+        EstarfmParams)
 
 
 def _fsdaf_spec() -> Spec:
@@ -471,7 +471,7 @@ def _fsdaf_spec() -> Spec:
             Param("DATA_MAX", "float", "Data range: maximum", "The code's DN_max, as reflectance (after SCALE).",
                   d.data_max, -1e6, 1e6, advanced=True),
         ),
-        "fsdaf", FsdafParams)
+        FsdafParams)
 
 
 # --- deep learning ------------------------------------------------------------------------------------------------

@@ -86,25 +86,13 @@ def folds(series: SceneSeries) -> tuple[list[_dt.date], bool]:
     return dates, False
 
 
-def _predict(method: str, series: SceneSeries, date: _dt.date, folder: str, scale: Any, device: str,
-             feedback: Feedback | None) -> str:
-    """One method's prediction of ``date`` with its default settings."""
-    import importlib
-
-    if method in ("naive", "additive"):
-        from . import naive
-
-        return getattr(naive, f"fuse_{method}")(series, [date], folder, scale, feedback)[0]
-    module = importlib.import_module(f".classic.{method}", __package__)
-    return getattr(module, f"fuse_{method}")(series, [date], folder, scale, device=device, feedback=feedback)[0]
-
-
 def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: Any, device: str = "auto",
                    feedback: Feedback | None = None) -> CrossValidation:
     """Leave each (interior) pair out in turn, predict it with every method, evaluate against it.
 
     Predictions are written to a scratch folder under ``folder`` and removed at the end."""
     from .evaluation import evaluate_files
+    from .fusion import fuse_method
     from .raster import clean_stale, scratch_prefix
     from .series import as_scales, require_fine_grid
 
@@ -143,7 +131,7 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
                 step = k * len(methods) + j
                 sub = SubFeedback(feedback, 100.0 * step / steps, 100.0 * (step + 1) / steps) if feedback else None
                 out = os.path.join(tmp, f"{held.isoformat()}_{method}")
-                prediction = _predict(method, fold, held, out, scales, device, sub)
+                prediction = fuse_method(method, fold, [held], out, scales, device=device, feedback=sub)[0]
                 evaluation = evaluate_files([prediction], [reference], scale=scales.fine, keep_details=False)
                 row = next(r for r in evaluation.rows if r["band"] == "all")
                 result.rows.append({"held_out": held.isoformat(), "method": method,

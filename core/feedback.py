@@ -35,6 +35,21 @@ class NullFeedback:
         pass
 
 
+class RecordingFeedback(NullFeedback):
+    """Feedback that keeps every info line (``lines``) and when it came (``times``, ``time.perf_counter``); never
+    cancels. For scripts, benchmarks and tests that read what a run reported."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.times: list[float] = []
+
+    def info(self, message: str) -> None:
+        import time
+
+        self.lines.append(message)
+        self.times.append(time.perf_counter())
+
+
 class SubFeedback:
     """Maps 0-100 % of a sub-task onto the range [start, end] of a parent feedback."""
 

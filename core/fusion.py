@@ -148,6 +148,22 @@ def write_predictions(
     return [path for path in tx.committed if not path.endswith(".qml")]
 
 
+def fuse_method(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
+                scale: "float | Encoding | Scales", params: object = None, device: str = "auto",
+                feedback: Feedback | None = None) -> list[str]:
+    """Predict ``dates`` with a benchmark (``naive``, ``additive``) or a classic method (``starfm``, ``estarfm``,
+    ``fsdaf``; ``params`` its settings, None: the defaults); returns the written files."""
+    import importlib
+
+    if method in ("naive", "additive"):
+        from . import naive
+
+        return getattr(naive, f"fuse_{method}")(series, dates, folder, scale, feedback)
+    module = importlib.import_module(f".classic.{method}", __package__)
+    return getattr(module, f"fuse_{method}")(series, dates, folder, scale, params=params, device=device,
+                                             feedback=feedback)
+
+
 class TileJob:
     """All dates of one tile: what an executor runs (picklable with cloudpickle, closures included).
 

@@ -144,7 +144,10 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
                                                      **({"EPOCHS": config.epochs} if _epochs(config) else {}),
                                                      "MODEL": model_file.replace(staging, out)}))
         if method in CLASSIC:
-            files = _classic(method, series, dates, predictions_dir, config, stage(10, 90))
+            from .fusion import fuse_method
+
+            files = fuse_method(method, series, dates, predictions_dir, config.scales, config.params, config.device,
+                                stage(10, 90))
             commands.append((f"stf:fuse_{method}", {**inputs, **({"DEVICE": config.device} if method != "naive"
                                                                  else {}), **_scheduler(config),
                                                     "OUTPUT_FOLDER": os.path.join(out, "predictions")}))
@@ -269,16 +272,6 @@ def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -
     with OutputTransaction() as tx:
         path, _, _ = write_model(os.path.join(folder, f"{method}.stfmodel"), method, networks, meta, tx)
     return path
-
-
-def _classic(method: str, series, dates, folder: str, config: WorkflowConfig, feedback) -> list[str]:
-    if method == "naive":
-        from .naive import fuse_naive
-
-        return fuse_naive(series, dates, folder, config.scales, feedback)
-    module = __import__(f"{__package__}.classic.{method}", fromlist=["x"])
-    return getattr(module, f"fuse_{method}")(series, dates, folder, config.scales, params=config.params,
-                                             device=config.device, feedback=feedback)
 
 
 def _move_into_place(staging: str, target: str) -> dict[str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from osgeo import gdal, osr
 
+from stf_fusion.core.feedback import RecordingFeedback as LogFeedback  # noqa: F401  keeps the info lines
+
 UTM33 = 32633
 
 
@@ -79,17 +81,3 @@ class kernel_path:  # noqa: N801  a context manager, used like a function
         return False
 
 
-class LogFeedback:
-    """Core feedback that keeps the info lines (``lines``) and never cancels."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def set_progress(self, percent: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
