@@ -474,6 +474,36 @@ def _fsdaf_spec() -> Spec:
         FsdafParams)
 
 
+def _fitfc_spec() -> Spec:
+    from .classic.fitfc import FitfcParams
+
+    d = FitfcParams()
+    return _classic_spec(
+        "fuse_fitfc", "Fit-FC",
+        "Regression model Fitting, spatial Filtering and residual Compensation (Wang & Atkinson 2018, Remote Sensing "
+        "of Environment 204), in the order of the authors' program. One pair (the nearest). Per band, a linear "
+        "regression of the coarse image of the date on the coarse image of the pair in a moving window of coarse "
+        "pixels gives a slope and an intercept per coarse pixel, applied to the fine image of the pair; the "
+        "regression's residuals, interpolated bicubically, are added; a filter then averages the result over the "
+        "pixels of the window most similar in the fine image of the pair (weights 1 / (1 + d / A)). Suited to strong "
+        "changes between the dates (seasons) with a single pair; land-cover change inside a regression window is "
+        "smoothed. The coarse factor (coarse / fine pixel size) rebuilds the coarse pixels from the coarse images "
+        "on the fine grid. Defaults: regression window radius 5 coarse pixels (the paper's experiments), filter "
+        "window 41 pixels and 20 similar pixels (the authors' MODIS-Landsat program).",
+        (
+            Param("FACTOR", "int", "Coarse factor", "Coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m.",
+                  d.factor, 2, 200),
+            Param("REGRESSION_RADIUS", "int", "Regression window radius (coarse pixels)",
+                  "W: the regression is fitted over (2 W + 1)^2 coarse pixels around each coarse pixel.",
+                  d.regression_radius, 1, 50),
+            Param("WINDOW", "int", "Filter window size (pixels)", "Side of the similar-pixel filter's window (odd).",
+                  d.window, 3, 501, advanced=True),
+            Param("SIMILAR", "int", "Similar pixels", "Pixels of the window the filter averages.", d.similar, 1,
+                  1000, advanced=True),
+        ),
+        FitfcParams)
+
+
 # --- deep learning ------------------------------------------------------------------------------------------------
 _TRAIN_DATES_HELP = "The pair dates to train on, separated by commas. Empty: every pair."
 
@@ -871,7 +901,7 @@ def specs() -> list[Spec]:
     """Every algorithm, in the toolbox's order."""
     if not _REGISTRY.specs:
         for spec in [_make_sample_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
-                     _fsdaf_spec(), _stfdcnn_spec(), _dcnn_spec(), _arrange_spec(), _stf3dcnn_spec(),
+                     _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _arrange_spec(), _stf3dcnn_spec(),
                      _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec
     return list(_REGISTRY.specs.values())

@@ -34,7 +34,7 @@ from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
 from .series import SceneSeries, build_series, read_item
 
-METHODS = ("naive", "additive", "starfm", "estarfm", "fsdaf")  # what cross_validate can run (default settings)
+METHODS = ("naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc")  # what cross_validate can run (default settings)
 TWO_PAIRS = {"estarfm"}
 
 

@@ -16,7 +16,7 @@ from .feedback import Feedback, SubFeedback, check_cancel
 from .raster import Encoding, OutputTransaction
 from .series import Scales, build_series, resample_series
 
-CLASSIC = ("naive", "starfm", "estarfm", "fsdaf")
+CLASSIC = ("naive", "starfm", "estarfm", "fsdaf", "fitfc")
 TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn")
 CROSS_VALIDATE = "cross_validate"  # "Which method suits this scene?": no predictions, a ranking (core/crossval.py)
 

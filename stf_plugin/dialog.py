@@ -47,6 +47,7 @@ METHODS = [
     ("starfm", "STARFM"),
     ("estarfm", "ESTARFM (needs pairs before and after)"),
     ("fsdaf", "FSDAF"),
+    ("fitfc", "Fit-FC"),
     ("model", "Trained model file (STFDCNN, DCNN, STF3DCNN)"),
     ("train_stfdcnn", "Train now: STFDCNN"),
     ("train_dcnn", "Train now: patch DCNN"),
@@ -333,7 +334,8 @@ class FusionDialog(QDialog):
 
     def _algorithm(self, key: str):
         """The registered algorithm whose parameters the method shares (None: naive, model file)."""
-        alg_id = {"starfm": "fuse_starfm", "estarfm": "fuse_estarfm", "fsdaf": "fuse_fsdaf"}.get(key, key)
+        alg_id = {"starfm": "fuse_starfm", "estarfm": "fuse_estarfm", "fsdaf": "fuse_fsdaf",
+                  "fitfc": "fuse_fitfc"}.get(key, key)
         alg = QgsApplication.processingRegistry().algorithmById(f"stf:{alg_id}")
         return alg if alg is not None and hasattr(alg, "PARAMS") and alg.PARAMS is not object else None
 

@@ -9,6 +9,7 @@ from conftest import ROOT, files_in
 from qgis.core import QgsProcessingException
 
 from stf_fusion.core.classic.estarfm import EstarfmParams, fuse_estarfm
+from stf_fusion.core.classic.fitfc import FitfcParams, fuse_fitfc
 from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
 from stf_fusion.core.classic.starfm import StarfmParams, fuse_starfm
 from stf_fusion.core.evaluation import evaluate_files
@@ -22,6 +23,7 @@ METHODS = {
     "starfm": lambda s, d, f, **k: fuse_starfm(s, d, f, params=StarfmParams(**k)),
     "estarfm": lambda s, d, f, **k: fuse_estarfm(s, d, f, params=EstarfmParams(**k)),
     "fsdaf": lambda s, d, f, **k: fuse_fsdaf(s, d, f, params=FsdafParams(**k)),
+    "fitfc": lambda s, d, f, **k: fuse_fitfc(s, d, f, params=FitfcParams(**k)),
 }
 
 
@@ -50,7 +52,8 @@ def test_beats_the_naive_prediction(sample, method):
 
 
 @pytest.mark.parametrize("method, kwargs", [
-    ("starfm", dict(window=9)), ("estarfm", dict(window=9)), ("fsdaf", dict(window=9, similar=8))])
+    ("starfm", dict(window=9)), ("estarfm", dict(window=9)), ("fsdaf", dict(window=9, similar=8)),
+    ("fitfc", dict(window=9, similar=8, regression_radius=2))])
 def test_tiling_does_not_change_the_result(sample, method, kwargs):
     series, folder, _, _ = sample
     date = DATES[:1]
@@ -59,7 +62,7 @@ def test_tiling_does_not_change_the_result(sample, method, kwargs):
     np.testing.assert_array_equal(read_raw(small[0]), read_raw(whole[0]))
 
 
-@pytest.mark.parametrize("alg_id", ["stf:fuse_starfm", "stf:fuse_estarfm", "stf:fuse_fsdaf"])
+@pytest.mark.parametrize("alg_id", ["stf:fuse_starfm", "stf:fuse_estarfm", "stf:fuse_fsdaf", "stf:fuse_fitfc"])
 def test_processing_algorithm(provider, sample, tmp_path, alg_id):
     import processing
 
@@ -74,7 +77,7 @@ def test_processing_algorithm(provider, sample, tmp_path, alg_id):
     assert not (tmp_path / "bad").exists() or files_in(tmp_path / "bad") == []
 
 
-@pytest.mark.parametrize("method", ["starfm", "estarfm", "fsdaf"])
+@pytest.mark.parametrize("method", ["starfm", "estarfm", "fsdaf", "fitfc"])
 def test_no_negative_reflectance_on_the_flood_dates(method, sample_on_fine_grid, tmp_path):
     """The flood drives the coarse change far below the pairs' values (issue 12): no method writes a negative
     value (STARFM writes nodata there, as USDA STARFM writes its fill value)."""

@@ -33,13 +33,13 @@ def test_the_sample_ranked_through_processing(provider, sample_on_fine_grid, tmp
     folds = [r for r in rows if r["held_out"] != "mean"]
     interior = [f.date.isoformat() for f in series.fine][1:-1]
     assert sorted({r["held_out"] for r in folds}) == interior
-    assert {r["method"] for r in folds} == {"naive", "additive", "starfm", "estarfm", "fsdaf"}
-    assert len(folds) == 5 * len(interior)
+    assert {r["method"] for r in folds} == {"naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc"}
+    assert len(folds) == 6 * len(interior)
     for date in interior:
         rmse = {r["method"]: float(r["rmse"]) for r in folds if r["held_out"] == date}
         assert all(rmse[m] < rmse["naive"] for m in rmse if m != "naive"), rmse
         ranks = sorted(int(r["rank"]) for r in folds if r["held_out"] == date)
-        assert ranks == [1, 2, 3, 4, 5]
+        assert ranks == [1, 2, 3, 4, 5, 6]
     means = {r["method"]: float(r["rmse"]) for r in rows if r["held_out"] == "mean"}
     assert result["BEST"] == min(means, key=means.get)
     report = (tmp_path / "cv.html").read_text(encoding="utf-8")

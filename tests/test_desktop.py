@@ -242,7 +242,7 @@ def test_which_method_suits_this_scene(qgis_iface, project, provider, tmp_path):
     groups = len(project.layerTreeRoot().children())
     task = _run(dialog)
     assert task.error is None, task.error
-    assert task.result.best in ("naive", "additive", "starfm", "fsdaf") and task.result.predictions == []
+    assert task.result.best in ("naive", "additive", "starfm", "fsdaf", "fitfc") and task.result.predictions == []
     assert os.path.isfile(task.result.report) and f"best method {task.result.best}" in dialog.status.text()
     assert len(project.layerTreeRoot().children()) == groups  # nothing added to the map
     assert "'stf:cross_validate'" in task.history[-1]

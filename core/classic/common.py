@@ -134,6 +134,16 @@ def band_std(items: list[DatedRaster], scale: float, block: int = 512, unit: flo
     return np.array(result)
 
 
+def block_sum(array: np.ndarray, f: int) -> np.ndarray:
+    """Sums over f x f blocks of [B, H, W] (a partial block at the edge sums what it has), in float64: the coarse
+    pixels rebuilt from an image on the fine grid (FSDAF, Fit-FC)."""
+    b, h, w = array.shape
+    ph, pw = -(-h // f) * f, -(-w // f) * f
+    padded = np.zeros((b, ph, pw))
+    padded[:, :h, :w] = array
+    return padded.reshape(b, ph // f, f, pw // f, f).sum(axis=(2, 4))
+
+
 def pair_sets(series: SceneSeries, date: _dt.date, pairs: int) -> list[DatedRaster]:
     """The ``pairs`` fine images nearest in time to ``date`` (1: the nearest; 2: the nearest before and after
     when both exist, else the two nearest), in date order."""

@@ -59,7 +59,7 @@ from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import Window, check_window, cpu_tile_size, pad, pair_sets, window_radius
+from .common import Window, block_sum, check_window, cpu_tile_size, pad, pair_sets, window_radius
 
 
 @dataclass
@@ -157,14 +157,14 @@ class _Scene:
             by, bx = w.y // f, w.x // f
             nby, nbx = -(-w.height // f), -(-w.width // f)
             for i, image in enumerate((a, b)):
-                sums[i, :, by:by + nby, bx:bx + nbx] += _block_sum(np.where(valid, image, 0.0), f)
+                sums[i, :, by:by + nby, bx:bx + nbx] += block_sum(np.where(valid, image, 0.0), f)
             for c in range(params.classes):
-                counts[c, by:by + nby, bx:bx + nbx] += _block_sum((labels == c)[None].astype(float), f)[0]
+                counts[c, by:by + nby, bx:bx + nbx] += block_sum((labels == c)[None].astype(float), f)[0]
                 members = f1[:, labels == c]
                 if members.size:
                     class_min[c] = np.minimum(class_min[c], members.min(axis=1))
                     class_max[c] = np.maximum(class_max[c], members.max(axis=1))
-            counts[-1, by:by + nby, bx:bx + nbx] += _block_sum(valid[None].astype(float), f)[0]
+            counts[-1, by:by + nby, bx:bx + nbx] += block_sum(valid[None].astype(float), f)[0]
             if valid.any():
                 c2_min = np.minimum(c2_min, b[:, valid].min(axis=1))
                 c2_max = np.maximum(c2_max, b[:, valid].max(axis=1))
@@ -275,15 +275,6 @@ def _box_count(x: Any, r: int) -> Any:
     rows = lambda t, y: t[:, y, :]  # noqa: E731
     return (rows(integral, y1)[:, :, x1] - rows(integral, y0)[:, :, x1]
             - rows(integral, y1)[:, :, x0] + rows(integral, y0)[:, :, x0])
-
-
-def _block_sum(array: np.ndarray, f: int) -> np.ndarray:
-    """Sums over f x f blocks of [B, H, W] (a partial block at the edge sums what it has)."""
-    b, h, w = array.shape
-    ph, pw = -(-h // f) * f, -(-w // f) * f
-    padded = np.zeros((b, ph, pw))
-    padded[:, :h, :w] = array
-    return padded.reshape(b, ph // f, f, pw // f, f).sum(axis=(2, 4))
 
 
 def _block_sizes(height: int, width: int, f: int) -> np.ndarray:

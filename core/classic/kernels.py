@@ -233,6 +233,69 @@ if numba is not None:
                             delta[b, i, j] += weight * change[b, ci + dy, x0 + j + dx]
 
 
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _fitfc_similar(fine, value, invalid, y0, x0, k, dinv, result, found):  # pragma: no cover - compiled
+        bands, h, w = result.shape[0], result.shape[1], result.shape[2]
+        r = (dinv.shape[0] - 1) // 2
+        inf = np.float32(np.inf)
+        inverse_bands = np.float32(1.0 / bands)
+        for i in prange(h):
+            ci = y0 + i
+            keys = np.full((w, k), inf, np.float32)  # the k smallest D of each centre, ascending
+            where = np.zeros((w, k, 2), np.int32)
+            spec = np.empty(w, np.float32)
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    s = x0 + dx  # views starting at the neighbour: non-negative indices, no wraparound test
+                    spec[:] = 0.0
+                    for b in range(bands):
+                        a, c = fine[b, ci + dy, s:s + w], fine[b, ci, x0:x0 + w]
+                        for j in range(w):
+                            spec[j] += abs(a[j] - c[j])
+                    bad = invalid[ci + dy, s:s + w]
+                    for j in range(w):  # keep the k smallest; a tie keeps the earlier offset
+                        key = spec[j] * inverse_bands
+                        if bad[j] == 0 and key < keys[j, k - 1]:
+                            p = k - 1
+                            while p > 0 and keys[j, p - 1] > key:
+                                keys[j, p] = keys[j, p - 1]
+                                where[j, p, 0] = where[j, p - 1, 0]
+                                where[j, p, 1] = where[j, p - 1, 1]
+                                p -= 1
+                            keys[j, p] = key
+                            where[j, p, 0] = dy
+                            where[j, p, 1] = dx
+            for j in range(w):
+                total = np.float32(0.0)
+                for m in range(k):
+                    if keys[j, m] < inf:
+                        total += dinv[where[j, m, 0] + r, where[j, m, 1] + r]
+                found[i, j] = keys[j, 0] < inf
+                for b in range(bands):
+                    result[b, i, j] = 0.0
+                if total <= 0:
+                    continue
+                for m in range(k):
+                    if keys[j, m] < inf:
+                        dy, dx = where[j, m, 0], where[j, m, 1]
+                        weight = dinv[dy + r, dx + r] / total
+                        for b in range(bands):
+                            result[b, i, j] += weight * value[b, ci + dy, x0 + j + dx]
+
+def fitfc_similar(fine, value, invalid, y0: int, x0: int, h: int, w: int, radius: int,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit-FC's spatial filter (see :func:`..fitfc.similar_filter`): for the h x w centre pixels starting at (y0,
+    x0) of the padded ``fine``, ``value`` [B, H, W] and ``invalid`` [H, W], the k valid neighbours of the window
+    with the smallest D = mean_b |F1(x_k) - F1(x_ij)| (a tie keeps the earlier offset, row by row); returns the
+    mean of ``value`` over them weighted by 1 / (1 + d / A), A = (2 r + 1) / 2, normalised [B, h, w], and whether
+    any neighbour was found [h, w]."""
+    result = np.empty((fine.shape[0], h, w), np.float32)
+    found = np.empty((h, w), np.bool_)
+    _fitfc_similar(_np(fine), _np(value), _np(invalid).astype(np.uint8), y0, x0, k,
+                   distance_weights(radius, (2 * radius + 1) / 2.0), result, found)
+    return result, found
+
+
 def fsdaf_similar(scaled, coefficient, invalid, change, y0: int, x0: int, radius: int,
                   k: int) -> tuple[np.ndarray, np.ndarray]:
     """FSDAF's final step (see :func:`..fsdaf.final_prediction`): for every centre pixel, the k neighbours of the
