@@ -651,6 +651,46 @@ def _dcnn_spec() -> Spec:
         "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
 
 
+def _dcstfn_spec() -> Spec:
+    from .deep.dcstfn import DcstfnParams
+
+    d = DcstfnParams()
+    return _training_spec(
+        "train_dcstfn", "Train DCSTFN",
+        "Trains DCSTFN (Tan et al. 2018, Remote Sensing 10(7) 1066), the deep baseline of STF3DCNN's paper: per "
+        "band, a coarse stream (the coarse pixels -> convolutions and transposed convolutions up to half the fine "
+        "resolution, shared by the two coarse dates), a fine stream (the fine image of the reference pair -> "
+        "convolutions and max pooling to half resolution), fusion in feature space (fine(F1) - coarse(C1) + "
+        "coarse(C2)) and a reconstruction (transposed convolution, then per-pixel layers) to the fine image of the "
+        "date. Channels 64 / 96 / 128, Adam with a learning rate of 5e-3 decayed by 0.75 per epoch, MSE, training "
+        "patches of 160 fine pixels (smaller on a small scene). Output in residual form (fine reference + coarse "
+        "change + the reconstruction of the fused features minus that of the reference's own features, starting at "
+        "zero: an unchanged coarse pair predicts the reference), so EPOCHS = 0 saves the additive "
+        "baseline. Validation predicts held-out pair dates in a held-out block; the best epoch is kept and "
+        "training stops after PATIENCE epochs without improvement. About a minute on the bundled sample on a CPU. "
+        "The coarse factor must be a power of two (16 for MODIS 480 m / Landsat 30 m). Predict with stf:predict. "
+        "Coarse images must be on the fine grid (stf:resample_coarse, bicubic).",
+        (
+            Param("EPOCHS", "int", "Epochs (at most)", "Epochs of PATCHES_PER_EPOCH patches (authors: 30); 0 saves "
+                  "the untrained model (the additive baseline).", d.epochs, 0, 100000),
+            Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "
+                  "held-out RMSE (0: never early).", d.patience, 0, 100000, advanced=True),
+            Param("PATCHES_PER_EPOCH", "int", "Patches per epoch", "Training patches (one band each) per epoch, "
+                  "drawn from a set four times larger.", d.patches_per_epoch, 1, 10_000_000),
+            Param("PATCH", "int", "Patch size (pixels)", "Side of the training patches in fine pixels (authors: "
+                  "160, 10 coarse pixels); a multiple of FACTOR.", d.patch, 8, 4096, advanced=True),
+            Param("FACTOR", "int", "Coarse factor", "Coarse pixel size / fine pixel size, a power of two.",
+                  d.factor, 4, 256),
+            Param("BATCH", "int", "Batch size", "Patches per gradient step.", d.batch, 1, 65536, advanced=True),
+            Param("LR", "float", "Learning rate", "Initial learning rate of Adam.", d.lr, 1e-9, 10.0,
+                  advanced=True),
+            Param("AUGMENT", "bool", "Temporal augmentation", "Move each sample to a random point between its two "
+                  "dates (pairs are far apart; predictions are usually near a pair).", d.augment, advanced=True),
+        ),
+        DcstfnParams,
+        "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
+
+
 def _stf3dcnn_spec() -> Spec:
     from .deep.stf3dcnn import TIME_WEIGHTS, Stf3dcnnParams
 
@@ -754,7 +794,7 @@ def _predict_spec() -> Spec:
         "STF3DCNN, DCNN) and its settings are read from the model file. The bands must be those the model was "
         "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif.",
         (Param("MODEL", "file", "Trained model",
-               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn or stf:train_dcnn.",
+               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn, stf:train_dcnn or stf:train_dcstfn.",
                extension="stfmodel"),)
         + _series_params() + (
             Param("TIME_WEIGHTING", "enum", "Time weighting (STF3DCNN)",
@@ -901,7 +941,7 @@ def specs() -> list[Spec]:
     """Every algorithm, in the toolbox's order."""
     if not _REGISTRY.specs:
         for spec in [_make_sample_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
-                     _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _arrange_spec(), _stf3dcnn_spec(),
+                     _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _arrange_spec(), _stf3dcnn_spec(),
                      _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec
     return list(_REGISTRY.specs.values())

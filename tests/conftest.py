@@ -78,6 +78,7 @@ def default_models(tmp_path_factory, sample_on_fine_grid):
     (about a minute on 2 CPU cores) and shared by the quality, round-trip and tiling tests."""
     from stf_fusion.core.deep.api import write_model
     from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
+    from stf_fusion.core.deep.dcstfn import DcstfnParams, train_dcstfn
     from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
     from stf_fusion.core.deep.stfdcnn import StfdcnnParams, train_stfdcnn
     from stf_fusion.core.raster import OutputTransaction
@@ -88,8 +89,9 @@ def default_models(tmp_path_factory, sample_on_fine_grid):
         "stfdcnn": lambda p: train_stfdcnn(series, None, 1e-4, p, "cpu"),
         "dcnn": lambda p: train_dcnn(series, None, 1e-4, p, "cpu"),
         "stf3dcnn": lambda p: train_stf3dcnn(series, 1e-4, p, "cpu"),
+        "dcstfn": lambda p: train_dcstfn(series, None, 1e-4, p, "cpu"),
     }
-    params = {"stfdcnn": StfdcnnParams, "dcnn": DcnnParams, "stf3dcnn": Stf3dcnnParams}
+    params = {"stfdcnn": StfdcnnParams, "dcnn": DcnnParams, "stf3dcnn": Stf3dcnnParams, "dcstfn": DcstfnParams}
     models = {}
     for method, trainer in trainers.items():
         models[method] = {}

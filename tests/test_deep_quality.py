@@ -1,5 +1,5 @@
 """The deep methods learn (issue 11): with their DEFAULT settings, trained on the bundled sample, each of STFDCNN,
-DCNN and STF3DCNN beats, in mean RMSE over ALL predicted dates against the truth, the naive prediction, the
+DCNN, STF3DCNN and DCSTFN beats, in mean RMSE over ALL predicted dates against the truth, the naive prediction, the
 additive baseline and its own untrained (EPOCHS=0) model. The figures are printed (pytest -s).
 
 Measured on 2 CPU cores (mean over the 7 dates of the mean per-band RMSE): naive 0.0306, additive 0.0177;
@@ -20,7 +20,7 @@ from stf_fusion.core.metrics import rmse
 from stf_fusion.core.naive import fuse_additive, fuse_naive
 from stf_fusion.core.raster import read_block
 
-METHODS = ("stfdcnn", "dcnn", "stf3dcnn")
+METHODS = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn")
 MARGIN = 0.995  # at least 0.5 % better
 
 
