@@ -691,6 +691,44 @@ def _dcstfn_spec() -> Spec:
         "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
 
 
+def _stfsr_spec() -> Spec:
+    from .deep.stfsr import StfsrParams
+
+    d = StfsrParams()
+    return _training_spec(
+        "train_stfsr", "Train STFSR (sparse representation)",
+        "Learns STFSR (Song & Huang 2013, IEEE TGRS 51(4)), the sparse-representation baseline STFDCNN's paper "
+        "compares with, in STFDCNN's fusion framework (transitional images, high-pass modulation, change weights; "
+        "one pair or the pairs before and after each date): layer 1 super-resolves the coarse images to the "
+        "low-spatial-resolution (LSR, FACTOR) level with a dictionary pair per band, in place of STFDCNN's NLM CNN; "
+        "layer 2 is high-pass modulation of the pairs' fine images (STFDCNN's SR CNN has no counterpart). Each "
+        "dictionary pair is learned (scikit-learn) on the high-pass features of the training pairs: first- and "
+        "second-order derivatives of the LSR coarse image and the detail to the LSR fine image; prediction codes "
+        "each patch with Orthogonal Matching Pursuit and averages the overlapping details. No epochs: the model "
+        "file holds the "
+        "dictionaries and records their held-out RMSE beside the fusion model on bicubic images and the naive and "
+        "additive baselines. Predict with stf:predict. Coarse images must be on the fine grid "
+        "(stf:resample_coarse).",
+        (
+            Param("ATOMS", "int", "Dictionary atoms", "Atoms of each dictionary pair.", d.atoms, 2, 4096),
+            Param("PATCH", "int", "Patch size", "Side of the patches in pixels (Yang et al.: 5).", d.patch, 3, 15,
+                  advanced=True),
+            Param("ALPHA", "float", "Sparsity weight (lambda)", "The L1 weight of dictionary learning.", d.alpha,
+                  1e-6, 10.0, advanced=True),
+            Param("SPARSITY", "int", "Atoms per patch", "Non-zero coefficients of each patch's code (OMP).",
+                  d.sparsity, 1, 64, advanced=True),
+            Param("MAX_PATCHES", "int", "Training patches per dictionary", "At most this many, drawn at random.",
+                  d.max_patches, 2, 10_000_000, advanced=True),
+            Param("MAX_PAIRS", "int", "Training pairs (at most)", "Pairs spread over the series the dictionaries "
+                  "learn from when TRAIN_DATES is empty (as STFDCNN: 3).", d.max_pairs, 1, 1000, advanced=True),
+            Param("FACTOR", "int", "LSR downsampling factor", "Fine -> low-spatial-resolution factor (as STFDCNN: "
+                  "10).", d.factor, 2, 100, advanced=True),
+        ),
+        StfsrParams,
+        "The pair dates to learn from, separated by commas; the other interior pairs validate. Empty: at most "
+        "MAX_PAIRS pairs spread over the series.")
+
+
 def _stf3dcnn_spec() -> Spec:
     from .deep.stf3dcnn import TIME_WEIGHTS, Stf3dcnnParams
 
@@ -794,7 +832,8 @@ def _predict_spec() -> Spec:
         "STF3DCNN, DCNN) and its settings are read from the model file. The bands must be those the model was "
         "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif.",
         (Param("MODEL", "file", "Trained model",
-               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn, stf:train_dcnn or stf:train_dcstfn.",
+               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn, stf:train_dcnn, stf:train_dcstfn or "
+               "stf:train_stfsr.",
                extension="stfmodel"),)
         + _series_params() + (
             Param("TIME_WEIGHTING", "enum", "Time weighting (STF3DCNN)",
@@ -941,7 +980,7 @@ def specs() -> list[Spec]:
     """Every algorithm, in the toolbox's order."""
     if not _REGISTRY.specs:
         for spec in [_make_sample_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
-                     _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _arrange_spec(), _stf3dcnn_spec(),
+                     _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _stfsr_spec(), _arrange_spec(), _stf3dcnn_spec(),
                      _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec
     return list(_REGISTRY.specs.values())

@@ -17,7 +17,7 @@ from .raster import Encoding, OutputTransaction
 from .series import Scales, build_series, resample_series
 
 CLASSIC = ("naive", "starfm", "estarfm", "fsdaf", "fitfc")
-TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn")
+TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr")
 CROSS_VALIDATE = "cross_validate"  # "Which method suits this scene?": no predictions, a ranking (core/crossval.py)
 
 
@@ -264,6 +264,11 @@ def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -
 
         networks, meta = train_dcnn(series, None, config.scales, _settings(config, DcnnParams), config.device,
                                     feedback)
+    elif method == "stfsr":
+        from .deep.stfsr import StfsrParams, train_stfsr
+
+        networks, meta = train_stfsr(series, None, config.scales, _settings(config, StfsrParams), config.device,
+                                     feedback)
     elif method == "dcstfn":
         from .deep.dcstfn import DcstfnParams, train_dcstfn
 

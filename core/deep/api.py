@@ -15,7 +15,7 @@ from ..raster import OutputTransaction
 from ..series import SceneSeries
 from .modelfile import EXTENSION, check_compatible, load_model, save_model
 
-PREDICTORS = {"stfdcnn": "stfdcnn", "stf3dcnn": "stf3dcnn", "dcnn": "dcnn", "dcstfn": "dcstfn"}
+PREDICTORS = {"stfdcnn": "stfdcnn", "stf3dcnn": "stf3dcnn", "dcnn": "dcnn", "dcstfn": "dcstfn", "stfsr": "stfsr"}
 
 
 def write_model(
