@@ -7,7 +7,7 @@ PLUGIN_ID := stf_fusion
 STAMP     := $(VENV)/.setup-done
 QGIS_PROCESS := scripts/qgis_process
 
-.PHONY: setup test demo bench package plugin-link clean qgis-list
+.PHONY: setup test demo bench paper-tables package plugin-link clean qgis-list
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: setup plugin-link
 
 bench: setup plugin-link
 	bash -c 'source scripts/env.sh && $(PY) -m bench.run $(BENCH_ARGS)'
+
+# the seed papers' evaluation protocols on a 17-date CIA-like synthetic series -> bench/results/paper_tables.md
+paper-tables: setup plugin-link
+	bash -c 'source scripts/env.sh && $(PY) -m bench.paper_tables $(PAPER_ARGS)'
 
 package: setup
 	$(PY) scripts/package.py $(PLUGIN_ID) build/$(PLUGIN_ID).zip

@@ -135,6 +135,7 @@ def _cia_series(workdir: str):
 
 def _classic(workdir: str, method: str) -> dict:
     from stf_fusion.core.classic.estarfm import fuse_estarfm
+    from stf_fusion.core.classic.fitfc import FitfcParams, fuse_fitfc
     from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
     from stf_fusion.core.classic.starfm import fuse_starfm
 
@@ -142,6 +143,8 @@ def _classic(workdir: str, method: str) -> dict:
     out = os.path.join(workdir, f"out_{method}")
     if method == "fsdaf":
         files = fuse_fsdaf(series, series.predict_dates, out, params=FsdafParams(factor=20), device="cpu")
+    elif method == "fitfc":
+        files = fuse_fitfc(series, series.predict_dates, out, params=FitfcParams(factor=20), device="cpu")
     else:
         files = {"starfm": fuse_starfm, "estarfm": fuse_estarfm}[method](series, series.predict_dates, out,
                                                                          device="cpu")
@@ -151,22 +154,28 @@ def _classic(workdir: str, method: str) -> dict:
 
 
 for _method, _what in (("starfm", "two pairs, window 31"), ("estarfm", "two pairs, window 51"),
-                       ("fsdaf", "one pair, 5 classes, window 41, 20 similar pixels")):
+                       ("fsdaf", "one pair, 5 classes, window 41, 20 similar pixels"),
+                       ("fitfc", "one pair, regression radius 5 coarse pixels, window 41, 20 similar pixels")):
     case(f"{_method}_cia_cpu", f"{_method.upper()} on the CPU, CIA size 2040 x 1720 x 6, one date, {_what}",
          _prepare_cia_series)(lambda w, m=_method: _classic(w, m))
 
 
 def _prepare_cia_models(workdir: str) -> None:
-    """The CIA-size series plus a tiny STFDCNN and DCNN model (the timed steps measure speed, not accuracy)."""
+    """The CIA-size series plus a tiny STFDCNN, DCNN, DCSTFN and STFSR model (the timed steps measure speed, not
+    accuracy)."""
     from stf_fusion.core.deep.api import write_model
     from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
+    from stf_fusion.core.deep.dcstfn import DcstfnParams, train_dcstfn
     from stf_fusion.core.deep.stfdcnn import StfdcnnParams, train_stfdcnn
+    from stf_fusion.core.deep.stfsr import StfsrParams, train_stfsr
     from stf_fusion.core.raster import OutputTransaction
 
     _prepare_cia_series(workdir)
     series = _cia_series(workdir)
     for name, trainer, params in (("stfdcnn", train_stfdcnn, StfdcnnParams(epochs=1, stride=200)),
-                                  ("dcnn", train_dcnn, DcnnParams(epochs=1, max_patches=2000))):
+                                  ("dcnn", train_dcnn, DcnnParams(epochs=1, max_patches=2000)),
+                                  ("dcstfn", train_dcstfn, DcstfnParams(epochs=0, factor=4)),
+                                  ("stfsr", train_stfsr, StfsrParams(max_patches=2000))):
         path = os.path.join(workdir, f"{name}.stfmodel")
         if not os.path.exists(path):
             networks, meta = trainer(series, None, 1e-4, params, "cpu")
@@ -199,7 +208,10 @@ def _train_throughput(workdir: str, name: str) -> dict:
     return {"patches_per_s": meta["history"]["dcnn"]["samples_per_second"]}
 
 
-for _name, _what in (("stfdcnn", "NLM + SR CNNs, two pairs"), ("dcnn", "3x3 patch DCNN, nearest pair")):
+for _name, _what in (("stfdcnn", "NLM + SR CNNs, two pairs"), ("dcnn", "3x3 patch DCNN, nearest pair"),
+                     ("dcstfn", "channels 64 / 96 / 128, coarse factor 4 (the CIA series' factor 20 is no power of "
+                      "two), nearest pair"),
+                     ("stfsr", "256-atom dictionaries at the LSR level, two pairs")):
     case(f"{_name}_predict_cia", f"{_name.upper()} prediction of one CIA-size date (2040 x 1720 x 6), {_what}",
          _prepare_cia_models)(lambda w, n=_name: _predict_cia(w, n))
 case("stfdcnn_train", "STFDCNN training throughput, 1 epoch, CIA-size pairs (33 x 33 sub-images, stride 40)",

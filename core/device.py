@@ -7,21 +7,25 @@ from .errors import InputError, MissingDependencyError
 
 DEVICES = ("auto", "cpu", "cuda")
 
-def install_hint() -> str:
-    """How a QGIS user installs PyTorch (and numba) for the Python that runs QGIS, on their platform."""
+def pip_instructions(packages: str) -> str:
+    """How a QGIS user installs ``packages`` for the Python that runs QGIS, on their platform."""
     import platform
     import sys
 
     system = platform.system()
     if system == "Windows":
-        how = ("open the OSGeo4W Shell (Start menu, QGIS folder) and run: python -m pip install torch numba")
-    elif system == "Darwin":
-        how = ("in a Terminal run: /Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install torch numba "
-               "(QGIS-LTR.app for the long-term release)")
-    else:
-        # (inside QGIS sys.executable may be the qgis binary: name the interpreter by its version)
-        how = (f"in a terminal run: python{sys.version_info.major}.{sys.version_info.minor} -m pip install --user "
-               "torch numba")
+        return f"open the OSGeo4W Shell (Start menu, QGIS folder) and run: python -m pip install {packages}"
+    if system == "Darwin":
+        return (f"in a Terminal run: /Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install {packages} "
+                "(QGIS-LTR.app for the long-term release)")
+    # (inside QGIS sys.executable may be the qgis binary: name the interpreter by its version)
+    return (f"in a terminal run: python{sys.version_info.major}.{sys.version_info.minor} -m pip install --user "
+            f"{packages}")
+
+
+def install_hint() -> str:
+    """How a QGIS user installs PyTorch (and numba) for the Python that runs QGIS, on their platform."""
+    how = pip_instructions("torch numba")
     return ("PyTorch is not installed in the Python that runs QGIS; STARFM, ESTARFM, FSDAF and the deep methods "
             f"need it (the naive and additive benchmarks, resampling and evaluation do not). To install it, {how}; "
             "then restart QGIS. A CPU build is enough; for a GPU, pick the CUDA build at https://pytorch.org.")

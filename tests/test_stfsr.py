@@ -63,3 +63,17 @@ def test_default_settings_through_processing_beat_naive_and_additive(provider, s
     assert ours < 0.995 * naive and ours < 0.995 * additive
     record = read_metadata(model)["validation"]
     assert record["beats"]["naive"] and record["rmse"] < record["untrained_rmse"]  # held-out pair: the dictionaries help
+
+
+def test_without_scikit_learn_the_message_says_how_to_install_it(monkeypatch, sample_on_fine_grid):
+    import sys
+
+    import pytest
+
+    from stf_fusion.core.deep.stfsr import train_stfsr
+    from stf_fusion.core.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn -> ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)
+    with pytest.raises(MissingDependencyError, match="scikit-learn is not installed.*pip install"):
+        train_stfsr(sample_on_fine_grid, None, 1e-4, StfsrParams(), "cpu")

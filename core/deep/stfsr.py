@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..device import describe_device, import_torch, resolve_device
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
@@ -116,6 +116,21 @@ def _patches(stack: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int) -> n
     windows = sliding_window_view(stack, (patch, patch), axis=(1, 2))  # [C, H-p+1, W-p+1, p, p]
     chosen = windows[:, ys][:, :, xs]  # [C, ny, nx, p, p]
     return chosen.transpose(1, 2, 0, 3, 4).reshape(len(ys) * len(xs), -1)
+
+
+def import_sklearn() -> Any:
+    """Import scikit-learn, or raise :class:`MissingDependencyError` that says how to install it."""
+    try:
+        import sklearn.decomposition  # noqa: F401
+    except ImportError:
+        from ..device import pip_instructions
+
+        raise MissingDependencyError(
+            "scikit-learn is not installed in the Python that runs QGIS; STFSR needs it (dictionary learning and "
+            f"sparse coding). To install it, {pip_instructions('scikit-learn')}; then restart QGIS.") from None
+    import sklearn
+
+    return sklearn
 
 
 class Dictionary:
@@ -231,6 +246,7 @@ def train_stfsr(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Learn the per-band LSR dictionary pairs; returns (dictionaries, metadata)."""
     torch = import_torch()
+    import_sklearn()  # before any work: a missing package is said first
     params.validate()
     check_encodings(series, scale)
     dev = resolve_device(device)
@@ -290,6 +306,7 @@ def predict(
 ) -> list[str]:
     """Predict every date (``stfsr_<date>.tif``): STFDCNN's fusion model with the dictionaries at the LSR level."""
     torch = import_torch()
+    import_sklearn()
     params = StfsrParams(**meta["params"])
     dev = resolve_device(device)
     grid = series.grid
