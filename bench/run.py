@@ -62,7 +62,9 @@ def write_table() -> str:
     for name in sorted(os.listdir(RESULTS)):
         if name.endswith(".json"):
             with open(os.path.join(RESULTS, name), encoding="utf-8") as fh:
-                rows.append(json.load(fh))
+                data = json.load(fh)
+            if "case" in data:  # not paper_tables.json (make paper-tables), which has its own markdown
+                rows.append(data)
     lines = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); one JSON per case beside this file.",
              "", "| case | seconds | Mpixel/s | peak RSS (MiB) | device | CPUs | date | what | other figures |",
              "|---|---:|---:|---:|---|---:|---|---|---|"]
