@@ -49,7 +49,7 @@ from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .common import downsample, read_image, read_window, valid_lsr
 from .modelfile import training_metadata
-from .stfdcnn import _Validation, _fine_fusion, _lsr_fusion, choose_pairs
+from .stfdcnn import _apply_nlm, _fine_fusion, _Validation, choose_pairs, fuse
 from .validation import plan_holdout
 
 METHOD = "stfsr"
@@ -322,6 +322,13 @@ def predict(
             store[item.date] = downsample(torch.from_numpy(data)[:, None], f)
         return store[item.date]
 
+    coded: dict = {}
+
+    def transitional(day):  # the dictionaries' LSR image of a date's coarse image (the pairs' serve many dates)
+        if day not in coded:
+            coded[day] = _apply_nlm(nlm, coarse_low[day])
+        return coded[day]
+
     plans = {}
     sub = SubFeedback(feedback, 0.0, 20.0) if feedback else None
     for i, date in enumerate(dates):
@@ -332,7 +339,10 @@ def predict(
             low(e, fine_low)
             low(series.coarse_at(e.date), coarse_low)
         low(series.coarse_at(date), coarse_low)
-        plans[date] = (ends, _lsr_fusion(nlm, fine_low, coarse_low, date, tuple(e.date for e in ends), params))
+        # layer 1 (STFDCNN's LSR-level fusion, eqs. 6-9), each date's transitional image coded once for the run
+        t = [transitional(d) for d in (ends[0].date, date) + ((ends[1].date,) if len(ends) == 2 else ())]
+        plans[date] = (ends, fuse(fine_low[ends[0].date], fine_low[ends[1].date] if len(ends) == 2 else None,
+                                  t[0], t[1], t[2] if len(ends) == 2 else None, params.window, params.hpm_max))
         if sub is not None:
             sub.set_progress(100.0 * (i + 1) / len(dates))
             feedback.info(f"STFSR {date.isoformat()}: pair(s) " + ", ".join(e.date.isoformat() for e in ends))
