@@ -39,7 +39,7 @@ for f in "$OUT"/coarse_on_fine_grid/coarse_*.tif; do coarse+=("COARSE=$f"); done
 "$QP" --json run stf:fuse_naive -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
     > "$OUT/fuse_naive.json"
 
-for method in starfm estarfm fsdaf; do
+for method in starfm estarfm fsdaf fitfc; do
     echo "== stf:fuse_$method: every date without a fine image"
     "$QP" --json run "stf:fuse_$method" -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
         > "$OUT/fuse_$method.json"
@@ -74,7 +74,13 @@ PY
     "$QP" --json run stf:predict -- MODEL="$OUT/models/${method}_untrained.stfmodel" "${fine[@]}" \
         "${coarse[@]}" OUTPUT_FOLDER="$OUT/untrained" > "$OUT/predict_${method}_untrained.json"
 }
-for method in stfdcnn dcnn stf3dcnn; do train $method; done
+for method in stfdcnn dcnn stf3dcnn dcstfn; do train $method; done
+
+echo "== stf:train_stfsr (sparse representation, STFDCNN's baseline; no epochs) and stf:predict"
+"$QP" --json run stf:train_stfsr -- "${fine[@]}" "${coarse[@]}" MODEL="$OUT/models/stfsr.stfmodel" \
+    > "$OUT/train_stfsr.json"
+"$QP" --json run stf:predict -- MODEL="$OUT/models/stfsr.stfmodel" "${fine[@]}" "${coarse[@]}" \
+    OUTPUT_FOLDER="$OUT/predictions" > "$OUT/predict_stfsr.json"
 
 echo "== Deep methods against their baselines (mean RMSE over every predicted date, reflectance)"
 "$ROOT/.venv/bin/python" - "$OUT" "$SAMPLE" "$PLUGIN_DIR" <<'PY'
@@ -98,12 +104,19 @@ def mean_rmse(pattern):
 naive, n = mean_rmse(f"{out}/predictions/naive_*.tif")
 additive, _ = mean_rmse(f"{out}/predictions/additive_*.tif")
 print(f"  {n} dates; naive {naive:.4f}, additive {additive:.4f}")
-for method in ("stfdcnn", "dcnn", "stf3dcnn"):
+def verdict(value, baselines):
+    return ", ".join(f"{'beats' if value < v else 'does NOT beat'} {name} ({100 * (value / v - 1):+.1f} %)"
+                     for name, v in baselines)
+
+for method in ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn"):
     trained, _ = mean_rmse(f"{out}/predictions/{method}_*.tif")
     untrained, _ = mean_rmse(f"{out}/untrained/{method}_*.tif")
-    verdict = ", ".join(f"{'beats' if trained < v else 'does NOT beat'} {name} ({100 * (trained / v - 1):+.1f} %)"
-                        for name, v in (("naive", naive), ("additive", additive), ("its untrained start", untrained)))
-    print(f"  {method}: {trained:.4f} (untrained {untrained:.4f}): {verdict}")
+    print(f"  {method}: {trained:.4f} (untrained {untrained:.4f}): "
+          + verdict(trained, (("naive", naive), ("additive", additive), ("its untrained start", untrained))))
+stfsr, _ = mean_rmse(f"{out}/predictions/stfsr_*.tif")
+stfdcnn, _ = mean_rmse(f"{out}/predictions/stfdcnn_*.tif")
+print(f"  stfsr: {stfsr:.4f}: " + verdict(stfsr, (("naive", naive), ("additive", additive)))
+      + f"; STFDCNN {'beats' if stfdcnn < stfsr else 'does NOT beat'} it, as in its paper")
 PY
 
 echo "== stf:evaluate: every method against the truth, naive as the MAEC baseline"
