@@ -113,17 +113,11 @@ def _run(method: str, series, dates: list[_dt.date], out: str, config: PaperConf
             module = importlib.import_module(f"stf_fusion.core.classic.{method}")
             params = getattr(module, f"{method.title()}Params")(**overrides)
         return fuse_method(method, series, dates, out, 1e-4, params, "cpu"), time.perf_counter() - start, 0.0, None
-    module = importlib.import_module(f"stf_fusion.core.deep.{method}")
-    settings = next(v for k, v in vars(module).items() if k.endswith("Params") and k.lower().startswith(method))
-    params = settings(**overrides)
-    train = getattr(module, f"train_{method}")
-    if method == "stf3dcnn":
-        networks, meta = train(series, 1e-4, params, "cpu")
-    else:
-        networks, meta = train(series, None, 1e-4, params, "cpu")
+    from stf_fusion.core.deep.api import predict_trained, settings_class, train_method
+
+    networks, meta = train_method(method, series, 1e-4, settings_class(method)(**overrides), "cpu")
     trained = time.perf_counter() - start
-    meta = json.loads(json.dumps(meta, default=str))  # as a model file would give it back
-    files = module.predict(meta, networks, series, dates, out, 1e-4, "cpu")
+    files = predict_trained(method, networks, meta, series, dates, out, 1e-4, "cpu")
     kept = (meta.get("validation") or {}).get("best_epoch")
     return files, time.perf_counter() - start, trained, kept
 

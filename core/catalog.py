@@ -510,22 +510,15 @@ _TRAIN_DATES_HELP = "The pair dates to train on, separated by commas. Empty: eve
 
 def _training_run(method: str, settings: type, train_dates: bool) -> Callable[[Values, Feedback], dict]:
     def run(values: Values, feedback: Feedback) -> dict:
-        import importlib
-
-        from .deep.api import write_model
+        from .deep.api import train_method, write_model
         from .raster import OutputTransaction
         from .series import require_fine_grid
 
-        module = importlib.import_module(f".deep.{method}", __package__)
         series = read_series(values)
         require_fine_grid(series)
         params, scale = settings_of(values, settings), scales_of(values)
-        train = getattr(module, f"train_{method}")
-        if train_dates:
-            networks, metadata = train(series, dates_of(values, "TRAIN_DATES"), scale, params, values["DEVICE"],
-                                       feedback)
-        else:
-            networks, metadata = train(series, scale, params, values["DEVICE"], feedback)
+        networks, metadata = train_method(method, series, scale, params, values["DEVICE"], feedback,
+                                          dates_of(values, "TRAIN_DATES") if train_dates else None)
         with OutputTransaction() as tx:
             model, loss_csv, loss_png = write_model(values["MODEL"], method, networks, metadata, tx)
         return {"MODEL": model, "LOSS_CSV": loss_csv, "LOSS_PNG": loss_png}
@@ -923,7 +916,7 @@ def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
 
 
 def _cross_validate_spec() -> Spec:
-    from .crossval import METHODS
+    from .crossval import DEFAULT_METHODS, LEARNED, METHODS
 
     return Spec(
         "cross_validate", "Which method suits this scene? (cross-validation)", "evaluation",
@@ -937,7 +930,8 @@ def _cross_validate_spec() -> Spec:
         "and the two-pair methods are left out. Coarse images must be on the fine grid (stf:resample_coarse).",
         _series_params(predict_dates=False) + (
             Param("METHODS", "string", "Methods", "The methods to compare, separated by commas, among "
-                  + ", ".join(METHODS) + ".", ",".join(METHODS)),
+                  + ", ".join(METHODS) + "; the learned ones (" + ", ".join(LEARNED) + ") are trained on each "
+                  "fold's pairs first, with their default settings (slower).", ",".join(DEFAULT_METHODS)),
             _device(), _SCHEDULER,
             Param("OUTPUT_CSV", "file_out", "Cross-validation table", "One row per held-out date and method (RMSE, "
                   "MAE, SSIM, CC, SAM, ERGAS, rank), then the mean RMSE and mean rank of each method.",

@@ -18,6 +18,9 @@ with V_s + V_t = Var_{p,t} x. Emelyanova et al. (2013, Remote Sensing of Environ
 variance of Landsat and MODIS series into spatial and temporal components and found ESTARFM superior where the
 spatial variance dominated and STARFM superior where the temporal variance dominated. The ratio V_s / V_t is shown
 as that context; the ranking itself comes from the held-out pairs of this scene.
+
+The learned methods (STFSR and the deep networks, on request) are trained with their default settings on each
+fold's pairs only, then predict the held-out date: the held-out image never reaches their training.
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
 from .series import SceneSeries, build_series, read_item
 
-METHODS = ("naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc")  # what cross_validate can run (default settings)
+DEFAULT_METHODS = ("naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc")  # run unless METHODS says otherwise
+LEARNED = ("stfsr", "stfdcnn", "dcnn", "stf3dcnn", "dcstfn")  # trained on each fold's pairs first (slower)
+METHODS = DEFAULT_METHODS + LEARNED  # what cross_validate can run, each with its default settings
 TWO_PAIRS = {"estarfm"}
 
 
@@ -131,7 +136,15 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
                 step = k * len(methods) + j
                 sub = SubFeedback(feedback, 100.0 * step / steps, 100.0 * (step + 1) / steps) if feedback else None
                 out = os.path.join(tmp, f"{held.isoformat()}_{method}")
-                prediction = fuse_method(method, fold, [held], out, scales, device=device, feedback=sub)[0]
+                if method in LEARNED:  # trained on this fold's pairs (the held-out one is not in the fold)
+                    from .deep.api import predict_trained, train_method
+
+                    networks, meta = train_method(method, fold, scales, None, device,
+                                                  SubFeedback(sub, 0.0, 90.0) if sub else None)
+                    prediction = predict_trained(method, networks, meta, fold, [held], out, scales, device,
+                                                 SubFeedback(sub, 90.0, 100.0) if sub else None)[0]
+                else:
+                    prediction = fuse_method(method, fold, [held], out, scales, device=device, feedback=sub)[0]
                 evaluation = evaluate_files([prediction], [reference], scale=scales.fine, keep_details=False)
                 row = next(r for r in evaluation.rows if r["band"] == "all")
                 result.rows.append({"held_out": held.isoformat(), "method": method,

@@ -201,10 +201,10 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
 
 def _cross_validate(series, config: WorkflowConfig, staging: str, commands: list, feedback) -> WorkflowResult:
     """Rank the classic methods on the series; the table and the report are moved into the output folder."""
-    from .crossval import METHODS, cross_validate, write_csv, write_html
+    from .crossval import DEFAULT_METHODS, cross_validate, write_csv, write_html
 
     out = config.output_folder
-    result = cross_validate(series, list(METHODS), staging, config.scales, config.device, feedback)
+    result = cross_validate(series, list(DEFAULT_METHODS), staging, config.scales, config.device, feedback)
     with OutputTransaction() as tx:
         table = write_csv(result, os.path.join(staging, "cross_validation.csv"), tx)
         report = write_html(result, os.path.join(staging, "cross_validation.html"), tx)
@@ -239,11 +239,13 @@ def _encoding_parameters(config: WorkflowConfig) -> dict:
 
 
 def _settings(config: WorkflowConfig, cls: type) -> Any:
-    """The method's settings: the dialog's (or the defaults), with the dialog's epochs budget when one is set."""
+    """The method's settings: the dialog's (or the defaults), with the dialog's epochs budget when one is set and
+    the method has epochs (STFSR has none)."""
     import dataclasses
 
     base = config.params if isinstance(config.params, cls) else cls()
-    return dataclasses.replace(base, **_epochs(config))
+    has_epochs = any(f.name == "epochs" for f in dataclasses.fields(cls))
+    return dataclasses.replace(base, **(_epochs(config) if has_epochs else {}))
 
 
 def _epochs(config: WorkflowConfig) -> dict:
@@ -252,33 +254,10 @@ def _epochs(config: WorkflowConfig) -> dict:
 
 
 def _train(method: str, series, config: WorkflowConfig, folder: str, feedback) -> str:
-    from .deep.api import write_model
+    from .deep.api import settings_class, train_method, write_model
 
-    if method == "stfdcnn":
-        from .deep.stfdcnn import StfdcnnParams, train_stfdcnn
-
-        networks, meta = train_stfdcnn(series, None, config.scales, _settings(config, StfdcnnParams),
-                                       config.device, feedback)
-    elif method == "dcnn":
-        from .deep.dcnn import DcnnParams, train_dcnn
-
-        networks, meta = train_dcnn(series, None, config.scales, _settings(config, DcnnParams), config.device,
-                                    feedback)
-    elif method == "stfsr":
-        from .deep.stfsr import StfsrParams, train_stfsr
-
-        networks, meta = train_stfsr(series, None, config.scales, _settings(config, StfsrParams), config.device,
-                                     feedback)
-    elif method == "dcstfn":
-        from .deep.dcstfn import DcstfnParams, train_dcstfn
-
-        networks, meta = train_dcstfn(series, None, config.scales, _settings(config, DcstfnParams), config.device,
-                                      feedback)
-    else:
-        from .deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
-
-        networks, meta = train_stf3dcnn(series, config.scales, _settings(config, Stf3dcnnParams), config.device,
-                                        feedback)
+    networks, meta = train_method(method, series, config.scales, _settings(config, settings_class(method)),
+                                  config.device, feedback)
     with OutputTransaction() as tx:
         path, _, _ = write_model(os.path.join(folder, f"{method}.stfmodel"), method, networks, meta, tx)
     return path

@@ -63,3 +63,15 @@ def test_two_pairs_hold_out_each_and_leave_out_two_pair_methods(sample_on_fine_g
 def test_unknown_method_is_refused(sample_on_fine_grid, tmp_path):
     with pytest.raises(InputError, match="METHODS: unknown method"):
         cross_validate(sample_on_fine_grid, ["starfm", "magic"], str(tmp_path), 1e-4, "cpu")
+
+
+def test_learned_methods_train_on_each_fold_without_the_held_out_pair(sample_on_fine_grid, tmp_path):
+    """STFSR and the DCNN, on request: trained on the fold's pairs only, they predict the held-out pair; both beat
+    the naive prediction there."""
+    result = cross_validate(sample_on_fine_grid, ["naive", "stfsr", "dcnn"], str(tmp_path), 1e-4, "cpu")
+    rows = {r["method"]: r for r in result.rows}
+    assert set(rows) == {"naive", "stfsr", "dcnn"}
+    held = rows["stfsr"]["held_out"]
+    assert held not in rows["stfsr"]["pairs_used"] and held not in rows["dcnn"]["pairs_used"]
+    assert rows["stfsr"]["rmse"] < rows["naive"]["rmse"] and rows["dcnn"]["rmse"] < rows["naive"]["rmse"]
+    assert [p for p in tmp_path.iterdir()] == []  # the fold's models and predictions were scratch

@@ -77,3 +77,15 @@ def test_without_scikit_learn_the_message_says_how_to_install_it(monkeypatch, sa
     monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)
     with pytest.raises(MissingDependencyError, match="scikit-learn is not installed.*pip install"):
         train_stfsr(sample_on_fine_grid, None, 1e-4, StfsrParams(), "cpu")
+
+
+def test_the_dialogs_epochs_budget_does_not_reach_a_method_without_epochs(sample_on_fine_grid, tmp_path):
+    """'Train now: STFSR' with the dialog's epochs field set: STFSR learns (it has no epochs) and predicts."""
+    from stf_fusion.core.workflow import WorkflowConfig, run_workflow
+
+    series = sample_on_fine_grid
+    config = WorkflowConfig(fine=[(f.path, f.date) for f in series.fine],
+                            coarse=[(c.path, c.date) for c in series.coarse], method="train_stfsr",
+                            output_folder=str(tmp_path / "out"), epochs=3, device="cpu")
+    result = run_workflow(config)
+    assert len(result.predictions) == len(series.predict_dates)

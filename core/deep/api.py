@@ -18,6 +18,39 @@ from .modelfile import EXTENSION, check_compatible, load_model, save_model
 PREDICTORS = {"stfdcnn": "stfdcnn", "stf3dcnn": "stf3dcnn", "dcnn": "dcnn", "dcstfn": "dcstfn", "stfsr": "stfsr"}
 
 
+def settings_class(method: str) -> type:
+    """The settings dataclass of a learned method (``StfdcnnParams`` for ``stfdcnn``, ...)."""
+    import dataclasses
+
+    module = importlib.import_module(f".{PREDICTORS[method]}", __package__)
+    return next(v for k, v in vars(module).items()
+                if k.lower() == f"{method}params" and dataclasses.is_dataclass(v))
+
+
+def train_method(method: str, series: SceneSeries, scale: Any, params: Any = None, device: str = "auto",
+                 feedback: Feedback | None = None,
+                 pair_dates: list[_dt.date] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train a learned method (``params`` None: its defaults; ``pair_dates`` None: its own choice of pairs);
+    returns (networks, metadata) as ``write_model`` takes them."""
+    module = importlib.import_module(f".{PREDICTORS[method]}", __package__)
+    params = params if params is not None else settings_class(method)()
+    train = getattr(module, f"train_{method}")
+    if method == "stf3dcnn":  # trains on every date of the series at once
+        return train(series, scale, params, device, feedback)
+    return train(series, pair_dates, scale, params, device, feedback)
+
+
+def predict_trained(method: str, networks: dict[str, Any], metadata: dict[str, Any], series: SceneSeries,
+                    dates: list[_dt.date], folder: str, scale: Any, device: str = "auto",
+                    feedback: Feedback | None = None) -> list[str]:
+    """Predict with networks just trained, without a model file (the metadata as a model file gives it back)."""
+    import json
+
+    module = importlib.import_module(f".{PREDICTORS[method]}", __package__)
+    meta = json.loads(json.dumps(metadata, default=str))
+    return module.predict(meta, networks, series, dates, folder, scale, device, feedback)
+
+
 def write_model(
     path: str, method: str, networks: dict[str, Any], metadata: dict[str, Any], transaction: OutputTransaction,
 ) -> tuple[str, str, str]:
