@@ -327,7 +327,7 @@ class FusionDialog(QDialog):
     def _update_enabled(self) -> None:
         key = self.method.currentData()
         self.model.setEnabled(key == "model")
-        self.epochs.setEnabled(key.startswith("train_"))
+        self.epochs.setEnabled(key.startswith("train_") and key != "train_stfsr")  # STFSR learns without epochs
         if hasattr(self, "holdout"):  # cross-validation holds the pairs out itself
             self.holdout.setEnabled(key != "cross_validate")
         self._build_advanced(key)
