@@ -156,6 +156,18 @@ def _ranking(values: dict[str, float], lower_is_better: bool = True) -> list[str
     return sorted(values, key=lambda m: values[m] if lower_is_better else -values[m])
 
 
+def _key_date_table(stfsr: dict[str, Any], stfdcnn: dict[str, Any], sam_label: str) -> list[str]:
+    """Seed 001's table layout: per-band RMSE, ERGAS, per-band SSIM, SAM; STFSR beside STFDCNN."""
+    lines = ["| index | band | STFSR | STFDCNN |", "|---|---|---:|---:|"]
+    for index in ("rmse", "ssim"):
+        for i, (x, y) in enumerate(zip(stfsr[index], stfdcnn[index])):
+            lines.append(f"| {index.upper() if i == 0 else ''} | B{i + 1} | {x:.4f} | {y:.4f} |")
+        if index == "rmse":
+            lines.append(f"| ERGAS | | {stfsr['ergas']:.4f} | {stfdcnn['ergas']:.4f} |")
+    lines.append(f"| {sam_label} | | {stfsr['sam']:.4f} | {stfdcnn['sam']:.4f} |")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The tables (ours beside the published ones) and what agrees and what does not."""
     ours = results["methods"]
@@ -210,24 +222,12 @@ def markdown(results: dict[str, Any]) -> str:
               "look like digital numbers, SAM near 0.99 is not in degrees, SSIM near 1e-5 is not Wang et al.'s "
               "index): compare orders, not values.", ""]
     key = results["key_date"]
-    lines += [f"## Seed 001 (STFDCNN), Tables I-II: the key date ({key}, the 8th date)", "",
-              "Ours:", "", "| index | band | STFSR | STFDCNN |", "|---|---|---:|---:|"]
     a, b = ours["stfsr"]["key"], ours["stfdcnn"]["key"]
-    for index in ("rmse", "ssim"):
-        for i, (x, y) in enumerate(zip(a[index], b[index])):
-            lines.append(f"| {index.upper() if i == 0 else ''} | B{i + 1} | {x:.4f} | {y:.4f} |")
-        if index == "rmse":
-            lines.append(f"| ERGAS | | {a['ergas']:.4f} | {b['ergas']:.4f} |")
-    lines.append(f"| SAM (deg) | | {a['sam']:.4f} | {b['sam']:.4f} |")
+    lines += [f"## Seed 001 (STFDCNN), Tables I-II: the key date ({key}, the 8th date)", "", "Ours:", ""]
+    lines += _key_date_table(a, b, "SAM (deg)")
     for title, table in PUBLISHED_001.items():
-        lines += ["", f"Published (seed 001, {title}):", "", "| index | band | STFSR | STFDCNN |", "|---|---|---:|---:|"]
-        s, d = table["STFSR"], table["STFDCNN"]
-        for index in ("rmse", "ssim"):
-            for i, (x, y) in enumerate(zip(s[index], d[index])):
-                lines.append(f"| {index.upper() if i == 0 else ''} | B{i + 1} | {x:.4f} | {y:.4f} |")
-            if index == "rmse":
-                lines.append(f"| ERGAS | | {s['ergas']:.4f} | {d['ergas']:.4f} |")
-        lines.append(f"| SAM | | {s['sam']:.4f} | {d['sam']:.4f} |")
+        lines += ["", f"Published (seed 001, {title}):", ""]
+        lines += _key_date_table(table["STFSR"], table["STFDCNN"], "SAM")
     better_rmse = sum(y < x for x, y in zip(a["rmse"], b["rmse"]))
     better_ssim = sum(y > x for x, y in zip(a["ssim"], b["ssim"]))
     n = len(a["rmse"])

@@ -98,6 +98,29 @@ class Window:
         """Every offset of the square (2r+1) x (2r+1) window, row by row."""
         return [(dy, dx) for dy in range(-self.r, self.r + 1) for dx in range(-self.r, self.r + 1)]
 
+    def smallest(self, keys: Any, k: int) -> tuple[Any, Any, Any, Any]:
+        """The ``k`` smallest of ``keys`` [offsets, h, w] (one per offset of :meth:`offsets`; inf = no candidate),
+        a tie keeping the earlier offset (row by row, as the compiled kernels do): (their indices into the offsets
+        [k, h, w], the chosen offsets (dy, dx) [k, h, w, 2], whether each is a candidate [k, h, w], its distance
+        to the centre in pixels [k, h, w])."""
+        import torch
+
+        best_values, best_indices = (x[:k] for x in keys.sort(dim=0, stable=True))
+        chosen = torch.tensor(self.offsets(), device=keys.device)[best_indices]
+        distance = torch.sqrt((chosen.to(keys.dtype) ** 2).sum(dim=-1))
+        return best_indices, chosen, torch.isfinite(best_values), distance
+
+    def gather(self, tensor: Any, chosen: Any) -> Any:
+        """The values of the padded ``tensor`` [B, H, W] at the chosen neighbours ``chosen`` [k, h, w, 2] of each
+        centre pixel: [B, k, h, w]."""
+        import torch
+
+        hp, wp = tensor.shape[-2:]
+        ys = torch.arange(self.h, device=tensor.device)[:, None] + self.y0 + self.r + chosen[..., 0]
+        xs = torch.arange(self.w, device=tensor.device)[None, :] + self.x0 + self.r + chosen[..., 1]
+        flat = (ys * wp + xs).clamp(0, hp * wp - 1).flatten()
+        return tensor.flatten(1)[:, flat].reshape(tensor.shape[0], chosen.shape[0], self.h, self.w)
+
 
 def band_std(items: list[DatedRaster], scale: float, block: int = 512, unit: float | None = None,
              open_range: tuple[float, float] | None = None) -> np.ndarray:

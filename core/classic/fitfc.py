@@ -150,19 +150,11 @@ def similar_filter(fine: Any, value: Any, valid: Any, inner: tuple[int, int, int
     for i, (dy, dx) in enumerate(offsets):
         torch.mean((win.view(fine_p, dy, dx) - centre).abs(), dim=0, out=keys[i])
         keys[i].masked_fill_(~win.view(valid_p, dy, dx), math.inf)
-    best_values, best_indices = (x[:k] for x in keys.sort(dim=0, stable=True))
+    _, chosen, usable, d = win.smallest(keys, k)
     del keys
-    off = torch.tensor(offsets, device=fine.device)
-    chosen = off[best_indices]  # [k, h, w, 2]
-    usable = torch.isfinite(best_values)
-    d = torch.sqrt((chosen.to(fine.dtype) ** 2).sum(dim=-1))
     weight = torch.where(usable, 1.0 / (1.0 + d / (params.window / 2.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
-    hp, wp = value_p.shape[-2:]
-    ys = torch.arange(win.h, device=fine.device)[:, None] + win.y0 + r + chosen[..., 0]
-    xs = torch.arange(win.w, device=fine.device)[None, :] + win.x0 + r + chosen[..., 1]
-    flat = (ys * wp + xs).clamp(0, hp * wp - 1).flatten()
-    neighbours = value_p.flatten(1)[:, flat].reshape(value_p.shape[0], k, win.h, win.w)
+    neighbours = win.gather(value_p, chosen)
     return (weight[None] * neighbours).sum(dim=1), usable.any(dim=0) & win.view(valid_p)
 
 

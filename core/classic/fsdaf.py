@@ -380,19 +380,10 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
         outside |= win.view(invalid_p, dy, dx)
         factor = 10.0 + math.hypot(dy, dx) / r
         torch.add(spectral[i], 1e-5, out=keys[i]).mul_(factor).masked_fill_(outside, math.inf)  # (S+1e-5)(10+d/r)
-    # the k smallest keys; a tie keeps the earlier offset (row by row), as the compiled kernel does
-    best_values, best_indices = (x[:k] for x in keys.sort(dim=0, stable=True))
-    off = torch.tensor(offsets, device=fine.device)
-    chosen = off[best_indices]  # [k, h, w, 2]
-    usable = torch.isfinite(best_values)
-    d = torch.sqrt((chosen.to(fine.dtype) ** 2).sum(dim=-1))
+    best_indices, chosen, usable, d = win.smallest(keys, k)  # the k smallest keys
     weight = torch.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best_indices) + 1.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
-    hp, wp = change_p.shape[-2:]
-    ys = torch.arange(win.h, device=fine.device)[:, None] + win.y0 + r + chosen[..., 0]
-    xs = torch.arange(win.w, device=fine.device)[None, :] + win.x0 + r + chosen[..., 1]
-    flat = (ys * wp + xs).clamp(0, hp * wp - 1).flatten()
-    neighbours = change_p.flatten(1)[:, flat].reshape(change_p.shape[0], k, win.h, win.w)
+    neighbours = win.gather(change_p, chosen)
     return _final(fine_c + (weight[None] * neighbours).sum(dim=1), usable.any(dim=0), fine_c, win, valid_p, params,
                   coarse_change)
 

@@ -173,10 +173,8 @@ def train_dcnn(
         raise InputError("The DCNN learns from one pair date to another: it needs at least two pairs.")
     grid = series.grid
     holdout = plan_holdout(grid.height, grid.width, series.pair_dates, params.validation)
-    excluded = np.zeros((grid.height, grid.width), bool)
-    if holdout is not None:
-        b = holdout.block
-        excluded[max(0, b.y - 1):b.y + b.height + 1, max(0, b.x - 1):b.x + b.width + 1] = True
+    excluded = (holdout.training_mask(grid.height, grid.width, margin=1) if holdout is not None  # 3 x 3 patches
+                else np.zeros((grid.height, grid.width), bool))
     x, y = _training_patches(series, pairs, params, excluded, scale)
     net = build_network(params).to(dev)
     optimizer = torch.optim.SGD(net.parameters(), lr=params.lr, momentum=params.momentum,

@@ -172,10 +172,8 @@ def train_dcstfn(
         raise InputError("DCSTFN learns from one pair date to another: it needs at least two pairs.")
     grid = series.grid
     holdout = plan_holdout(grid.height, grid.width, series.pair_dates, params.validation)
-    excluded = np.zeros((grid.height, grid.width), bool)
-    if holdout is not None:
-        b = holdout.block
-        excluded[b.y:b.y + b.height, b.x:b.x + b.width] = True
+    excluded = (holdout.training_mask(grid.height, grid.width) if holdout is not None  # whole patches outside
+                else np.zeros((grid.height, grid.width), bool))
     x, y, size = _training_patches(series, pairs, params, excluded, scale, feedback)
     net = build_network(params).to(dev)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)

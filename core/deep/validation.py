@@ -45,6 +45,14 @@ class HoldOut:
         return not (y + height + margin <= b.y or y - margin >= b.y + b.height
                     or x + width + margin <= b.x or x - margin >= b.x + b.width)
 
+    def training_mask(self, height: int, width: int, margin: int = 0) -> np.ndarray:
+        """[height, width]: True on the block grown by ``margin`` pixels (clipped), where no training sample may
+        reach."""
+        b = self.block
+        mask = np.zeros((height, width), bool)
+        mask[max(0, b.y - margin):b.y + b.height + margin, max(0, b.x - margin):b.x + b.width + margin] = True
+        return mask
+
     def outer(self, halo: int, height: int, width: int) -> Window:
         """The block grown by ``halo`` pixels, clipped to the scene (what a prediction of the block reads)."""
         b = self.block
