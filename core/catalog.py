@@ -234,26 +234,35 @@ def _run_make_sample(values: Values, feedback: Feedback) -> dict:
         size=int(values["SIZE"]), factor=int(values["FACTOR"]), n_dates=int(values["N_DATES"]),
         pair_indices=tuple(int_list(values, "PAIRS")), flood_indices=tuple(int_list(values, "FLOOD")),
         start=start[0].isoformat() if start else default.start, interval_days=int(values["INTERVAL_DAYS"]),
-        coarse_noise=float(values["NOISE"]), seed=int(values["SEED"]))
+        coarse_noise=float(values["NOISE"]), seed=int(values["SEED"]),
+        realism=str(values.get("REALISM") or "control"))
+    if config.realism == "realistic":
+        from .simulator import RealismConfig
+
+        config.effects = RealismConfig.parse(values.get("EFFECTS") or "")
+    elif values.get("EFFECTS"):
+        raise InputError("EFFECTS are settings of the realistic simulator: choose REALISM=realistic.")
     folder = values["OUTPUT_FOLDER"]
     series = make_sample_series(folder, config, feedback)
     return {"OUTPUT_FOLDER": folder, "FINE": series.fine, "COARSE": series.coarse, "TRUTH": series.truth}
 
 
 def _make_sample_spec() -> Spec:
+    from .synthetic import REALISM as REALISM_OPTIONS
     from .synthetic import SampleSeriesConfig
 
     d = SampleSeriesConfig()
     return Spec(
         "make_sample_series", "Make a synthetic sample series", "data",
-        "Writes a realistic synthetic scene series with known truth, to try the fusion methods and to check them: "
+        "Writes a synthetic scene series with known truth, to try the fusion methods and to check them: "
         "fields of several land-cover classes and sizes with per-class seasonal reflectance over 6 bands (blue, "
         "green, red, NIR, SWIR1, SWIR2), a river, and a flood on some dates between two pairs (abrupt change). "
         "Fine (Landsat-like, 30 m) images are written on the pair dates only, coarse (MODIS-like) images on every "
         "date on their own coarser grid, made from the truth by a Gaussian point spread function, aggregation, "
         "a per-band gain and bias and noise; the fine truth of every date is kept for evaluation. Files: "
         "fine/fine_<date>.tif, coarse/coarse_<date>.tif, truth/truth_<date>.tif (int16, reflectance x 10000, "
-        "SCALE 0.0001, nodata -9999), landcover.tif and series.json. Deterministic given the seed.",
+        "SCALE 0.0001, nodata -9999), landcover.tif and series.json. Deterministic given the seed. REALISM "
+        "realistic replaces the linear sensor model with the sensors' physics (see its help).",
         (
             Param("SIZE", "int", "Scene size (fine pixels a side)",
                   "Rows and columns of the fine grid; a multiple of the coarse factor.", d.size, 32, 20000),
@@ -274,6 +283,23 @@ def _make_sample_spec() -> Spec:
             Param("NOISE", "float", "Coarse noise (reflectance)", "Standard deviation of the coarse sensor noise.",
                   d.coarse_noise, 0.0, 0.2, advanced=True),
             Param("SEED", "int", "Random seed", "Same seed, same series.", d.seed, 0, 2**31 - 1),
+            Param("REALISM", "enum", "Realism",
+                  "control: the linear model above (coarse = blurred block mean x gain + bias + noise), exactly what "
+                  "the classic methods assume. realistic: the two sensors' physics (core/simulator): reflectance "
+                  "from a canopy model and a spectral library convolved with the Landsat 8/9 OLI and the MODIS band "
+                  "responses, MODIS's triangular along-scan PSF growing with the view angle, gridding and per-date "
+                  "geolocation error, per-date view angle BRDF by land cover and atmospheric residuals, noise and "
+                  "column striping on the fine images, sub-coarse-pixel harvests, burns and new buildings between "
+                  "pairs, double-cropped fields, and optional clouds and shadows (nodata). NOISE is ignored there "
+                  "(see EFFECTS).", d.realism, options=REALISM_OPTIONS),
+            Param("EFFECTS", "string", "Realistic effects",
+                  "Settings of the realistic simulator as name=value separated by commas (0 switches an effect "
+                  "off): max_view_zenith (degrees, 45), brdf (scale of the anisotropy, 1), atmosphere (AOT error "
+                  "std of the coarse images, 0.05), fine_atmosphere (0.015), misregistration (std, coarse pixels, "
+                  "0.15), gridding (half-range, coarse pixels, 0.25), psf (true/false), spectral (true/false), "
+                  "coarse_noise (0.004), fine_noise (0.003), striping (0.004), events (land-cover changes per "
+                  "coarse pixel, 0.05), cloud_cover (largest cloud share of a cloudy date, 0), cloud_probability "
+                  "(0.5).", "", optional=True, advanced=True),
             _output_folder("Folder the series is written to (created if needed)."),
         ),
         _run_make_sample,

@@ -40,6 +40,7 @@ from .raster import OutputTransaction, grid_info, write_raster
 
 BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 CLASSES = ("water", "forest", "grassland", "summer crop", "winter crop", "built-up")
+REALISM = ("control", "realistic")
 
 # Typical surface reflectance of the end-members, bands as in BANDS.
 _VEGETATION = np.array([0.03, 0.07, 0.04, 0.45, 0.22, 0.10], np.float32)
@@ -76,6 +77,8 @@ class SampleSeriesConfig:
     coarse_noise: float = 0.003
     seed: int = 42
     width: int = 0  # 0: same as size (square scene)
+    realism: str = "control"  # "control": this module's linear model; "realistic": core/simulator
+    effects: dict = field(default_factory=dict)  # realistic only: overrides of simulator.RealismConfig
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -97,6 +100,10 @@ class SampleSeriesConfig:
                 raise InputError(f"{name} date indices {bad} are outside 0..{self.n_dates - 1}.")
         if not self.pair_indices:
             raise InputError("At least one date must have a fine image (a pair).")
+        if self.realism not in REALISM:
+            raise InputError(f"Unknown realism '{self.realism}'; use one of {', '.join(REALISM)}.")
+        if self.effects and self.realism != "realistic":
+            raise InputError("Effects are settings of the realistic simulator: set realism to 'realistic'.")
 
     @property
     def dates(self) -> list[_dt.date]:
@@ -105,7 +112,7 @@ class SampleSeriesConfig:
         return [first + _dt.timedelta(days=self.interval_days * i) for i in range(self.n_dates)]
 
 
-def _fields(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+def field_layout(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Field id per pixel from recursive splitting of rectangles (fields of very different sizes)."""
     ids = np.zeros((height, width), np.int32)
     todo = [(0, 0, height, width, 0)]
@@ -129,7 +136,7 @@ def _fields(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return ids
 
 
-def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+def smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Zero-mean, unit-deviation Gaussian random field with correlation length ``sigma`` pixels."""
     field_ = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
     return (field_ - field_.mean()) / (field_.std() + 1e-12)
@@ -147,7 +154,7 @@ class SyntheticScene:
         self.config = config
         rng = np.random.default_rng(config.seed)
         h, w = config.size, config.width or config.size
-        self.field_id = _fields(h, w, rng)
+        self.field_id = field_layout(h, w, rng)
         n_fields = int(self.field_id.max()) + 1
         classes = np.array(list(_CLASS_PROBABILITIES))
         probabilities = np.array(list(_CLASS_PROBABILITIES.values()))
@@ -161,12 +168,12 @@ class SyntheticScene:
         distance = np.abs(cols - centre)
         self.landcover[distance <= half_width] = 0
         # Low ground near the river floods: distance to the river plus smooth terrain noise.
-        terrain = distance / w + 0.05 * _smooth_noise((h, w), max(h, w) / 25, rng)
+        terrain = distance / w + 0.05 * smooth_noise((h, w), max(h, w) / 25, rng)
         self.flood_zone = (terrain < 0.09) & (self.landcover != 0)
         # Per-field phenology jitter and brightness; per-pixel texture (soil moisture, crop density).
         self.shift = rng.normal(0.0, 6.0, n_fields).astype(np.float32)[self.field_id]
         self.brightness = rng.uniform(0.92, 1.08, n_fields).astype(np.float32)[self.field_id]
-        self.texture = 1.0 + 0.04 * _smooth_noise((h, w), 1.5, rng)
+        self.texture = 1.0 + 0.04 * smooth_noise((h, w), 1.5, rng)
         self.sensor_gain = rng.uniform(0.95, 1.05, len(BANDS)).astype(np.float32)
         self.sensor_bias = rng.uniform(-0.01, 0.01, len(BANDS)).astype(np.float32)
         self.noise_rng_seed = int(rng.integers(0, 2**31 - 1))
@@ -241,7 +248,17 @@ def make_sample_series(
     their own grid (``factor`` times coarser). All files appear together or not at all.
     """
     config = config or SampleSeriesConfig()
-    scene = SyntheticScene(config)
+    config.validate()
+    realistic = config.realism == "realistic"
+    if realistic:
+        from .simulator import CLASSES as SIMULATED_CLASSES
+        from .simulator import RealismConfig, RealisticScene
+
+        scene = RealisticScene(config, RealismConfig.from_dict(config.effects))
+        scene_classes = list(SIMULATED_CLASSES)
+    else:
+        scene = SyntheticScene(config)
+        scene_classes = list(CLASSES)
     h, w = scene.landcover.shape
     x0, y0 = config.origin
     wkt = _srs_wkt(config.epsg)
@@ -259,14 +276,24 @@ def make_sample_series(
         for i, date in enumerate(dates):
             check_cancel(feedback)
             iso = date.isoformat()
-            truth = scene.truth(date, flooded=i in config.flood_indices)
-            outputs = [("truth", truth, fine_grid, result.truth), ("coarse", scene.coarse(truth, i), coarse_grid,
-                                                                    result.coarse)]
-            if i in config.pair_indices:
-                outputs.append(("fine", truth, fine_grid, result.fine))
-            for kind, image, grid, listing in outputs:
+            flooded = i in config.flood_indices
+            if realistic:
+                truth = scene.truth(i, flooded)
+                coarse, coarse_ok = scene.coarse_observation(i, flooded)
+                outputs = [("truth", truth, None, fine_grid, result.truth),
+                           ("coarse", coarse, coarse_ok, coarse_grid, result.coarse)]
+                if i in config.pair_indices:
+                    fine, fine_ok = scene.fine_observation(truth, i)
+                    outputs.append(("fine", fine, fine_ok, fine_grid, result.fine))
+            else:
+                truth = scene.truth(date, flooded=flooded)
+                outputs = [("truth", truth, None, fine_grid, result.truth),
+                           ("coarse", scene.coarse(truth, i), None, coarse_grid, result.coarse)]
+                if i in config.pair_indices:
+                    outputs.append(("fine", truth, None, fine_grid, result.fine))
+            for kind, image, valid, grid, listing in outputs:
                 final = os.path.join(folder, kind, f"{kind}_{iso}.tif")
-                write_raster(tx.add(final), image, grid, **write)
+                write_raster(tx.add(final), image, grid, valid=valid, **write)
                 listing.append(os.path.abspath(final))
             if feedback is not None:
                 feedback.set_progress(100.0 * (i + 1) / len(dates))
@@ -275,14 +302,17 @@ def make_sample_series(
                      dtype="uint8", nodata=255, descriptions=["land cover class"])
         result.manifest = os.path.abspath(os.path.join(folder, "series.json"))
         manifest = {
-            "description": "Synthetic spatiotemporal fusion series (stf plugin, core/synthetic.py)",
-            "scale": 1e-4, "nodata": -9999, "bands": list(BANDS), "classes": list(CLASSES),
+            "description": ("Synthetic spatiotemporal fusion series (stf plugin, "
+                            + ("core/simulator: realistic sensors)" if realistic else "core/synthetic.py)")),
+            "scale": 1e-4, "nodata": -9999, "bands": list(BANDS), "classes": scene_classes,
             "dates": result.dates, "pair_dates": result.pair_dates, "flood_dates": result.flood_dates,
             "fine": [os.path.relpath(p, folder) for p in result.fine],
             "coarse": [os.path.relpath(p, folder) for p in result.coarse],
             "truth": [os.path.relpath(p, folder) for p in result.truth],
-            "config": {k: v for k, v in asdict(config).items() if k != "extra"},
+            "config": {k: v for k, v in asdict(config).items() if k not in ("extra", "effects", "realism")},
         }
+        if realistic:
+            manifest["simulator"] = scene.describe()
         temp = tx.add(result.manifest)
         with open(temp, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=2)
