@@ -53,7 +53,7 @@ from ..series import SceneSeries, check_encodings, nearest_date
 from .common import read_image, read_window
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, score,
+from .validation import (BlockData, HoldOut, baseline_scores, plan_validation, read_block_data, score,
                          validation_record)
 
 METHOD = "dcnn"
@@ -168,12 +168,13 @@ def train_dcnn(
     check_encodings(series, scale)
     dev = resolve_device(device)
     seed_everything(params.seed)
-    pairs = [series.fine_at(d) for d in pair_dates] if pair_dates else list(series.fine)
+    grid = series.grid
+    chosen, holdout = plan_validation(series.pair_dates, pair_dates, grid.height, grid.width, params.validation)
+    pairs = [series.fine_at(d) for d in chosen]
     if len(pairs) < 2:
         raise InputError("The DCNN learns from one pair date to another: it needs at least two pairs.")
-    grid = series.grid
-    holdout = plan_holdout(grid.height, grid.width, series.pair_dates, params.validation)
-    excluded = (holdout.training_mask(grid.height, grid.width, margin=1) if holdout is not None  # 3 x 3 patches
+    spatial = holdout is not None and holdout.spatial
+    excluded = (holdout.training_mask(grid.height, grid.width, margin=1) if spatial  # 3 x 3 patches
                 else np.zeros((grid.height, grid.width), bool))
     x, y = _training_patches(series, pairs, params, excluded, scale)
     net = build_network(params).to(dev)
@@ -191,7 +192,8 @@ def train_dcnn(
         feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")
     history = train(net, optimizer, TensorBatches(x, y, params.batch, params.seed), params.epochs,
-                    torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ")
+                    torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ",
+                    noise_guard=spatial)
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcnn": history.as_dict()}, dev,
                                  validation=validation_record(holdout, history.validation, history.best_epoch, scores))

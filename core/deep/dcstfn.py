@@ -57,7 +57,7 @@ from ..series import SceneSeries, check_encodings
 from .common import patch_positions, read_image, read_window
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import baseline_scores, plan_holdout, read_block_data, score, validation_record
+from .validation import baseline_scores, plan_validation, read_block_data, score, validation_record
 
 METHOD = "dcstfn"
 
@@ -167,12 +167,13 @@ def train_dcstfn(
     check_encodings(series, scale)
     dev = resolve_device(device)
     seed_everything(params.seed)
-    pairs = [series.fine_at(d) for d in pair_dates] if pair_dates else list(series.fine)
+    grid = series.grid
+    chosen, holdout = plan_validation(series.pair_dates, pair_dates, grid.height, grid.width, params.validation)
+    pairs = [series.fine_at(d) for d in chosen]
     if len(pairs) < 2:
         raise InputError("DCSTFN learns from one pair date to another: it needs at least two pairs.")
-    grid = series.grid
-    holdout = plan_holdout(grid.height, grid.width, series.pair_dates, params.validation)
-    excluded = (holdout.training_mask(grid.height, grid.width) if holdout is not None  # whole patches outside
+    spatial = holdout is not None and holdout.spatial
+    excluded = (holdout.training_mask(grid.height, grid.width) if spatial  # whole patches outside
                 else np.zeros((grid.height, grid.width), bool))
     x, y, size = _training_patches(series, pairs, params, excluded, scale, feedback)
     net = build_network(params).to(dev)
@@ -192,7 +193,7 @@ def train_dcstfn(
                       f"{params.patches_per_epoch} per epoch.")
     batches = _EpochSample(TensorBatches(x, y, params.batch, params.seed), params.patches_per_epoch, scheduler)
     history = train(net, optimizer, batches, params.epochs, torch.nn.functional.mse_loss, validate,
-                    params.patience, dev, feedback, label="dcstfn: ")
+                    params.patience, dev, feedback, label="dcstfn: ", noise_guard=spatial)
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcstfn": history.as_dict()}, dev, patch=size,
                                  validation=validation_record(holdout, history.validation, history.best_epoch, scores))

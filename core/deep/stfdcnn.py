@@ -66,7 +66,7 @@ from .common import (box_sum, downsample, patch_positions, read_image, read_wind
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
-    validation_record
+    significant, validation_record
 
 METHOD = "stfdcnn"
 HPM_MIN = 0.01
@@ -382,7 +382,7 @@ def train_stfdcnn(
             validate = (lambda: validation.full_score(nlm, sr)) if validation is not None else None
         history = train(net, _optimizer(net, params), TensorBatches(x, y, params.batch, params.seed + b),
                         params.epochs, torch.nn.functional.mse_loss, validate, params.patience, dev, sub,
-                        label=f"{name} ({len(x)} sub-images): ")
+                        label=f"{name} ({len(x)} sub-images): ", noise_guard=holdout is not None and holdout.spatial)
         networks[name] = net.state_dict()
         histories[name] = history.as_dict()
     # the model's held-out record: the full prediction with every network as kept, and untrained
@@ -392,8 +392,9 @@ def train_stfdcnn(
             final = validation.full_score(nlm, sr)
             untrained = validation.full_score([build_network(params).to(dev) for _ in range(bands)],
                                               build_network(params).to(dev))
-        record = validation_record(holdout, [untrained, final], 1 if final < untrained else 0, scores)
-        if final >= untrained:  # no network improved on the held-out task: keep the untrained model
+        improved = significant(final, untrained) if holdout.spatial else final < untrained
+        record = validation_record(holdout, [untrained, final], 1 if improved else 0, scores)
+        if not improved:  # no network improved on the held-out task: keep the untrained model
             networks = {name: build_network(params).state_dict() for name in networks}
         if feedback is not None:
             feedback.info(f"STFDCNN held-out RMSE {record['rmse']:.5f} (untrained {untrained:.5f}, additive "

@@ -78,7 +78,7 @@ class TensorBatches:
 def train(
     model: Any, optimizer: Any, batches: Any, epochs: int, loss_fn: Callable[[Any, Any], Any],
     validate: Callable[[], float] | None = None, patience: int = 0, device: Any = "cpu",
-    feedback: Feedback | None = None, label: str = "",
+    feedback: Feedback | None = None, label: str = "", noise_guard: bool = False,
 ) -> History:
     """Train ``model`` for at most ``epochs`` passes over ``batches`` (callable epoch -> iterator of (x, y) on the
     CPU, with ``len()`` batches and ``samples`` samples per epoch).
@@ -87,12 +87,18 @@ def train(
     (epoch 0, the untrained model) and after every epoch. The weights of the best epoch are restored at the end
     (epoch 0 included: a model never leaves worse than its start on the held-out data), and training stops after
     ``patience`` epochs without improvement (0: never early). Progress is reported per batch, cancel checked per
-    batch; a non-finite loss stops training with an error (lower the learning rate)."""
+    batch; a non-finite loss stops training with an error (lower the learning rate). With ``noise_guard`` (the
+    spatial validation protocol) an epoch beyond 0 replaces the untrained start only when it beats it by more than
+    the score's noise (:func:`.validation.significant`)."""
+    from .validation import significant
+
     torch = import_torch()
     history = History()
     best_state = None
+    scores: list = []  # the validation scores with their parts (for the noise guard)
     if validate is not None:
-        history.validation.append(_validate(model, validate))
+        scores.append(_validate(model, validate))
+        history.validation.append(float(scores[0]))
         best_state = _copy_state(model)
         if feedback is not None:
             feedback.info(f"{label}epoch 0 (untrained): validation RMSE {history.validation[0]:.5f}")
@@ -123,9 +129,13 @@ def train(
         history.train.append(total / max(count, 1))
         message = f"{label}epoch {epoch + 1}/{epochs}: loss {history.train[-1]:.3e}"
         if validate is not None:
-            history.validation.append(_validate(model, validate))
+            scores.append(_validate(model, validate))
+            history.validation.append(float(scores[-1]))
             message += f", validation RMSE {history.validation[-1]:.5f}"
-            if history.validation[-1] < history.validation[history.best_epoch]:
+            better = history.validation[-1] < history.validation[history.best_epoch]
+            if better and noise_guard and not significant(scores[-1], scores[0]):
+                better = False
+            if better:
                 history.best_epoch, best_state, since_best = epoch + 1, _copy_state(model), 0
             else:
                 since_best += 1
@@ -148,11 +158,13 @@ def train(
 
 
 def _validate(model: Any, validate: Callable[[], float]) -> float:
+    """The validation score of the model in evaluation mode (a :class:`.validation.Score` keeps its parts);
+    a non-finite score counts as infinitely bad."""
     torch = import_torch()
     model.eval()
     with torch.no_grad():
-        value = float(validate())
-    return value if math.isfinite(value) else float("inf")
+        value = validate()
+    return value if math.isfinite(float(value)) else float("inf")
 
 
 def _copy_state(model: Any) -> dict[str, Any]:

@@ -16,6 +16,17 @@ Epoch 0 is the untrained model (the identity of each method's residual formulati
 baseline); the training loop keeps the epoch with the best score, so a model never ends worse on the held-out
 data than its untrained start. The naive and additive baselines are scored on the same targets and recorded in
 the model file beside the model's own score.
+
+Two protocols (issue "Learning that pays", item 2; :func:`plan_validation`), recorded in the model file:
+
+* ``temporal`` (3 pairs or more): interior pair dates are held out in time (:func:`temporal_split`): their fine
+  images are training targets NOWHERE in the scene, and the whole scene (at most ``max_side`` pixels a side) is
+  predicted on those dates from the training pairs. A spatial block alone leaks: the held-out dates' fine images
+  were targets everywhere else, and the kept epoch could be worse than untrained on truly unseen dates.
+* ``spatial`` (2 pairs, or when every pair trains): the block above. The score is then noisy (one block, the
+  training dates), so an epoch beyond 0 is kept only when it beats epoch 0 by more than the score's noise: the
+  block is cut into quadrants, and the mean improvement over (target, quadrant) parts must exceed twice its
+  standard error (:class:`Score`, :func:`significant`).
 """
 from __future__ import annotations
 
@@ -105,6 +116,61 @@ def plan_holdout(height: int, width: int, pair_dates: list[_dt.date], share: flo
     return HoldOut(block, tuple(targets), spatial=not held_dates)
 
 
+def temporal_split(pair_dates: list[_dt.date], max_held: int = 3) -> tuple[list[_dt.date], list[_dt.date]]:
+    """(training pairs, held-out pairs): with 3 pairs or more every other interior pair is held out (the 2nd, 4th,
+    ...; at most ``max_held``, spread over the series), so each held-out date has training pairs on both sides;
+    with fewer pairs everything trains and nothing is held out in time."""
+    pairs = sorted(pair_dates)
+    if len(pairs) < 3:
+        return pairs, []
+    held = pairs[1:-1:2]
+    if len(held) > max_held:
+        held = [held[round(i * (len(held) - 1) / (max_held - 1))] for i in range(max_held)] if max_held > 1 \
+            else [held[len(held) // 2]]
+    return [d for d in pairs if d not in held], held
+
+
+def plan_validation(pair_dates: list[_dt.date], chosen: list[_dt.date] | None, height: int, width: int,
+                    share: float) -> tuple[list[_dt.date], "HoldOut | None"]:
+    """(training pairs, validation design) of a learned method. ``chosen`` (the user's training pairs, or None
+    for the method's choice): the series' interior pairs left out of it are the held-out dates; None:
+    :func:`temporal_split`. Without a held-out date (2 pairs, or every pair chosen) the design is spatial."""
+    pairs = sorted(pair_dates)
+    if chosen:
+        train = sorted(chosen)
+        held = [d for d in pairs[1:-1] if d not in train]
+    else:
+        train, held = temporal_split(pairs)
+    if held and len(train) < 1:
+        held = []
+    return train, plan_holdout(height, width, sorted(set(train) | set(held)), share, held_dates=held or None)
+
+
+class Score(float):
+    """A validation score (mean RMSE over the targets) that also carries its ``parts``: the RMSE of each
+    (target, quadrant of the block), from which :func:`significant` judges an improvement against the noise."""
+
+    parts: tuple[float, ...] = ()
+
+    def __new__(cls, value: float, parts: tuple[float, ...] = ()) -> "Score":
+        obj = super().__new__(cls, value)
+        obj.parts = tuple(parts)
+        return obj
+
+
+def significant(candidate: float, start: float) -> bool:
+    """True when ``candidate`` beats ``start`` by more than the noise: the mean of the per-part improvements
+    exceeds twice its standard error (both :class:`Score` with parts of the same targets and quadrants); plain
+    numbers (no parts): any improvement."""
+    a, b = getattr(candidate, "parts", ()), getattr(start, "parts", ())
+    if len(a) < 2 or len(a) != len(b):
+        return candidate < start
+    d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    if not np.all(np.isfinite(d)):
+        return candidate < start
+    return bool(d.mean() > 2.0 * d.std(ddof=1) / math.sqrt(len(d)))
+
+
 @dataclass
 class BlockData:
     """Reflectance of every pair date over a window (the held-out block plus a halo): fine and coarse
@@ -142,11 +208,19 @@ def rmse(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
     return float(np.sqrt(np.mean(diff * diff)))
 
 
-def score(predictions: dict[_dt.date, np.ndarray], data: BlockData) -> float:
-    """Mean over the targets of the RMSE in the block; ``predictions`` cover the block only."""
+def score(predictions: dict[_dt.date, np.ndarray], data: BlockData) -> Score:
+    """Mean over the targets of the RMSE in the block, with the RMSE of each (target, quadrant) as its parts;
+    ``predictions`` cover the block only."""
     valid = data.valid[data.inner]
-    values = [rmse(p, data.fine[d][(slice(None),) + data.inner], valid) for d, p in predictions.items()]
-    return float(np.mean(values)) if values else float("nan")
+    values, parts = [], []
+    for d, p in predictions.items():
+        truth = data.fine[d][(slice(None),) + data.inner]
+        values.append(rmse(p, truth, valid))
+        h, w = valid.shape
+        for rows in (slice(0, h // 2), slice(h // 2, h)):
+            for cols in (slice(0, w // 2), slice(w // 2, w)):
+                parts.append(rmse(p[:, rows, cols], truth[:, rows, cols], valid[rows, cols]))
+    return Score(float(np.mean(values)) if values else float("nan"), parts)
 
 
 def baseline_scores(data: BlockData, holdout: HoldOut, value_range: tuple[float, float]) -> dict[str, float]:
@@ -165,9 +239,11 @@ def validation_record(holdout: HoldOut | None, validation: list[float], best_epo
     """What a model file records about its held-out task: the design, the kept model's RMSE, its untrained
     start's and the naive and additive baselines' (mean RMSE over the held-out dates in the block)."""
     if holdout is None or not validation:
-        return {"design": "none (fewer than two pairs, or no validation share): the last epoch was kept"}
+        return {"protocol": "none",
+                "design": "none (fewer than two pairs, or no validation share): the last epoch was kept"}
     b = holdout.block
     record = {
+        "protocol": "spatial" if holdout.spatial else "temporal",
         "design": holdout.describe(),
         "block": [b.x, b.y, b.width, b.height],
         "targets": {t.isoformat(): [r.isoformat() for r in refs] for t, refs in holdout.targets},

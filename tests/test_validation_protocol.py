@@ -1,0 +1,69 @@
+"""Model selection on unseen dates (issue "Learning that pays", item 2): with 3 pairs or more the learned methods
+hold interior pair dates out in time (their fine images are training targets nowhere); with 2 pairs a spatial block
+validates and an epoch beyond 0 is kept only when it beats the start by more than the score's noise."""
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from stf_fusion.core.deep.training import History, train
+from stf_fusion.core.deep.validation import Score, plan_validation, significant, temporal_split, validation_record
+
+DAYS = [dt.date(2021, 1, 1) + dt.timedelta(days=16 * i) for i in range(9)]
+
+
+def test_temporal_split_holds_every_other_interior_pair_out():
+    assert temporal_split(DAYS[:2]) == (DAYS[:2], [])
+    assert temporal_split(DAYS[:3]) == ([DAYS[0], DAYS[2]], [DAYS[1]])
+    assert temporal_split(DAYS[:4]) == ([DAYS[0], DAYS[2], DAYS[3]], [DAYS[1]])
+    assert temporal_split(DAYS[:5]) == ([DAYS[0], DAYS[2], DAYS[4]], [DAYS[1], DAYS[3]])
+    train_, held = temporal_split(DAYS)  # 9 pairs: at most 3 held, spread, each between training pairs
+    assert held == [DAYS[1], DAYS[5], DAYS[7]] and set(train_) | set(held) == set(DAYS)
+    for d in held:
+        assert any(t < d for t in train_) and any(t > d for t in train_)
+
+
+def test_plan_validation_designs():
+    pairs, holdout = plan_validation(DAYS[:3], None, 100, 120, 0.25)
+    assert pairs == [DAYS[0], DAYS[2]] and not holdout.spatial
+    assert holdout.targets == ((DAYS[1], (DAYS[0], DAYS[2])),)
+    assert (holdout.block.width, holdout.block.height) == (120, 100)  # the whole scene
+    assert validation_record(holdout, [0.02, 0.01], 1, {})["protocol"] == "temporal"
+    pairs, holdout = plan_validation(DAYS[:2], None, 100, 120, 0.25)
+    assert pairs == DAYS[:2] and holdout.spatial
+    assert validation_record(holdout, [0.02, 0.01], 1, {})["protocol"] == "spatial"
+    pairs, holdout = plan_validation(DAYS[:4], [DAYS[0], DAYS[3]], 100, 120, 0.25)  # the user's training pairs
+    assert pairs == [DAYS[0], DAYS[3]] and [t for t, _ in holdout.targets] == [DAYS[1], DAYS[2]]
+    assert validation_record(None, [], 0, {})["protocol"] == "none"
+
+
+def test_significant_compares_the_improvement_with_its_noise():
+    start = Score(0.020, (0.020, 0.021, 0.019, 0.020))
+    clear = Score(0.018, (0.018, 0.019, 0.017, 0.018))  # 2e-3 better on every part
+    noisy = Score(0.0195, (0.014, 0.026, 0.016, 0.022))  # better on average, but parts disagree
+    assert significant(clear, start)
+    assert not significant(noisy, start)
+    assert not significant(start, start)
+    assert significant(0.01, 0.02) and not significant(0.03, 0.02)  # plain numbers: any improvement
+
+
+@pytest.mark.parametrize("guard, kept", [(True, 0), (False, 1)])
+def test_the_noise_guard_keeps_the_start_when_the_gain_is_noise(guard, kept):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Linear(1, 1)
+    scores = iter([Score(0.020, (0.020, 0.021, 0.019, 0.020)), Score(0.0195, (0.014, 0.026, 0.016, 0.022))])
+
+    class Batches:
+        samples = 1
+
+        def __len__(self):
+            return 1
+
+        def __call__(self, epoch):
+            yield torch.ones(1, 1), torch.ones(1, 1)
+
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    history: History = train(net, opt, Batches(), 1, torch.nn.functional.mse_loss, lambda: next(scores),
+                             noise_guard=guard)
+    assert history.best_epoch == kept
+    assert np.allclose(history.validation, [0.020, 0.0195])
