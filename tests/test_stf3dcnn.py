@@ -66,6 +66,46 @@ def test_network_starts_from_dc_is_homogeneous_and_keeps_bands_apart():
         torch.testing.assert_close(net(y)[:, 1:], net(x)[:, 1:])
 
 
+def test_guided_branch_starts_at_zero_reallocates_and_tiles(sample_on_fine_grid, tmp_path):
+    """The guided allocation option (core/deep/guided.py): untrained it adds nothing; trained-like it is zero for
+    no coarse change, homogeneous in the change, reads the fine reference, and tiles without seams."""
+    from stf_fusion.core.deep.guided import build_branch, guided_radius, window_mean
+    from stf_fusion.core.deep.stf3dcnn import train_stf3dcnn
+
+    params = Stf3dcnnParams(guided=True, factor=8, width=12)
+    net = build_network(params, 6).eval()
+    change, ref = torch.rand(1, 6, 4, 40, 40) - 0.5, torch.rand(1, 6, 1, 40, 40).expand(-1, -1, 4, -1, -1)
+    x = torch.cat([change, ref], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), change)  # untrained: dF = dC
+        branch = build_branch(6, 8)
+        for parameter in branch.parameters():
+            torch.nn.init.normal_(parameter, std=0.3)
+        fine, dc = torch.rand(2, 6, 40, 40), torch.rand(2, 6, 40, 40) - 0.5
+        assert branch(fine, torch.zeros_like(dc)).abs().max() == 0
+        branch64 = branch.double()
+        torch.testing.assert_close(branch64(fine.double(), 0.5 * dc.double()),
+                                   0.5 * branch64(fine.double(), dc.double()), atol=1e-12, rtol=1e-9)
+        assert not torch.allclose(branch64(fine.double(), dc.double()),
+                                  branch64(torch.rand(2, 6, 40, 40).double(), dc.double()))
+        # the allocation term moves change within the window: its window mean is (nearly) zero far from edges
+        branch64.deblur.zero_()
+        out = branch64(fine.double(), torch.ones_like(dc).double())
+        assert window_mean(out, 9)[..., 15:25, 15:25].abs().max() < 0.2 * out.abs().max()
+    assert params.spatial_radius == guided_radius(8) == 16
+    networks, meta = train_stf3dcnn(sample_on_fine_grid, 1e-4, Stf3dcnnParams(epochs=1, guided=True, windows=8),
+                                    "cpu")
+    assert meta["params"]["guided"] and meta["params"]["factor"] == 16  # read from the resampled coarse images
+    assert meta["validation"]["protocol"] == "temporal"
+    for parameter in networks["stf3dcnn"].values():
+        torch.nn.init.normal_(parameter, std=0.05)  # a trained-like model, so the tiling test sees the branch
+    date = [d for d in sample_on_fine_grid.predict_dates if d.isoformat() == "2021-06-20"]
+    a = predict(meta, networks, sample_on_fine_grid, date, str(tmp_path / "a"), 1e-4, "cpu", tile_size=64)
+    b = predict(meta, networks, sample_on_fine_grid, date, str(tmp_path / "b"), 1e-4, "cpu", tile_size=192)
+    diff = np.abs(read_raw(a[0]).astype(int) - read_raw(b[0]))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_training_samples_are_sub_sequences_with_the_reference_at_zero():
     from stf_fusion.core.deep.stf3dcnn import SubsequenceBatches
 

@@ -42,6 +42,7 @@ Predictions are clamped into the series' value range.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
@@ -54,9 +55,11 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings, nearest_date, read_item
 from ..tiles import Window
+from .common import coarse_factor
+from .guided import build_branch, guided_radius
 from .modelfile import training_metadata
 from .training import seed_everything, train, zero_last_layer
-from .validation import HoldOut, baseline_scores, plan_holdout, read_block_data, score, validation_record
+from .validation import HoldOut, baseline_scores, plan_validation, read_block_data, score, validation_record
 
 METHOD = "stf3dcnn"
 TIME_WEIGHTS = ("off", "distance", "change")
@@ -81,6 +84,9 @@ class Stf3dcnnParams:
     time_weighting: str = "distance"
     validation: float = 0.25
     seed: int = 0
+    guided: bool = False  # the guided allocation branch (:mod:`.guided`) beside the 3D FCN (measured: no gain yet)
+    guided_width: int = 32
+    factor: int = 0       # coarse pixels in fine pixels for the branch; 0: from the coarse images (else 16)
 
     def validate(self) -> None:
         if self.depth < 2:
@@ -97,12 +103,14 @@ class Stf3dcnnParams:
     @property
     def spatial_radius(self) -> int:
         layers = self.depth + 2 * self.residual_blocks
-        return layers * (self.kernel_space // 2)
+        radius = layers * (self.kernel_space // 2)
+        return max(radius, guided_radius(self.factor or 16)) if self.guided else radius
 
 
 def build_network(p: Stf3dcnnParams, bands: int) -> Any:
     """The 3D FCN: [N, bands, T, H, W] -> [N, bands, T, H, W]; dF = dC + net(dC), no biases (net(0) = 0), last
-    layer zero (untrained: dF = dC)."""
+    layer zero (untrained: dF = dC). With ``guided`` the input also carries F(k) (channels bands..2 bands, the same
+    on every date) and dF = dC + net(dC) + G(F(k), dC(t)) date by date, G the guided allocation branch."""
     torch = import_torch()
     nn = torch.nn
     k = (p.kernel_time, p.kernel_space, p.kernel_space)
@@ -132,9 +140,17 @@ def build_network(p: Stf3dcnnParams, bands: int) -> Any:
             layers.append(conv(width, bands))
             zero_last_layer(layers[-1])
             self.body = nn.Sequential(*layers)
+            self.branch = build_branch(bands, p.factor or 16, p.guided_width) if p.guided else None
 
         def forward(self, x):
-            return x + self.body(x)
+            if self.branch is None:
+                return x + self.body(x)
+            change, fine = x[:, :bands], x[:, bands:]
+            n, b, t, h, w = change.shape
+            flat = change.transpose(1, 2).reshape(n * t, b, h, w)
+            ref = fine.transpose(1, 2).reshape(n * t, b, h, w)
+            guided = self.branch(ref, flat).reshape(n, t, b, h, w).transpose(1, 2)
+            return change + self.body(change) + guided
 
     return Net()
 
@@ -170,9 +186,11 @@ class SubsequenceBatches:
     random reference pair k and a random subset of the dates; input dC_k, target dF_k on the kept pairs (mask in
     the last channel). One batch shares its subset of dates (tensors of one length)."""
 
-    def __init__(self, coarse: Any, fine: Any, pair_index: list[int], batch: int, seed: int) -> None:
+    def __init__(self, coarse: Any, fine: Any, pair_index: list[int], batch: int, seed: int,
+                 with_reference: bool = False) -> None:
         self.coarse, self.fine = coarse, fine  # [N, B, T, h, w], [N, B, P, h, w]
         self.pair_index, self.batch = pair_index, batch
+        self.with_reference = with_reference  # input also carries F(k) on every date (the guided branch)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -202,12 +220,16 @@ class SubsequenceBatches:
                 pos = dates.index(self.pair_index[j])
                 y[:, :-1, pos] = self.fine[idx][:, :, j] - self.fine[idx][:, :, k]
                 y[:, -1, pos] = 1.0
+            if self.with_reference:
+                ref = self.fine[idx][:, :, k:k + 1].expand(-1, -1, x.shape[2], -1, -1)
+                x = torch.cat([x, ref], 1)
             yield x, y
 
 
 def _sample_windows(series: SceneSeries, params: Stf3dcnnParams, holdout: HoldOut | None, scale: float,
-                    size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``windows`` sub-cubes at random positions entirely valid and outside the validation block."""
+                    size: int, pair_dates: list[_dt.date]) -> tuple[np.ndarray, np.ndarray]:
+    """``windows`` sub-cubes at random positions entirely valid and outside the validation block (``holdout``
+    None: anywhere); the fine images of ``pair_dates`` (the training pairs) only."""
     grid = series.grid
     rng = np.random.default_rng(params.seed)
     coarse_all, fine_all = [], []
@@ -222,7 +244,7 @@ def _sample_windows(series: SceneSeries, params: Stf3dcnnParams, holdout: HoldOu
         if not valid.all():
             continue
         coarse_all.append(coarse)
-        fine_all.append(np.stack([fine[d] for d in series.pair_dates], axis=1))
+        fine_all.append(np.stack([fine[d] for d in pair_dates], axis=1))
     if not coarse_all:
         raise InputError("No training sub-cube without nodata outside the validation block; choose a smaller "
                          "sub-cube size (PATCH).")
@@ -236,20 +258,23 @@ def train_stf3dcnn(
     """Train on sub-sequences of sub-cubes of the series; returns (state dicts, metadata)."""
     torch = import_torch()
     params.validate()
+    if params.guided and not params.factor:
+        params = dataclasses.replace(params, factor=coarse_factor(series))
     check_encodings(series, scale)
     if len(series.fine) < 2:
         raise InputError("STF3DCNN learns the fine change between pair dates: it needs at least two pairs.")
     dev = resolve_device(device)
     seed_everything(params.seed)
     grid = series.grid
-    holdout = plan_holdout(grid.height, grid.width, series.pair_dates, params.validation)
-    size = min(params.patch, grid.height, grid.width)
-    if holdout is not None:  # sub-cubes must fit beside the block
+    chosen, holdout = plan_validation(series.pair_dates, None, grid.height, grid.width, params.validation)
+    spatial = holdout is not None and holdout.spatial
+    size = min(max(params.patch, 3 * params.factor if params.guided else 0), grid.height, grid.width)
+    if spatial:  # sub-cubes must fit beside the block
         size = min(size, max(grid.height - holdout.block.height, grid.width - holdout.block.width))
-    coarse, fine = _sample_windows(series, params, holdout, scale, size)
-    pair_index = [series.dates.index(d) for d in series.pair_dates]
+    coarse, fine = _sample_windows(series, params, holdout if spatial else None, scale, size, chosen)
+    pair_index = [series.dates.index(d) for d in chosen]
     batches = SubsequenceBatches(torch.from_numpy(coarse), torch.from_numpy(fine), pair_index, params.batch,
-                                 params.seed)
+                                 params.seed, with_reference=params.guided)
     net = build_network(params, grid.bands).to(dev)
     value_range = series_value_range(series, scale)
     validate, scores = None, {}
@@ -267,11 +292,11 @@ def train_stf3dcnn(
     if feedback is not None:
         feedback.info(f"STF3DCNN training on {describe_device(dev)}: {len(coarse)} sub-cubes of {size} x {size} "
                       f"pixels x {len(series.dates)} dates (random sub-sequences), pairs on "
-                      + ", ".join(d.isoformat() for d in series.pair_dates))
+                      + ", ".join(d.isoformat() for d in chosen))
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     history = train(net, optimizer, batches, params.epochs, masked_mse, validate, params.patience, dev, feedback,
-                    label="stf3dcnn: ")
-    metadata = training_metadata(grid, scale, params, params.spatial_radius, series.pair_dates,
+                    label="stf3dcnn: ", noise_guard=spatial)
+    metadata = training_metadata(grid, scale, params, params.spatial_radius, chosen,
                                  {"stf3dcnn": history.as_dict()}, dev,
                                  training_dates=[d.isoformat() for d in series.dates],
                                  validation=validation_record(holdout, history.validation, history.best_epoch,
@@ -318,6 +343,8 @@ def _series_pass(net: Any, coarse: Any, k: int, fine_k: Any) -> Any:
     (measured: 0.24 s vs 0.56 s for 17 x 256 x 256 x 6 on two cores)."""
     torch = import_torch()
     change = (coarse - coarse[:, k:k + 1])[None]
+    if getattr(net, "branch", None) is not None:
+        change = torch.cat([change, fine_k[None, :, None].expand_as(change)], 1)
     if change.device.type == "cpu":
         change = change.contiguous(memory_format=torch.channels_last_3d)
     return fine_k[:, None] + net(change)[0]
@@ -363,7 +390,7 @@ def predict(
     """Predict all ``dates`` at once per tile (``stf3dcnn_<date>.tif``); ``tile_size`` overrides the memory
     budget's tile side."""
     torch = import_torch()
-    params = Stf3dcnnParams(**meta["params"])
+    params = Stf3dcnnParams(**{"guided": False, **meta["params"]})  # model files before the branch have none
     mode = time_weighting or params.time_weighting
     if mode not in TIME_WEIGHTS:
         raise InputError(f"Unknown time weighting '{mode}'; use one of {', '.join(TIME_WEIGHTS)}.")
@@ -372,7 +399,7 @@ def predict(
     net.load_state_dict(weights["stf3dcnn"])
     net = net.to(dev).eval()
     if dev.type == "cpu":
-        net = net.to(memory_format=torch.channels_last_3d)
+        net.body = net.body.to(memory_format=torch.channels_last_3d)  # the guided branch's 2D layers stay
     all_dates = series.dates
     refs = {}
     for date in dates:
