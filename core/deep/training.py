@@ -96,8 +96,11 @@ def train(
     history = History()
     best_state = None
     scores: list = []  # the validation scores with their parts (for the noise guard)
+    validation_seconds = 0.0
     if validate is not None:
+        tick = time.perf_counter()
         scores.append(_validate(model, validate))
+        validation_seconds = time.perf_counter() - tick
         history.validation.append(float(scores[0]))
         best_state = _copy_state(model)
         if feedback is not None:
@@ -121,6 +124,12 @@ def train(
                                  f"{b + 1}; lower the learning rate. No model was saved.")
             loss.backward()
             optimizer.step()
+            if epoch == 0 and b == 0 and feedback is not None:  # the time estimate, from the first batch
+                batch_seconds = time.perf_counter() - start
+                estimate = epochs * (n_batches * batch_seconds + validation_seconds)
+                feedback.info(f"{label}at most {epochs} epochs of {n_batches} batches: about {estimate:.0f} s "
+                              f"({batch_seconds:.2f} s per batch, {validation_seconds:.1f} s per validation; early "
+                              f"stopping may end it sooner).")
             total += value * len(x)
             count += len(x)
             if feedback is not None:
