@@ -7,7 +7,7 @@ PLUGIN_ID := stf_fusion
 STAMP     := $(VENV)/.setup-done
 QGIS_PROCESS := scripts/qgis_process
 
-.PHONY: setup test demo bench paper-tables package plugin-link clean qgis-list
+.PHONY: setup test demo bench bench-learning paper-tables package plugin-link clean qgis-list
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: setup plugin-link
 
 bench: setup plugin-link
 	bash -c 'source scripts/env.sh && $(PY) -m bench.run $(BENCH_ARGS)'
+
+# does learning pay? every method on the realistic simulator and the control generator -> bench/results/learning.md
+bench-learning: setup plugin-link
+	bash -c 'source scripts/env.sh && $(PY) -m bench.learning --output learning $(LEARNING_ARGS)'
 
 # the seed papers' evaluation protocols on a 17-date CIA-like synthetic series -> bench/results/paper_tables.md
 paper-tables: setup plugin-link
