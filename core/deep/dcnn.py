@@ -193,7 +193,7 @@ def train_dcnn(
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")
     history = train(net, optimizer, TensorBatches(x, y, params.batch, params.seed), params.epochs,
                     torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ",
-                    noise_guard=spatial)
+                    noise_guard=True)
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcnn": history.as_dict()}, dev,
                                  validation=validation_record(holdout, history.validation, history.best_epoch, scores))

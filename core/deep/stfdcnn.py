@@ -66,7 +66,7 @@ from .common import (box_sum, downsample, patch_positions, read_image, read_wind
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
-    significant, validation_record
+    Score, significant, validation_record
 
 METHOD = "stfdcnn"
 HPM_MIN = 0.01
@@ -293,15 +293,21 @@ class _Validation:
         self.low_valid = valid[self.low_slices]
 
     def lsr_score(self, nlm: list, band: int) -> float:
-        """Mean over the held-out dates of the LSR-level RMSE of ``band`` in the block."""
-        values = []
+        """Mean over the held-out dates of the LSR-level RMSE of ``band`` in the block, with the RMSE of each
+        (date, quadrant) as its parts (:class:`.validation.Score`)."""
+        values, parts = [], []
         for target, refs in self.holdout.targets:
             pred = _lsr_fusion(nlm, self.fine_low, self.coarse_low, target, refs, self.p)[band, 0]
             truth = self.fine_low[target][band, 0]
             sl = self.low_slices
-            values.append(rmse(pred[sl].clamp(*self.value_range).cpu().numpy()[None],
-                               truth[sl].cpu().numpy()[None], self.low_valid))
-        return float(np.nanmean(values)) if values else float("nan")
+            p = pred[sl].clamp(*self.value_range).cpu().numpy()[None]
+            t = truth[sl].cpu().numpy()[None]
+            values.append(rmse(p, t, self.low_valid))
+            h, w = self.low_valid.shape
+            for rows in (slice(0, h // 2), slice(h // 2, h)):
+                for cols in (slice(0, w // 2), slice(w // 2, w)):
+                    parts.append(rmse(p[:, rows, cols], t[:, rows, cols], self.low_valid[rows, cols]))
+        return Score(float(np.nanmean(values)), parts) if values else float("nan")
 
     def full_score(self, nlm: list, sr: Any) -> float:
         """Mean over the held-out dates of the fine-level RMSE in the block."""
@@ -382,7 +388,7 @@ def train_stfdcnn(
             validate = (lambda: validation.full_score(nlm, sr)) if validation is not None else None
         history = train(net, _optimizer(net, params), TensorBatches(x, y, params.batch, params.seed + b),
                         params.epochs, torch.nn.functional.mse_loss, validate, params.patience, dev, sub,
-                        label=f"{name} ({len(x)} sub-images): ", noise_guard=holdout is not None and holdout.spatial)
+                        label=f"{name} ({len(x)} sub-images): ", noise_guard=True)
         networks[name] = net.state_dict()
         histories[name] = history.as_dict()
     # the model's held-out record: the full prediction with every network as kept, and untrained
@@ -392,7 +398,7 @@ def train_stfdcnn(
             final = validation.full_score(nlm, sr)
             untrained = validation.full_score([build_network(params).to(dev) for _ in range(bands)],
                                               build_network(params).to(dev))
-        improved = significant(final, untrained) if holdout.spatial else final < untrained
+        improved = significant(final, untrained)
         record = validation_record(holdout, [untrained, final], 1 if improved else 0, scores)
         if not improved:  # no network improved on the held-out task: keep the untrained model
             networks = {name: build_network(params).state_dict() for name in networks}

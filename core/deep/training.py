@@ -78,7 +78,7 @@ class TensorBatches:
 def train(
     model: Any, optimizer: Any, batches: Any, epochs: int, loss_fn: Callable[[Any, Any], Any],
     validate: Callable[[], float] | None = None, patience: int = 0, device: Any = "cpu",
-    feedback: Feedback | None = None, label: str = "", noise_guard: bool = False,
+    feedback: Feedback | None = None, label: str = "", noise_guard: bool = True,
 ) -> History:
     """Train ``model`` for at most ``epochs`` passes over ``batches`` (callable epoch -> iterator of (x, y) on the
     CPU, with ``len()`` batches and ``samples`` samples per epoch).
@@ -88,7 +88,7 @@ def train(
     (epoch 0 included: a model never leaves worse than its start on the held-out data), and training stops after
     ``patience`` epochs without improvement (0: never early). Progress is reported per batch, cancel checked per
     batch; a non-finite loss stops training with an error (lower the learning rate). With ``noise_guard`` (the
-    spatial validation protocol) an epoch beyond 0 replaces the untrained start only when it beats it by more than
+    default) an epoch beyond 0 replaces the untrained start only when it beats it by more than
     the score's noise (:func:`.validation.significant`)."""
     from .validation import significant
 

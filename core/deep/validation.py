@@ -23,10 +23,12 @@ Two protocols (issue "Learning that pays", item 2; :func:`plan_validation`), rec
   images are training targets NOWHERE in the scene, and the whole scene (at most ``max_side`` pixels a side) is
   predicted on those dates from the training pairs. A spatial block alone leaks: the held-out dates' fine images
   were targets everywhere else, and the kept epoch could be worse than untrained on truly unseen dates.
-* ``spatial`` (2 pairs, or when every pair trains): the block above. The score is then noisy (one block, the
-  training dates), so an epoch beyond 0 is kept only when it beats epoch 0 by more than the score's noise: the
-  block is cut into quadrants, and the mean improvement over (target, quadrant) parts must exceed twice its
-  standard error (:class:`Score`, :func:`significant`).
+* ``spatial`` (2 pairs, or when every pair trains): the block above.
+
+In both, an epoch beyond 0 is kept only when it beats epoch 0 by more than the score's noise: the block (or scene)
+is cut into quadrants, and the mean improvement over the (target, quadrant) parts must exceed twice its standard
+error (:class:`Score`, :func:`significant`). Measured without this guard (realistic simulator, seed 202): STF3DCNN
+kept an epoch 0.25 % better on its held-out date that was 8.7 % worse over the 7 predicted dates.
 """
 from __future__ import annotations
 
