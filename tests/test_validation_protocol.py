@@ -67,3 +67,15 @@ def test_the_noise_guard_keeps_the_start_when_the_gain_is_noise(guard, kept):
                              noise_guard=guard)
     assert history.best_epoch == kept
     assert np.allclose(history.validation, [0.020, 0.0195])
+
+
+def test_a_model_that_kept_its_start_is_not_said_to_miss_its_start():
+    from stf_fusion.core.deep.validation import model_warnings
+
+    record = {"rmse": 0.02, "untrained_rmse": 0.02, "additive_rmse": 0.02, "naive_rmse": 0.03, "best_epoch": 0,
+              "beats": {"untrained": False, "naive": True, "additive": False}}
+    [warning] = model_warnings({"validation": record})
+    assert "the additive baseline 0.02000" in warning and "its untrained start" not in warning
+    assert "kept the untrained start" in warning
+    record["beats"]["additive"] = True
+    assert model_warnings({"validation": record}) == []

@@ -49,12 +49,12 @@ from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
-from ..series import SceneSeries, check_encodings, nearest_date
+from ..series import SceneSeries, check_encodings
 from .common import read_image, read_window
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (BlockData, HoldOut, baseline_scores, plan_validation, read_block_data, score,
-                         validation_record)
+from .validation import (BlockData, HoldOut, baseline_scores, plan_validation, read_block_data, reference_plan,
+                         score, validation_record)
 
 METHOD = "dcnn"
 
@@ -134,11 +134,6 @@ def predict_arrays(net: Any, params: DcnnParams, coarse_pred: Any, refs: list[tu
     return w1[:, 0] * outs[0] + w3[:, 0] * outs[1]
 
 
-def _references(params: DcnnParams, date: _dt.date, refs: tuple[_dt.date, ...]) -> tuple[_dt.date, ...]:
-    """The reference dates used for ``date``: both neighbours with ``two_references``, else the nearest."""
-    return refs if params.two_references and len(refs) == 2 else (nearest_date(date, refs),)
-
-
 def _validator(net: Any, params: DcnnParams, data: BlockData, holdout: HoldOut, value_range, dev: Any):
     torch = import_torch()
 
@@ -146,13 +141,14 @@ def _validator(net: Any, params: DcnnParams, data: BlockData, holdout: HoldOut, 
         return torch.from_numpy(a).to(dev)
 
     def validate() -> float:
-        predictions = {}
-        for target, refs in holdout.targets:
-            use = _references(params, target, refs)
+        predictions = []
+        plan = ([(target, refs) for target, refs in holdout.targets] if params.two_references
+                else [(target, (ref,)) for target, ref in reference_plan(holdout)])  # one pair: each in turn
+        for target, use in plan:
             out = predict_arrays(net, params, tensor(data.coarse[target]),
                                  [(tensor(data.fine[k]), tensor(data.coarse[k])) for k in use])
             out = out.clamp(*value_range)[(slice(None),) + data.inner]
-            predictions[target] = out.cpu().numpy()
+            predictions.append((target, out.cpu().numpy()))
         return score(predictions, data)
 
     return validate
@@ -185,7 +181,7 @@ def train_dcnn(
     if holdout is not None:
         data = read_block_data(series, holdout, params.halo, scale)
         validate = _validator(net, params, data, holdout, value_range, dev)
-        scores = baseline_scores(data, holdout, value_range)
+        scores = baseline_scores(data, holdout, value_range, each_reference=not params.two_references)
         if feedback is not None:
             feedback.info(f"DCNN {holdout.describe()}.")
     if feedback is not None:

@@ -57,7 +57,8 @@ from ..series import SceneSeries, check_encodings
 from .common import patch_positions, read_image, read_window
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import baseline_scores, plan_validation, read_block_data, score, validation_record
+from .validation import (baseline_scores, plan_validation, read_block_data, reference_plan, score,
+                         validation_record)
 
 METHOD = "dcstfn"
 
@@ -184,7 +185,7 @@ def train_dcstfn(
     if holdout is not None:
         data = read_block_data(series, holdout, params.halo, scale)
         validate = _validator(net, params, data, holdout, value_range, dev)
-        scores = baseline_scores(data, holdout, value_range)
+        scores = baseline_scores(data, holdout, value_range, each_reference=True)
         if feedback is not None:
             feedback.info(f"DCSTFN {holdout.describe()}.")
     if feedback is not None:
@@ -228,13 +229,12 @@ def _validator(net, params, data, holdout, value_range, dev):
         return torch.from_numpy(a).to(dev)
 
     def validate() -> float:
-        predictions = {}
+        predictions = []
         w = data.window
-        for target, refs in holdout.targets:
-            ref = min(refs, key=lambda r: (abs((r - target).days), r))
+        for target, ref in reference_plan(holdout):  # from each neighbouring pair: predictions use either
             out = apply(net, params, tensor(data.coarse[target]), tensor(data.coarse[ref]), tensor(data.fine[ref]),
                         w.y, w.x)
-            predictions[target] = out.clamp(*value_range)[(slice(None),) + data.inner].cpu().numpy()
+            predictions.append((target, out.clamp(*value_range)[(slice(None),) + data.inner].cpu().numpy()))
         return score(predictions, data)
 
     return validate
