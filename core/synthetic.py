@@ -146,6 +146,28 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def draw_layout(h: int, w: int, class_probabilities: dict[int, float], rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(field id, land cover, flood zone) [h, w]: fields of very different sizes with a class each (drawn with
+    ``class_probabilities``), a meandering river (class 0, 3-6 pixels wide) and the low ground beside it that floods
+    (distance to the river plus smooth terrain noise). Shared by the control generator and the realistic
+    simulator (:mod:`.simulator`)."""
+    field_id = field_layout(h, w, rng)
+    n_fields = int(field_id.max()) + 1
+    classes = np.array(list(class_probabilities))
+    probabilities = np.array(list(class_probabilities.values()))
+    field_class = rng.choice(classes, size=n_fields, p=probabilities / probabilities.sum())
+    landcover = field_class[field_id].astype(np.uint8)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    centre = w * 0.35 + w * 0.08 * np.sin(2 * np.pi * rows / (h * 0.8)) + w * 0.03 * np.sin(
+        2 * np.pi * rows / (h * 0.23) + 1.0)
+    half_width = 1.5 + 1.5 * (0.5 + 0.5 * np.sin(rows / h * 5.0))
+    distance = np.abs(cols - centre)
+    landcover[distance <= half_width] = 0
+    terrain = distance / w + 0.05 * smooth_noise((h, w), max(h, w) / 25, rng)
+    return field_id, landcover, (terrain < 0.09) & (landcover != 0)
+
+
 class SyntheticScene:
     """The land-cover layout and the per-field parameters; :meth:`truth` renders any date."""
 
@@ -154,22 +176,8 @@ class SyntheticScene:
         self.config = config
         rng = np.random.default_rng(config.seed)
         h, w = config.size, config.width or config.size
-        self.field_id = field_layout(h, w, rng)
+        self.field_id, self.landcover, self.flood_zone = draw_layout(h, w, _CLASS_PROBABILITIES, rng)
         n_fields = int(self.field_id.max()) + 1
-        classes = np.array(list(_CLASS_PROBABILITIES))
-        probabilities = np.array(list(_CLASS_PROBABILITIES.values()))
-        field_class = rng.choice(classes, size=n_fields, p=probabilities / probabilities.sum())
-        self.landcover = field_class[self.field_id].astype(np.uint8)
-        # The river: a meandering band of water, 3-6 pixels wide.
-        rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-        centre = w * 0.35 + w * 0.08 * np.sin(2 * np.pi * rows / (h * 0.8)) + w * 0.03 * np.sin(
-            2 * np.pi * rows / (h * 0.23) + 1.0)
-        half_width = 1.5 + 1.5 * (0.5 + 0.5 * np.sin(rows / h * 5.0))
-        distance = np.abs(cols - centre)
-        self.landcover[distance <= half_width] = 0
-        # Low ground near the river floods: distance to the river plus smooth terrain noise.
-        terrain = distance / w + 0.05 * smooth_noise((h, w), max(h, w) / 25, rng)
-        self.flood_zone = (terrain < 0.09) & (self.landcover != 0)
         # Per-field phenology jitter and brightness; per-pixel texture (soil moisture, crop density).
         self.shift = rng.normal(0.0, 6.0, n_fields).astype(np.float32)[self.field_id]
         self.brightness = rng.uniform(0.92, 1.08, n_fields).astype(np.float32)[self.field_id]

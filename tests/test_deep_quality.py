@@ -101,9 +101,12 @@ def test_predict_warns_when_a_model_did_not_beat_its_baselines(default_models, s
     from stf_fusion.core.raster import OutputTransaction
 
     meta, weights = load_model(default_models["stfdcnn"]["trained"])
+    meta["validation"]["beats"] = {"untrained": True, "naive": True, "additive": True}  # a model that beat them all
+    with OutputTransaction() as tx:
+        good_model, _, _ = write_model(str(tmp_path / "good.stfmodel"), "stfdcnn", weights, meta, tx)
     good = LogFeedback()
-    predict_with_model(default_models["stfdcnn"]["trained"], sample_on_fine_grid,
-                       sample_on_fine_grid.predict_dates[:1], str(tmp_path / "a"), 1e-4, "cpu", good)
+    predict_with_model(good_model, sample_on_fine_grid, sample_on_fine_grid.predict_dates[:1], str(tmp_path / "a"),
+                       1e-4, "cpu", good)
     assert not [line for line in good.lines if line.startswith("Warning")]
     meta["validation"]["beats"]["additive"] = False  # as a model that learned nothing useful would record
     meta["validation"]["additive_rmse"] = 0.001

@@ -123,25 +123,15 @@ class RealisticScene:
     """Layout, per-pixel parameters and the per-date sensor states of one realistic series."""
 
     def __init__(self, config, realism: RealismConfig) -> None:
-        from ..synthetic import field_layout, smooth_noise
+        from ..synthetic import draw_layout, smooth_noise
 
         config.validate()
         realism.validate()
         self.config, self.realism = config, realism
         rng = np.random.default_rng(config.seed)
         h, w = config.size, config.width or config.size
-        self.field_id = field_layout(h, w, rng)
+        self.field_id, self.landcover, self.flood_zone = draw_layout(h, w, _CLASS_PROBABILITIES, rng)
         n_fields = int(self.field_id.max()) + 1
-        classes = np.array(list(_CLASS_PROBABILITIES))
-        p = np.array(list(_CLASS_PROBABILITIES.values()))
-        self.landcover = rng.choice(classes, size=n_fields, p=p / p.sum())[self.field_id].astype(np.uint8)
-        rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-        centre = w * 0.35 + w * 0.08 * np.sin(2 * np.pi * rows / (h * 0.8)) + w * 0.03 * np.sin(
-            2 * np.pi * rows / (h * 0.23) + 1.0)
-        distance = np.abs(cols - centre)
-        self.landcover[distance <= 1.5 + 1.5 * (0.5 + 0.5 * np.sin(rows / h * 5.0))] = 0
-        terrain = distance / w + 0.05 * smooth_noise((h, w), max(h, w) / 25, rng)
-        self.flood_zone = (terrain < 0.09) & (self.landcover != 0)
         self.shift = rng.normal(0.0, 6.0, n_fields).astype(np.float32)[self.field_id]
         self.brightness = (rng.uniform(0.85, 1.15, n_fields).astype(np.float32)[self.field_id]
                            * (1.0 + 0.05 * smooth_noise((h, w), 2.0, rng)))
