@@ -6,13 +6,10 @@ than its own untrained start (beyond 1 %), and better than the naive prediction.
 The issue's further goal, a gain of at least 5 % over the untrained start for every network, is NOT reached (the
 README's "Does learning pay?" table has the measured gains); this test guards what holds: training never makes a
 model worse on dates it did not see."""
-import glob
-import os
-
 import numpy as np
 import pytest
 
-from stf_fusion.bench.learning import mean_rmse
+from stf_fusion.bench.learning import make_series, mean_rmse
 from stf_fusion.core.deep.api import predict_trained, settings_class, train_method
 from stf_fusion.core.naive import fuse_naive
 
@@ -25,17 +22,8 @@ TOLERANCE = 1.01
 
 @pytest.fixture(scope="module")
 def realistic(tmp_path_factory):
-    from stf_fusion.core.raster import OutputTransaction
-    from stf_fusion.core.series import build_series, resample_series
-    from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
-
     folder = tmp_path_factory.mktemp("realistic")
-    sample = make_sample_series(str(folder / "series"), SampleSeriesConfig(size=128, seed=7, realism="realistic"))
-    series = build_series(sample.fine, sample.coarse)
-    with OutputTransaction() as tx:
-        resample_series(series, str(folder / "coarse_fine"), "bicubic", tx)
-    series = build_series(sample.fine, sorted(glob.glob(str(folder / "coarse_fine" / "*.tif"))))
-    truth = {os.path.basename(p)[6:16]: p for p in sample.truth}
+    series, truth = make_series(str(folder), "realistic", 128, 7)
     naive = mean_rmse(fuse_naive(series, series.predict_dates, str(folder / "naive")), truth)[0]
     return series, truth, naive, folder
 

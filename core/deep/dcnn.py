@@ -188,8 +188,7 @@ def train_dcnn(
         feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")
     history = train(net, optimizer, TensorBatches(x, y, params.batch, params.seed), params.epochs,
-                    torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ",
-                    noise_guard=True)
+                    torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ")
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcnn": history.as_dict()}, dev,
                                  validation=validation_record(holdout, history.validation, history.best_epoch, scores))

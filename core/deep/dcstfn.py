@@ -194,7 +194,7 @@ def train_dcstfn(
                       f"{params.patches_per_epoch} per epoch.")
     batches = _EpochSample(TensorBatches(x, y, params.batch, params.seed), params.patches_per_epoch, scheduler)
     history = train(net, optimizer, batches, params.epochs, torch.nn.functional.mse_loss, validate,
-                    params.patience, dev, feedback, label="dcstfn: ", noise_guard=True)
+                    params.patience, dev, feedback, label="dcstfn: ")
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcstfn": history.as_dict()}, dev, patch=size,
                                  validation=validation_record(holdout, history.validation, history.best_epoch, scores))

@@ -295,7 +295,7 @@ def train_stf3dcnn(
                       + ", ".join(d.isoformat() for d in chosen))
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     history = train(net, optimizer, batches, params.epochs, masked_mse, validate, params.patience, dev, feedback,
-                    label="stf3dcnn: ", noise_guard=True)
+                    label="stf3dcnn: ")
     metadata = training_metadata(grid, scale, params, params.spatial_radius, chosen,
                                  {"stf3dcnn": history.as_dict()}, dev,
                                  training_dates=[d.isoformat() for d in series.dates],

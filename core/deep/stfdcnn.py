@@ -66,7 +66,7 @@ from .common import (box_sum, downsample, patch_positions, read_image, read_wind
 from .modelfile import training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
-    Score, significant, validation_record
+    Score, quadrant_rmses, significant, validation_record
 
 METHOD = "stfdcnn"
 HPM_MIN = 0.01
@@ -303,10 +303,7 @@ class _Validation:
             p = pred[sl].clamp(*self.value_range).cpu().numpy()[None]
             t = truth[sl].cpu().numpy()[None]
             values.append(rmse(p, t, self.low_valid))
-            h, w = self.low_valid.shape
-            for rows in (slice(0, h // 2), slice(h // 2, h)):
-                for cols in (slice(0, w // 2), slice(w // 2, w)):
-                    parts.append(rmse(p[:, rows, cols], t[:, rows, cols], self.low_valid[rows, cols]))
+            parts += quadrant_rmses(p, t, self.low_valid)
         return Score(float(np.nanmean(values)), parts) if values else float("nan")
 
     def full_score(self, nlm: list, sr: Any) -> float:
@@ -388,7 +385,7 @@ def train_stfdcnn(
             validate = (lambda: validation.full_score(nlm, sr)) if validation is not None else None
         history = train(net, _optimizer(net, params), TensorBatches(x, y, params.batch, params.seed + b),
                         params.epochs, torch.nn.functional.mse_loss, validate, params.patience, dev, sub,
-                        label=f"{name} ({len(x)} sub-images): ", noise_guard=True)
+                        label=f"{name} ({len(x)} sub-images): ")
         networks[name] = net.state_dict()
         histories[name] = history.as_dict()
     # the model's held-out record: the full prediction with every network as kept, and untrained

@@ -143,8 +143,6 @@ def plan_validation(pair_dates: list[_dt.date], chosen: list[_dt.date] | None, h
         held = [d for d in pairs[1:-1] if d not in train]
     else:
         train, held = temporal_split(pairs)
-    if held and len(train) < 1:
-        held = []
     return train, plan_holdout(height, width, sorted(set(train) | set(held)), share, held_dates=held or None)
 
 
@@ -158,6 +156,14 @@ class Score(float):
         obj = super().__new__(cls, value)
         obj.parts = tuple(parts)
         return obj
+
+
+def quadrant_rmses(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> list[float]:
+    """The RMSE of [B, h, w] ``pred`` against ``truth`` in each quadrant of the window (the parts of a
+    :class:`Score`)."""
+    h, w = valid.shape
+    return [rmse(pred[:, rows, cols], truth[:, rows, cols], valid[rows, cols])
+            for rows in (slice(0, h // 2), slice(h // 2, h)) for cols in (slice(0, w // 2), slice(w // 2, w))]
 
 
 def significant(candidate: float, start: float) -> bool:
@@ -213,18 +219,14 @@ def rmse(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
 def score(predictions: "dict[_dt.date, np.ndarray] | list[tuple[_dt.date, np.ndarray]]", data: BlockData) -> Score:
     """Mean over the predictions of the RMSE in the block, with the RMSE of each (prediction, quadrant) as its
     parts; ``predictions`` ({target: prediction}, or [(target, prediction)] when a target is predicted more than
-    once, e.g. from each of its neighbouring pairs; a target may also be the truth itself, an array of the block)
-    cover the block only."""
+    once, e.g. from each of its neighbouring pairs) cover the block only."""
     valid = data.valid[data.inner]
     values, parts = [], []
     items = predictions.items() if isinstance(predictions, dict) else predictions
     for d, p in items:
-        truth = d if isinstance(d, np.ndarray) else data.fine[d][(slice(None),) + data.inner]
+        truth = data.fine[d][(slice(None),) + data.inner]
         values.append(rmse(p, truth, valid))
-        h, w = valid.shape
-        for rows in (slice(0, h // 2), slice(h // 2, h)):
-            for cols in (slice(0, w // 2), slice(w // 2, w)):
-                parts.append(rmse(p[:, rows, cols], truth[:, rows, cols], valid[rows, cols]))
+        parts += quadrant_rmses(p, truth, valid)
     return Score(float(np.mean(values)) if values else float("nan"), parts)
 
 
