@@ -211,6 +211,9 @@ def _device() -> Param:
                  "the CPU.", "auto", options=tuple(DEVICES), advanced=True)
 
 
+FACTOR_HELP = ("Coarse pixel size / fine pixel size (16 for MODIS 480 m over Landsat 30 m, 10 for 500 m over 50 m). "
+               "0: from the coarse images: the native pixel size stf:resample_coarse records, else estimated from "
+               "the resampling period of a coarse image on the fine grid, else the run stops and asks for it.")
 _MAX_NODATA = Param("MAX_NODATA", "float", "Largest nodata share",
                     "A prediction with more nodata than this share of the values (where its nearest fine image is "
                     "valid) fails the run with the reason (an empty input, rejected pixels) instead of writing a "
@@ -218,6 +221,24 @@ _MAX_NODATA = Param("MAX_NODATA", "float", "Largest nodata share",
 _SCHEDULER = Param("SCHEDULER", "string", "Scheduler (distributed tiles)", SCHEDULER_HELP, "", optional=True,
                    advanced=True)
 _OUTPUT_FILES = Output("OUTPUT_FILES", "layers", "Predictions", "One prediction per date, in date order.")
+_OUTPUT_QUALITY = Output("OUTPUT_QUALITY", "layers", "Quality",
+                         "Per date (REFERENCE_RULES=fill): quality/<method>_<date>_quality.tif, 0 where the method "
+                         "predicted, 1 where a fallback filled (the method from one pair, then the additive "
+                         "prediction), 2 where no input exists.")
+_RULES = Param("REFERENCE_RULES", "enum", "Gaps (clouds, fill)",
+               "fill: where the method leaves a pixel empty although a valid pair and a valid coarse value exist "
+               "(a cloud in one of its pairs, STARFM's fill rule, a window without similar pixels), the same method "
+               "from one pair fills it, else the additive prediction; a quality raster per date says where. strict: "
+               "the reference program's own holes, no quality raster (side-by-side checks).", "fill",
+               options=("fill", "strict"), advanced=True)
+
+
+def quality_outputs(values: Values, method: str, dates: list) -> list[str]:
+    """The quality rasters a fill run wrote (none with REFERENCE_RULES=strict)."""
+    from .gaps import quality_path
+
+    paths = [quality_path(values["OUTPUT_FOLDER"], method, d) for d in dates]
+    return [p for p in paths if os.path.exists(p)] if values.get("REFERENCE_RULES", "fill") == "fill" else []
 
 
 def _output_folder(help_text: str) -> Param:
@@ -360,17 +381,18 @@ def _benchmark_run(name: str) -> Callable[[Values, Feedback], dict]:
         from .fusion import fuse_method
 
         series, dates, folder, scale = prediction_inputs(values)
-        files = fuse_method(name, series, dates, folder, scale, feedback=feedback)
-        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
+        files = fuse_method(name, series, dates, folder, scale, feedback=feedback, rules=values["REFERENCE_RULES"])
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files,
+                "OUTPUT_QUALITY": quality_outputs(values, name, dates)}
 
     return run
 
 
 def _benchmark_spec(name: str, display: str, help_text: str) -> Spec:
     return Spec(f"fuse_{name}", display, "classic", help_text,
-                _series_params() + (_MAX_NODATA, _SCHEDULER,
+                _series_params() + (_MAX_NODATA, _RULES, _SCHEDULER,
                                     _output_folder("Folder for the predictions (created if needed).")),
-                _benchmark_run(name), outputs=(_OUTPUT_FILES,), layers="OUTPUT_FILES")
+                _benchmark_run(name), outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY), layers="OUTPUT_FILES")
 
 
 def _classic_run(method: str, settings: type) -> Callable[[Values, Feedback], dict]:
@@ -380,9 +402,10 @@ def _classic_run(method: str, settings: type) -> Callable[[Values, Feedback], di
         series, dates, folder, scale = prediction_inputs(values)
         start = time.perf_counter()
         files = fuse_method(method, series, dates, folder, scale, settings_of(values, settings), values["DEVICE"],
-                            feedback)
+                            feedback, rules=values["REFERENCE_RULES"])
         feedback.info(f"{len(files)} prediction(s) in {time.perf_counter() - start:.1f} s.")
-        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files,
+                "OUTPUT_QUALITY": quality_outputs(values, method, dates)}
 
     return run
 
@@ -391,10 +414,10 @@ def _classic_spec(alg_id: str, display: str, help_text: str, method_params: tupl
                   settings: type) -> Spec:
     method = alg_id.replace("fuse_", "")
     return Spec(alg_id, display, "classic", help_text,
-                _series_params() + method_params + (_device(), _MAX_NODATA, _SCHEDULER, _output_folder(
+                _series_params() + method_params + (_device(), _MAX_NODATA, _RULES, _SCHEDULER, _output_folder(
                     "Folder for the predictions (created if needed), one GeoTIFF per date named "
                     f"{method}_<YYYY-MM-DD>.tif.")),
-                _classic_run(method, settings), outputs=(_OUTPUT_FILES,), needs_torch=True,
+                _classic_run(method, settings), outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY), needs_torch=True,
                 settings=settings, layers="OUTPUT_FILES")
 
 
@@ -482,8 +505,7 @@ def _fsdaf_spec() -> Spec:
         "images on the fine grid. Defaults: 5 classes, window 41 (half window 20), 20 similar pixels, data range "
         "0-1 reflectance.",
         (
-            Param("FACTOR", "int", "Coarse factor", "Coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m.",
-                  d.factor, 2, 200),
+            Param("FACTOR", "int", "Coarse factor", FACTOR_HELP, d.factor, 0, 200),
             Param("CLASSES", "int", "Number of classes",
                   "Classes of the unsupervised classification of the fine image.", d.classes, 2, 50),
             Param("WINDOW", "int", "Window size (pixels)", "Side of the window of the final similar-pixel filter.",
@@ -517,8 +539,7 @@ def _fitfc_spec() -> Spec:
         "on the fine grid. Defaults: regression window radius 5 coarse pixels (the paper's experiments), filter "
         "window 41 pixels and 20 similar pixels (the authors' MODIS-Landsat program).",
         (
-            Param("FACTOR", "int", "Coarse factor", "Coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m.",
-                  d.factor, 2, 200),
+            Param("FACTOR", "int", "Coarse factor", FACTOR_HELP, d.factor, 0, 200),
             Param("REGRESSION_RADIUS", "int", "Regression window radius (coarse pixels)",
                   "W: the regression is fitted over (2 W + 1)^2 coarse pixels around each coarse pixel.",
                   d.regression_radius, 1, 50),
@@ -698,8 +719,8 @@ def _dcstfn_spec() -> Spec:
                   "drawn from a set four times larger.", d.patches_per_epoch, 1, 10_000_000),
             Param("PATCH", "int", "Patch size (pixels)", "Side of the training patches in fine pixels (authors: "
                   "160, 10 coarse pixels); a multiple of FACTOR.", d.patch, 8, 4096, advanced=True),
-            Param("FACTOR", "int", "Coarse factor", "Coarse pixel size / fine pixel size, a power of two.",
-                  d.factor, 4, 256),
+            Param("FACTOR", "int", "Coarse factor", FACTOR_HELP + " DCSTFN needs a power of two (4, 8, 16 ...).",
+                  d.factor, 0, 256),
             Param("BATCH", "int", "Batch size", "Patches per gradient step.", d.batch, 1, 65536, advanced=True),
             Param("LR", "float", "Learning rate", "Initial learning rate of Adam.", d.lr, 1e-9, 10.0,
                   advanced=True),
@@ -840,8 +861,10 @@ def _run_predict(values: Values, feedback: Feedback) -> dict:
     series, dates, folder, scale = prediction_inputs(values)
     weighting = values["TIME_WEIGHTING"]
     files = predict_with_model(values["MODEL"], series, dates, folder, scale, values["DEVICE"], feedback,
-                               time_weighting=None if weighting == "model" else weighting)
-    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files}
+                               time_weighting=None if weighting == "model" else weighting,
+                               rules=values["REFERENCE_RULES"])
+    method = os.path.basename(files[0]).rsplit("_", 1)[0] if files else ""
+    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files, "OUTPUT_QUALITY": quality_outputs(values, method, dates)}
 
 
 def _predict_spec() -> Spec:
@@ -859,10 +882,10 @@ def _predict_spec() -> Spec:
                   "STF3DCNN only: model = the setting saved in the model; off = the nearest pair only; distance / "
                   "change = blend the pairs before and after each date by days / by coarse change.", "model",
                   options=("model", "off", "distance", "change"), advanced=True),
-            _device(), _MAX_NODATA, _SCHEDULER,
+            _device(), _MAX_NODATA, _RULES, _SCHEDULER,
             _output_folder("Folder for the predictions (created if needed)."),
         ),
-        _run_predict, outputs=(_OUTPUT_FILES,), needs_torch=True, layers="OUTPUT_FILES")
+        _run_predict, outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY), needs_torch=True, layers="OUTPUT_FILES")
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def write_predictions(
     scale: "float | Encoding | Scales",
     halo: int = 0, bytes_per_pixel: float = 64.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
     tile_size: int | None = None, feedback: Feedback | None = None,
-    value_range: tuple[float, float] | None = None,
+    value_range: tuple[float, float] | None = None, quality: bool = False,
 ) -> list[str]:
     """Write one GeoTIFF per date on the fine grid, in the fine images' data type and encoding.
 
@@ -94,7 +94,9 @@ def write_predictions(
     ``tile.inner``; it may read ``tile.outer`` (the inner window plus ``halo``) for its moving windows. Tiles are
     ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per
     band. With ``value_range`` (low, high) the values are clamped into it before they are written (no method may
-    write reflectance outside the data range). All files are committed together at the end: a failure or a cancel
+    write reflectance outside the data range). With ``quality``, ``predict`` returns a third array, the quality
+    ``[rows, cols]`` (uint8: 0 full method, 1 fallback, 2 no input; :mod:`.gaps`), written to
+    ``quality/<method>_<date>_quality.tif``. All files are committed together at the end: a failure or a cancel
     leaves none of them.
     """
     check_encodings(series, scale)  # before any work: a wrong scale is an error, never a silent result
@@ -122,13 +124,23 @@ def write_predictions(
                                           PAIRS_KEY: ",".join(d.isoformat() for d in series.pair_dates),
                                           **({RATIO_KEY: f"{ratio:.10g}"} if ratio else {})},
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
+        if quality:
+            from .gaps import quality_path
+
+            writers += [RasterWriter(tx.add(quality_path(folder, method, date)), grid, bands=1, dtype="uint8",
+                                     nodata=255, metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
+                                                           "STF_QUALITY": "0 full method, 1 fallback, 2 no input"},
+                                     descriptions=["quality: 0 full method, 1 fallback, 2 no input"])
+                        for date in dates]
         try:
             # one job per tile (all its dates), on the executor of SCHEDULER (core/executor.py); the results are
             # written here, in tile order, whichever process computed them
             def store(index: int, results: list) -> None:
                 tile = tiles[index]
-                for i, (values, valid, tile_holes, tile_usable) in enumerate(results):
+                for i, (values, valid, tile_holes, tile_usable, tile_quality) in enumerate(results):
                     writers[i].write(values, tile.inner, valid)
+                    if quality:
+                        writers[len(dates) + i].write(tile_quality[None].astype(np.float32), tile.inner)
                     holes[i] += tile_holes
                     usable[i] += tile_usable
                 if feedback is not None:
@@ -145,14 +157,33 @@ def write_predictions(
         finally:
             for writer in writers:
                 writer.close()
-    return [path for path in tx.committed if not path.endswith(".qml")]
+    return [path for path in tx.committed if not path.endswith(".qml") and not path.endswith("_quality.tif")]
 
 
 def fuse_method(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
                 scale: "float | Encoding | Scales", params: object = None, device: str = "auto",
-                feedback: Feedback | None = None) -> list[str]:
+                feedback: Feedback | None = None, rules: str = "fill") -> list[str]:
     """Predict ``dates`` with a benchmark (``naive``, ``additive``) or a classic method (``starfm``, ``estarfm``,
-    ``fsdaf``; ``params`` its settings, None: the defaults); returns the written files."""
+    ``fsdaf``, ``fitfc``; ``params`` its settings, None: the defaults); returns the written files. ``rules``:
+    ``fill`` (default) fills what the method leaves empty where an input exists and writes quality rasters
+    (:mod:`.gaps`); ``strict`` keeps the reference program's holes."""
+    from .gaps import fuse_with_gaps
+
+    def run(s: SceneSeries, d: list[_dt.date], out: str, fb: Feedback | None) -> list[str]:
+        return _fuse_once(method, s, d, out, scale, params, device, fb)
+
+    def starfm(s: SceneSeries, d: list[_dt.date], out: str, fb: Feedback | None) -> list[str]:
+        return _fuse_once("starfm", s, d, out, scale, None, device, fb)
+
+    # ESTARFM needs two pairs; from one pair it is STARFM, the method it extends
+    return fuse_with_gaps(method, run, series, dates, folder, scale, feedback, rules,
+                          starfm if method == "estarfm" else None)
+
+
+def _fuse_once(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
+               scale: "float | Encoding | Scales", params: object = None, device: str = "auto",
+               feedback: Feedback | None = None) -> list[str]:
+    """One run of a benchmark or classic method with its own rules (holes included)."""
     import importlib
 
     if method in ("naive", "additive"):
@@ -169,7 +200,8 @@ class TileJob:
 
     Calls ``predict(date, tile)`` for every date in turn (methods that predict a whole series at once, STF3DCNN,
     compute a tile once and serve its dates from a cache), clamps into ``value_range`` and returns per date
-    (float32 values, validity, nodata values where the nearest fine image is valid, values where it is valid)."""
+    (float32 values, validity, nodata values where the nearest fine image is valid, values where it is valid, the
+    quality array or None)."""
 
     def __init__(self, predict: PredictTile, series: SceneSeries, dates: list[_dt.date],
                  value_range: tuple[float, float] | None, feedback: Feedback | None = None) -> None:
@@ -185,7 +217,7 @@ class TileJob:
         out = []
         for date in self.dates:
             check_cancel(self.feedback)
-            values, valid = self.predict(date, tile)
+            values, valid, *rest = self.predict(date, tile)
             if self.feedback is not None:
                 self.feedback.set_progress(100.0 * (tile.index * len(self.dates) + len(out) + 1)
                                            / (tile.count * len(self.dates)))
@@ -199,7 +231,7 @@ class TileJob:
             ok = reference_valid[reference.path]
             per_value = np.broadcast_to(valid, (bands,) + valid.shape[-2:]) if valid.ndim == 2 else valid
             out.append((values, np.asarray(valid, dtype=bool), float((~per_value[:, ok]).sum()),
-                        float(ok.sum()) * bands))
+                        float(ok.sum()) * bands, rest[0] if rest else None))
         return out
 
 

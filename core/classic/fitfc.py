@@ -22,7 +22,8 @@ grid, as FSDAF does.
 Defaults: W = 5 (an 11 x 11 window of coarse pixels), the setting of the paper's experiments (the program asks
 for W; its example, W = 1, fits 9 coarse pixels and measured worse than the nearest fine image on the sample's
 flood date); a 41-pixel filter window (w0 = 20) and 20 similar pixels, fixed in the authors' MODIS-Landsat program;
-coarse factor 16 (MODIS 480 m / Landsat 30 m, the program's zoom ratio).
+the coarse factor from the data (the program asks for its zoom ratio, 16 for MODIS 480 m / Landsat 30 m):
+recorded by stf:resample_coarse, else estimated from the coarse images, else refused (:mod:`..coarse_grid`).
 
 Deviations, each for a reason:
 - Similarity uses every band of F1; the program uses the red and NIR bands, which a plain GeoTIFF does not name.
@@ -41,11 +42,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..coarse_grid import resolve_factor
 from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
@@ -62,14 +64,15 @@ class FitfcParams:
     """Fit-FC settings (defaults as documented in the module)."""
 
     tile_size: int = 0  # tile side in pixels; 0 = automatic (128 on the CPU torch path, else the memory budget)
-    factor: int = 16
+    factor: int = 0  # 0: from the coarse images (recorded native pixel size, else estimated; core/coarse_grid.py)
     regression_radius: int = 5
     window: int = 41
     similar: int = 20
 
     def validate(self) -> None:
-        if self.factor < 2:
-            raise InputError(f"The coarse factor must be at least 2 (got {self.factor}).")
+        if self.factor < 0 or self.factor == 1:
+            raise InputError(f"The coarse factor must be at least 2, or 0 to read it from the coarse images (got "
+                             f"{self.factor}).")
         if self.regression_radius < 1:
             raise InputError(f"The regression window radius must be at least 1 coarse pixel (got "
                              f"{self.regression_radius}).")
@@ -170,6 +173,7 @@ def fuse_fitfc(
     params.validate()
     dev = resolve_device(device)
     grid = series.grid
+    params = replace(params, factor=resolve_factor(series, params.factor, "Fit-FC", feedback))
     f = params.factor
     if feedback is not None:
         feedback.info(f"Fit-FC on {describe_device(dev)}: coarse factor {f}, regression window "

@@ -34,7 +34,8 @@ range 4-6) instead of ISODATA; steps 1-5 and 9's range run over the whole scene 
 
 Defaults as the reference code: half window 20 (``window`` 41), 20 similar pixels, 100 purest coarse pixels, blocks
 of 30 coarse pixels. The coarse pixels are rebuilt as block means of the coarse images on the fine grid, so
-``factor`` must be the coarse/fine pixel-size ratio and the fine grid must start on a coarse pixel corner (as
+``factor`` must be the coarse/fine pixel-size ratio (default: from the data, recorded by stf:resample_coarse, else
+estimated, else refused; :mod:`..coarse_grid`) and the fine grid must start on a coarse pixel corner (as
 stf:resample_coarse outputs do). Scene-wide steps run once per date on coarse arrays and a class map; the per-pixel
 steps run tile by tile in two passes (total change to a temporary raster, then the final filter), so memory is
 bounded by the tile size.
@@ -45,11 +46,12 @@ import datetime as _dt
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..coarse_grid import resolve_factor
 from ..device import import_torch
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
@@ -67,7 +69,7 @@ class FsdafParams:
     """FSDAF settings (defaults as documented in the module)."""
 
     tile_size: int = 0  # tile side in pixels; 0 = automatic (128 on the CPU, the memory budget on a GPU)
-    factor: int = 16
+    factor: int = 0  # 0: from the coarse images (recorded native pixel size, else estimated; core/coarse_grid.py)
     classes: int = 5
     window: int = 41
     similar: int = 20
@@ -80,8 +82,9 @@ class FsdafParams:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.factor < 2:
-            raise InputError(f"The coarse factor must be at least 2 (got {self.factor}).")
+        if self.factor < 0 or self.factor == 1:
+            raise InputError(f"The coarse factor must be at least 2, or 0 to read it from the coarse images (got "
+                             f"{self.factor}).")
         if self.classes < 2:
             raise InputError(f"FSDAF needs at least 2 classes (got {self.classes}).")
         check_window(self.window, "FSDAF")
@@ -410,6 +413,7 @@ def fuse_fsdaf(
     params.validate()
     dev = resolve_device(device)
     grid = series.grid
+    params = replace(params, factor=resolve_factor(series, params.factor, "FSDAF", feedback))
     f = params.factor
     if feedback is not None:
         feedback.info(f"FSDAF on {describe_device(dev)}: coarse factor {f}, {params.classes} classes, window "

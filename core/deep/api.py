@@ -11,6 +11,7 @@ from typing import Any
 from ..device import resolve_device
 from ..errors import InputError, StfError, os_error_message
 from ..feedback import Feedback
+from ..gaps import fuse_with_gaps
 from ..raster import OutputTransaction
 from ..series import SceneSeries
 from .modelfile import EXTENSION, check_compatible, load_model, save_model
@@ -48,7 +49,11 @@ def predict_trained(method: str, networks: dict[str, Any], metadata: dict[str, A
 
     module = importlib.import_module(f".{PREDICTORS[method]}", __package__)
     meta = json.loads(json.dumps(metadata, default=str))
-    return module.predict(meta, networks, series, dates, folder, scale, device, feedback)
+
+    def run(s: SceneSeries, d: list[_dt.date], out: str, fb: Feedback | None) -> list[str]:
+        return module.predict(meta, networks, s, d, out, scale, device, fb)
+
+    return fuse_with_gaps(method, run, series, dates, folder, scale, feedback)
 
 
 def write_model(
@@ -113,10 +118,11 @@ def _plot_history(history: dict[str, Any], validation: dict[str, Any], path: str
 
 def predict_with_model(
     model_path: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, device: str = "auto",
-    feedback: Feedback | None = None, time_weighting: str | None = None,
+    feedback: Feedback | None = None, time_weighting: str | None = None, rules: str = "fill",
 ) -> list[str]:
     """Predict ``dates`` with the method stored in ``model_path``; writes ``<method>_<date>.tif`` files.
-    ``time_weighting`` overrides the saved setting of an STF3DCNN model (ignored by the other methods)."""
+    ``time_weighting`` overrides the saved setting of an STF3DCNN model (ignored by the other methods); ``rules``
+    as :func:`..gaps.fuse_with_gaps` (``fill``: what the network leaves empty is filled, with quality rasters)."""
     dev = resolve_device(device)
     meta, weights = load_model(model_path, map_location=dev)
     band_warnings = check_compatible(meta, model_path, series.grid.bands,
@@ -132,9 +138,13 @@ def predict_with_model(
     for warning in band_warnings + model_warnings(meta):
         if feedback is not None:
             feedback.info(warning)
-    try:
-        extra = {"time_weighting": time_weighting} if meta["method"] == "stf3dcnn" and time_weighting else {}
-        return module.predict(meta, weights, series, dates, folder, scale, device, feedback, **extra)
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(f"The model file '{model_path}' does not fit its method's networks (incompatible or "
-                         f"corrupt): {exc}") from None
+    extra = {"time_weighting": time_weighting} if meta["method"] == "stf3dcnn" and time_weighting else {}
+
+    def run(s: SceneSeries, d: list[_dt.date], out: str, fb: Feedback | None) -> list[str]:
+        try:
+            return module.predict(meta, weights, s, d, out, scale, device, fb, **extra)
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise InputError(f"The model file '{model_path}' does not fit its method's networks (incompatible or "
+                             f"corrupt): {exc}") from None
+
+    return fuse_with_gaps(meta["method"], run, series, dates, folder, scale, feedback, rules)

@@ -11,15 +11,6 @@ from ..errors import InputError
 from ..series import DatedRaster, read_item
 
 
-def coarse_factor(series: Any, default: int = 16) -> int:
-    """Fine pixels per coarse pixel, from the coarse pixel size that stf:resample_coarse records (or the coarse
-    images' own grid); ``default`` where nobody recorded it."""
-    from ..fusion import pixel_ratio
-
-    ratio = pixel_ratio(series)
-    return max(2, int(round(1.0 / ratio))) if ratio else default
-
-
 def read_image(item: DatedRaster, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Whole image as reflectance [B, H, W] and validity [H, W]."""
     return read_item(item, None, scale)

@@ -14,8 +14,8 @@ image F1 and the coarse image C1 of a reference pair date and the coarse image C
 * reconstruction: transposed conv 3x3 stride 2 (c2 -> c1), ReLU, 1x1 conv (c1 -> c0), ReLU, 1x1 conv (c0 -> 1)
   (the authors' PyTorch version's per-pixel dense layers).
 
-Channels (c0, c1, c2) = (64, 96, 128) as the authors' published configuration; coarse factor 16 (MODIS/Landsat,
-the authors' scale: three transposed convolutions); training: MSE, Adam with the learning rate decayed by 0.75 per
+Channels (c0, c1, c2) = (64, 96, 128) as the authors' published configuration; coarse factor from the data (16
+for MODIS/Landsat, the authors' scale: three transposed convolutions; :mod:`..coarse_grid`); training: MSE, Adam with the learning rate decayed by 0.75 per
 epoch (the authors' ExponentialLR), training patches of 160 fine pixels (10 coarse pixels) in their experiments.
 
 Deviations, each measured or forced:
@@ -41,6 +41,7 @@ Predictions are clamped into the series' value range.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import itertools
 import math
@@ -49,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from ..coarse_grid import resolve_factor
 from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
@@ -74,7 +76,7 @@ class DcstfnParams:
     c0: int = 64  # channels of the first, middle and last feature layers
     c1: int = 96
     c2: int = 128
-    factor: int = 16
+    factor: int = 0  # 0: from the coarse images (recorded, else estimated; core/coarse_grid.py)
     patch: int = 160
     patches_per_epoch: int = 96
     augment: bool = True
@@ -85,11 +87,11 @@ class DcstfnParams:
     def validate(self) -> None:
         if self.epochs < 0 or self.batch < 1 or self.patches_per_epoch < 1:
             raise InputError("Epochs must be at least 0, the batch size and the patches per epoch at least 1.")
-        if self.factor < 4 or self.factor & (self.factor - 1):
+        if self.factor and (self.factor < 4 or self.factor & (self.factor - 1)):  # 0: resolved by train_dcstfn
             raise InputError(f"DCSTFN's coarse factor must be a power of two of at least 4 (its coarse stream "
                              f"doubles the resolution log2(factor) - 1 times; got {self.factor}). Resample the "
                              "coarse images so that the factor is 4, 8, 16, 32 ...")
-        if self.patch < self.factor:
+        if self.factor and self.patch < self.factor:
             raise InputError(f"The training patch ({self.patch} pixels) must span at least one coarse pixel "
                              f"({self.factor}).")
         if not 0 <= self.validation < 1:
@@ -164,6 +166,8 @@ def train_dcstfn(
     """Train DCSTFN on every ordered (reference, target) combination of the training pairs; returns (state dicts,
     metadata)."""
     torch = import_torch()
+    params.validate()
+    params = dataclasses.replace(params, factor=resolve_factor(series, params.factor, "DCSTFN", feedback))
     params.validate()
     check_encodings(series, scale)
     dev = resolve_device(device)

@@ -49,13 +49,13 @@ from typing import Any
 
 import numpy as np
 
+from ..coarse_grid import resolve_factor
 from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings, nearest_date, read_item
 from ..tiles import Window
-from .common import coarse_factor
 from .guided import build_branch, guided_radius
 from .modelfile import training_metadata
 from .training import seed_everything, train, zero_last_layer
@@ -86,7 +86,7 @@ class Stf3dcnnParams:
     seed: int = 0
     guided: bool = False  # the guided allocation branch (:mod:`.guided`) beside the 3D FCN (measured: no gain yet)
     guided_width: int = 32
-    factor: int = 0       # coarse pixels in fine pixels for the branch; 0: from the coarse images (else 16)
+    factor: int = 0       # coarse pixels in fine pixels for the branch; 0: from the coarse images
 
     def validate(self) -> None:
         if self.depth < 2:
@@ -259,7 +259,7 @@ def train_stf3dcnn(
     torch = import_torch()
     params.validate()
     if params.guided and not params.factor:
-        params = dataclasses.replace(params, factor=coarse_factor(series))
+        params = dataclasses.replace(params, factor=resolve_factor(series, 0, "STF3DCNN's guided branch", feedback))
     check_encodings(series, scale)
     if len(series.fine) < 2:
         raise InputError("STF3DCNN learns the fine change between pair dates: it needs at least two pairs.")

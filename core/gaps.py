@@ -1,0 +1,163 @@
+"""Gap-aware fusion: every method (classic and learned) predicts every pixel where a valid pair and a valid coarse
+value exist, and says per pixel how (SPEC "Gaps").
+
+Real images have clouds, shadows and fill (nodata). A method that takes two pairs leaves a hole wherever ONE of
+them is clouded, although the other sees the ground; a one-pair method leaves one wherever its nearest pair is
+clouded; STARFM's rules leave its fill value where a prediction would be <= 0, and the moving-window methods leave
+pixels without similar neighbours empty. Here, per date ``t``:
+
+1. the method runs as it is (its own rules, every pair it takes): the prediction P(t) where it gives one;
+2. where it gives none but an input exists, the same method from ONE pair p, for the pairs in order of their
+   distance in time to t: P_p(t) (a method that cannot run from one pair, ESTARFM, uses STARFM from that pair, the
+   method ESTARFM extends; one that fails on that pair is skipped);
+3. where none of them gives a value, the additive prediction from the nearest pair valid there:
+   F(t_p) + C(t) - C(t_p), clamped into the series' value range;
+4. nodata only where no pair p has F(t_p), C(t_p) and C(t) valid.
+
+Beside each prediction ``<method>_<date>.tif`` a quality raster ``quality/<method>_<date>_quality.tif`` (uint8)
+records 0 = the full method, 1 = a fallback (2 or 3), 2 = no input. ``REFERENCE_RULES=strict`` skips all this and
+keeps each reference program's own holes (side-by-side checks with the reference programs).
+
+Cost: the method's own run, plus one run per pair only for dates where step 1 left a hole where an input exists.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+from .feedback import Feedback, SubFeedback
+from .fusion import nodata_limit, series_value_range, write_predictions
+from .raster import clean_stale, read_block, scratch_prefix
+from .series import DatedRaster, SceneSeries, as_scales, read_item
+from .tiles import plan_tiles
+
+RULES = ("fill", "strict")
+QUALITY_FOLDER = "quality"
+FULL, FALLBACK, NO_INPUT = 0, 1, 2
+
+# run(series, dates, folder, feedback) -> the written files, in date order
+Run = Callable[[SceneSeries, "list[_dt.date]", str, "Feedback | None"], "list[str]"]
+
+
+def quality_path(folder: str, method: str, date: _dt.date) -> str:
+    """``<folder>/quality/<method>_<YYYY-MM-DD>_quality.tif``."""
+    return os.path.join(folder, QUALITY_FOLDER, f"{method}_{date.isoformat()}_quality.tif")
+
+
+def pairs_by_distance(series: SceneSeries, date: _dt.date) -> list[DatedRaster]:
+    """The pairs in order of their distance in time to ``date`` (on a tie the earlier first, as nearest_pair)."""
+    return sorted(series.fine, key=lambda f: (abs((f.date - date).days), f.date))
+
+
+def with_pairs(series: SceneSeries, pairs: list[DatedRaster]) -> SceneSeries:
+    """The series with only ``pairs`` as its fine images (every coarse image kept)."""
+    return SceneSeries(coarse=series.coarse, fine=tuple(sorted(pairs, key=lambda f: f.date)))
+
+
+def _input_exists(series: SceneSeries, date: _dt.date, window, scale) -> np.ndarray:
+    """Pixels where some pair p has F(t_p), C(t_p) and C(t) valid."""
+    _, ok_t = read_item(series.coarse_at(date), window, scale)
+    exists = np.zeros_like(ok_t)
+    for pair in series.fine:
+        _, ok_f = read_item(pair, window, scale)
+        _, ok_c = read_item(series.coarse_at(pair.date), window, scale)
+        exists |= ok_f & ok_c
+    return exists & ok_t
+
+
+def _holes(series: SceneSeries, path: str, date: _dt.date, scale) -> int:
+    """Pixels where the prediction ``path`` is nodata although an input exists."""
+    total = 0
+    grid = series.grid
+    for tile in plan_tiles(grid.width, grid.height, 512):
+        _, predicted = read_block(path, tile.inner, as_scales(scale).fine)
+        total += int((_input_exists(series, date, tile.inner, scale) & ~predicted).sum())
+    return total
+
+
+def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.date], folder: str, scale,
+                   feedback: Feedback | None = None, rules: str = "fill", one_pair: Run | None = None) -> list[str]:
+    """Predict ``dates`` with ``run`` and fill what it leaves empty (module docstring); ``one_pair`` runs the
+    method's one-pair form (default: ``run`` itself on the series restricted to one pair). Writes the predictions
+    and their quality rasters in ``folder``; returns the predictions."""
+    if rules not in RULES:
+        raise InputError(f"REFERENCE_RULES must be one of {', '.join(RULES)} (got '{rules}').")
+    if rules == "strict":
+        return run(series, dates, folder, feedback)
+    os.makedirs(folder, exist_ok=True)
+    clean_stale(folder)
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("gaps"), dir=folder) as tmp:
+        first = SubFeedback(feedback, 0.0, 70.0) if feedback else None
+        with nodata_limit(1.0):  # the holes are filled below; the limit applies to the final result
+            primary = dict(zip(dates, run(series, dates, os.path.join(tmp, "primary"), first)))
+        holes = {d: _holes(series, primary[d], d, scale) for d in dates}
+        singles: dict[tuple[_dt.date, _dt.date], str] = {}
+        wanted: dict[_dt.date, list[_dt.date]] = {}  # pair date -> the dates it fills
+        for d in dates:
+            if holes[d]:
+                for pair in pairs_by_distance(series, d):
+                    wanted.setdefault(pair.date, []).append(d)
+        if feedback is not None and wanted:
+            feedback.info(f"{method}: holes where an input exists on "
+                          + ", ".join(f"{d.isoformat()} ({holes[d]} px)" for d in dates if holes[d])
+                          + "; filling them from one pair at a time, then with the additive prediction.")
+        one = one_pair or run
+        for k, (pair_date, needed) in enumerate(sorted(wanted.items())):
+            sub = SubFeedback(feedback, 70.0 + 20.0 * k / len(wanted), 70.0 + 20.0 * (k + 1) / len(wanted)) \
+                if feedback else None
+            try:
+                with nodata_limit(1.0):
+                    files = one(with_pairs(series, [series.fine_at(pair_date)]), needed,
+                                os.path.join(tmp, f"pair_{pair_date.isoformat()}"), sub)
+            except InputError as exc:
+                if feedback is not None:
+                    feedback.info(f"{method}: no one-pair prediction from {pair_date.isoformat()} ({exc}); the "
+                                  "additive prediction fills there.")
+                continue
+            singles.update({(d, pair_date): path for d, path in zip(needed, files)})
+        return _merge(method, series, dates, folder, scale, primary, singles,
+                      SubFeedback(feedback, 90.0, 100.0) if feedback else None)
+
+
+def _merge(method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale,
+           primary: dict, singles: dict, feedback: Feedback | None) -> list[str]:
+    """Write the final predictions: the method's own values, then the one-pair ones, then the additive ones."""
+    fine_scale = as_scales(scale).fine
+    value_range = series_value_range(series, scale)
+
+    def predict(date: _dt.date, tile):
+        window = tile.inner
+        values, filled = read_block(primary[date], window, fine_scale)
+        quality = np.where(filled, FULL, NO_INPUT).astype(np.uint8)
+        order = pairs_by_distance(series, date)
+        for pair in order:
+            if filled.all():
+                break
+            path = singles.get((date, pair.date))
+            if path is None:
+                continue
+            more, ok = read_block(path, window, fine_scale)
+            take = ok & ~filled
+            values[:, take] = more[:, take]
+            quality[take] = FALLBACK
+            filled |= take
+        if not filled.all():
+            c_t, ok_t = read_item(series.coarse_at(date), window, scale)
+            for pair in order:
+                f_p, ok_f = read_item(pair, window, scale)
+                c_p, ok_c = read_item(series.coarse_at(pair.date), window, scale)
+                take = ok_f & ok_c & ok_t & ~filled
+                if take.any():
+                    additive = np.clip(f_p + (c_t - c_p), *value_range)
+                    values[:, take] = additive[:, take]
+                    quality[take] = FALLBACK
+                    filled |= take
+        return values, filled, quality
+
+    return write_predictions(series, dates, method, folder, predict, scale, bytes_per_pixel=48.0,
+                             feedback=feedback, value_range=value_range, quality=True)
