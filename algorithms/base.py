@@ -28,6 +28,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
@@ -188,6 +189,14 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         elif p.kind == "file":
             definition = QgsProcessingParameterFile(p.name, p.label, QgsProcessingParameterFile.File, p.extension,
                                                     None, p.optional)
+        elif p.kind == "files":  # any files (products: band files, metadata, HDF); on the command line repeat
+            definition = QgsProcessingParameterMultipleLayers(p.name, p.label, QgsProcessing.TypeFile, None,
+                                                              p.optional)
+        elif p.kind == "folder":
+            definition = QgsProcessingParameterFile(p.name, p.label, QgsProcessingParameterFile.Folder, "", None,
+                                                    p.optional)
+        elif p.kind == "extent":
+            definition = QgsProcessingParameterExtent(p.name, p.label, None, p.optional)
         elif p.kind in ("int", "float"):
             kind = QgsProcessingParameterNumber.Integer if p.kind == "int" else QgsProcessingParameterNumber.Double
             definition = QgsProcessingParameterNumber(p.name, p.label, kind, p.default, p.optional)
@@ -233,6 +242,22 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             return self.raster_path(parameters, name, context)
         if p.kind == "file":
             return self.parameterAsFile(parameters, name, context) or None
+        if p.kind == "files":
+            value = parameters.get(name)
+            if isinstance(value, str):
+                return [v for v in value.split(";") if v] if value else []
+            return [str(v) for v in (value or [])]
+        if p.kind == "folder":
+            return self.parameterAsFile(parameters, name, context) or None
+        if p.kind == "extent":
+            if parameters.get(name) in (None, ""):
+                return ""
+            rect = self.parameterAsExtent(parameters, name, context)
+            if rect.isNull() or rect.isEmpty():
+                return ""
+            crs = self.parameterAsExtentCrs(parameters, name, context)
+            suffix = f" [{crs.authid() or crs.toWkt()}]" if crs.isValid() else ""
+            return f"{rect.xMinimum()!r},{rect.xMaximum()!r},{rect.yMinimum()!r},{rect.yMaximum()!r}{suffix}"
         if p.kind == "int":
             return self.parameterAsInt(parameters, name, context)
         if p.kind == "float":

@@ -21,9 +21,10 @@ from .feedback import Feedback
 
 Values = dict  # parameter name -> plain Python value (see Param.kind)
 
-# kinds: rasters (list of paths), raster (path or None), file (path or None), int, float (None when optional and
+# kinds: rasters (list of paths), raster (path or None), file (path or None), files (list of paths of any files),
+# folder (an input folder or None), extent ("xmin,xmax,ymin,ymax [CRS]" or ""), int, float (None when optional and
 # empty), bool, enum (the option's text), string, folder_out / file_out / raster_out (destination path)
-INPUT_KINDS = ("rasters", "raster", "file")
+INPUT_KINDS = ("rasters", "raster", "file", "files", "folder")
 DESTINATION_KINDS = ("folder_out", "file_out", "raster_out")
 
 
@@ -143,8 +144,8 @@ def input_paths(spec: Spec, values: Values) -> list[str]:
     paths: list[str] = []
     for p in spec.params:
         value = values.get(p.name)
-        if p.kind == "rasters":
-            paths += list(value or [])
+        if p.kind in ("rasters", "files"):
+            paths += [v for v in (value or []) if not os.path.isdir(v)]
         elif p.kind in ("raster", "file") and value:
             paths.append(value)
     return [p for p in paths if p]
@@ -348,6 +349,76 @@ def _run_resample(values: Values, feedback: Feedback) -> dict:
     with OutputTransaction() as tx:
         resample_many(jobs, reference, method, tx, feedback)
     return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": tx.committed}
+
+
+def _run_prepare(values: Values, feedback: Feedback) -> dict:
+    from .products.prepare import PrepareConfig, prepare_series
+
+    inputs = list(values.get("INPUTS") or []) + ([values["INPUT_FOLDER"]] if values.get("INPUT_FOLDER") else [])
+    bands = tuple(b.strip() for b in (values.get("BANDS") or "").split(",") if b.strip())
+    config = PrepareConfig(bands=bands, extent=values.get("EXTENT") or "", mask_snow=bool(values["MASK_SNOW"]),
+                           resampling=values["RESAMPLING"], min_valid=float(values["MIN_VALID"]),
+                           scale=float(values["SCALE"]))
+    result = prepare_series(inputs, list(values.get("FINE_GEOTIFFS") or []),
+                            list(values.get("COARSE_GEOTIFFS") or []), values["OUTPUT_FOLDER"], config, feedback)
+    feedback.info(f"{len(result.fine)} fine and {len(result.coarse)} coarse images; manifest {result.manifest}. "
+                  "Fuse them with SCALE 0.0001.")
+    return {"OUTPUT_FOLDER": values["OUTPUT_FOLDER"], "OUTPUT_FINE": result.fine, "OUTPUT_COARSE": result.coarse,
+            "OUTPUT_MANIFEST": result.manifest}
+
+
+def _prepare_spec() -> Spec:
+    from .products.base import COMMON_BANDS
+    from .resample import RESAMPLING_METHODS
+
+    return Spec(
+        "prepare_series", "Prepare a series from downloaded products", "data",
+        "Turns downloaded products into the series every fusion algorithm takes: one multi-band GeoTIFF per date, "
+        "fine/fine_<date>.tif and coarse/coarse_<date>.tif, with matched bands, reflectance from each product's own "
+        "scale and offset, clouds, shadows, cirrus, fill and saturation (and snow if asked) from the quality layers "
+        "as nodata, dates from the metadata, clipped to the extent, the coarse images resampled onto the fine grid "
+        "with their native pixel size recorded (so FACTOR is known), and manifest.json saying what was read and "
+        "each date's valid share. Fine: Landsat Collection 2 Level-2 (SR_B*, QA_PIXEL, QA_RADSAT, MTL), "
+        "Sentinel-2 L2A (.SAFE, 20 m bands and SCL), HLS v2.0 L30/S30 (with Fmask). Coarse: MOD09GA / MYD09GA "
+        "(state_1km), MCD43A4, VNP09GA / VJ109GA (QF1, QF2), VNP43MA4 / VNP43IA4. Band table (blue, green, red, nir, "
+        "swir1, swir2): Landsat 8/9 B2-B7, Landsat 4-7 B1-B5, B7; Sentinel-2 B02, B03, B04, B8A, B11, B12; MODIS "
+        "3, 4, 1, 2, 6, 7; VIIRS M3, M4, M5, M7, M10, M11. Already prepared GeoTIFFs (a date in the name, bands in "
+        "the order of BANDS) can be given as fine or coarse images.",
+        (
+            Param("INPUTS", "files", "Product files",
+                  "Downloaded product files: Landsat band, QA and MTL files; HLS band and Fmask files; MODIS .hdf and "
+                  "VIIRS .h5 files; a Sentinel-2 SAFE's MTD_MSIL2A.xml (or the .SAFE folder on the command line).",
+                  optional=True),
+            Param("INPUT_FOLDER", "folder", "Product folder", "A folder searched (with its sub-folders) for "
+                  "products; other files in it are passed over.", optional=True),
+            Param("FINE_GEOTIFFS", "rasters", "Prepared fine GeoTIFFs",
+                  "Fine images already prepared (a date in the file name, the bands in the order of BANDS).",
+                  optional=True),
+            Param("COARSE_GEOTIFFS", "rasters", "Prepared coarse GeoTIFFs",
+                  "Coarse images already prepared (a date in the file name, the bands in the order of BANDS), on "
+                  "their own grid.", optional=True),
+            Param("BANDS", "string", "Bands", "The common band names to write, in order, separated by commas; "
+                  "from " + ", ".join(COMMON_BANDS) + ".", ",".join(COMMON_BANDS)),
+            Param("EXTENT", "extent", "Extent", "The area to keep (a layer's extent or drawn on the map). Empty: the "
+                  "first fine product's whole scene.", optional=True),
+            Param("MASK_SNOW", "bool", "Mask snow and ice", "Snow and ice from the quality layers as nodata too.",
+                  False),
+            Param("RESAMPLING", "enum", "Coarse resampling", "Interpolation of the coarse images onto the fine grid.",
+                  "bicubic", options=tuple(RESAMPLING_METHODS)),
+            Param("MIN_VALID", "float", "Least valid share of a fine date",
+                  "A fine date with fewer valid pixels (clouds) is left out (its coarse image stays).", 0.05, 0.0,
+                  1.0, advanced=True),
+            Param("SCALE", "float", "Prepared GeoTIFFs' scale",
+                  "Reflectance = stored value x SCALE for the prepared GeoTIFFs given.", 0.0001, 1e-12,
+                  advanced=True),
+            _output_folder("Folder for the series (fine/, coarse/, manifest.json; created if needed)."),
+        ),
+        _run_prepare,
+        outputs=(Output("OUTPUT_FINE", "layers", "Fine images", "The fine images of the pair dates."),
+                 Output("OUTPUT_COARSE", "layers", "Coarse images", "The coarse images on the fine grid."),
+                 Output("OUTPUT_MANIFEST", "file", "Manifest", "manifest.json: what was read, valid shares.")),
+        layers="OUTPUT_FINE",
+    )
 
 
 def _resample_spec() -> Spec:
@@ -1022,7 +1093,7 @@ _REGISTRY = _Registry()
 def specs() -> list[Spec]:
     """Every algorithm, in the toolbox's order."""
     if not _REGISTRY.specs:
-        for spec in [_make_sample_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
+        for spec in [_make_sample_spec(), _prepare_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
                      _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _stfsr_spec(), _arrange_spec(), _stf3dcnn_spec(),
                      _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec

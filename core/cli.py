@@ -124,7 +124,7 @@ def _add_argument(parser: argparse.ArgumentParser, p: Param) -> None:
     required = not p.optional and p.default is None and p.kind not in ("string",)
     text = p.full_help.replace("%", "%%")
     kwargs: dict[str, Any] = {"dest": p.name, "metavar": p.kind.upper().replace("_OUT", "")}
-    if p.kind == "rasters":
+    if p.kind in ("rasters", "files"):
         kwargs.update(nargs="+", action="extend", default=[], metavar="PATH")
     elif p.kind in ("int", "float"):
         kwargs.update(type=_number(p), default=p.default)
@@ -132,11 +132,12 @@ def _add_argument(parser: argparse.ArgumentParser, p: Param) -> None:
         kwargs.update(type=_boolean(p), default=p.default, metavar="true|false")
     elif p.kind == "enum":
         kwargs.update(type=_choice(p), default=p.default, metavar="|".join(p.options))
-    elif p.kind == "string":
-        kwargs.update(default=p.default if p.default is not None else "")
+    elif p.kind in ("string", "extent"):
+        kwargs.update(default=p.default if p.default is not None else "",
+                      **({"metavar": "XMIN,XMAX,YMIN,YMAX[CRS]"} if p.kind == "extent" else {}))
     else:
         kwargs.update(default=None, metavar="PATH")
-    if p.default not in (None, "", []) and p.kind != "rasters":
+    if p.default not in (None, "", []) and p.kind not in ("rasters", "files"):
         text += f" Default: {p.default}."
     if p.advanced:
         text += " (advanced)"

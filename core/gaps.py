@@ -22,14 +22,15 @@ Cost: the method's own run, plus one run per pair only for dates where step 1 le
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import tempfile
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, StfError
 from .feedback import Feedback, SubFeedback
 from .fusion import nodata_limit, series_value_range, write_predictions
 from .raster import clean_stale, read_block, scratch_prefix
@@ -80,6 +81,17 @@ def _holes(series: SceneSeries, path: str, date: _dt.date, scale) -> int:
     return total
 
 
+@contextlib.contextmanager
+def _messages_name(scratch: str, folder: str) -> Iterator[None]:
+    """An error message that names a file of the scratch folder names it in the output folder instead (where the
+    user looks; a full disk there is what the message is about)."""
+    try:
+        yield
+    except StfError as exc:
+        raise type(exc)(str(exc).replace(os.path.abspath(scratch), os.path.abspath(folder))
+                        .replace(scratch, folder)) from None
+
+
 def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.date], folder: str, scale,
                    feedback: Feedback | None = None, rules: str = "fill", one_pair: Run | None = None) -> list[str]:
     """Predict ``dates`` with ``run`` and fill what it leaves empty (module docstring); ``one_pair`` runs the
@@ -93,7 +105,8 @@ def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.d
     clean_stale(folder)
     with tempfile.TemporaryDirectory(prefix=scratch_prefix("gaps"), dir=folder) as tmp:
         first = SubFeedback(feedback, 0.0, 70.0) if feedback else None
-        with nodata_limit(1.0):  # the holes are filled below; the limit applies to the final result
+        with nodata_limit(1.0), _messages_name(os.path.join(tmp, "primary"), folder):
+            # the holes are filled below; the limit applies to the final result
             primary = dict(zip(dates, run(series, dates, os.path.join(tmp, "primary"), first)))
         holes = {d: _holes(series, primary[d], d, scale) for d in dates}
         singles: dict[tuple[_dt.date, _dt.date], str] = {}
@@ -110,10 +123,10 @@ def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.d
         for k, (pair_date, needed) in enumerate(sorted(wanted.items())):
             sub = SubFeedback(feedback, 70.0 + 20.0 * k / len(wanted), 70.0 + 20.0 * (k + 1) / len(wanted)) \
                 if feedback else None
+            scratch = os.path.join(tmp, f"pair_{pair_date.isoformat()}")
             try:
-                with nodata_limit(1.0):
-                    files = one(with_pairs(series, [series.fine_at(pair_date)]), needed,
-                                os.path.join(tmp, f"pair_{pair_date.isoformat()}"), sub)
+                with nodata_limit(1.0), _messages_name(scratch, folder):
+                    files = one(with_pairs(series, [series.fine_at(pair_date)]), needed, scratch, sub)
             except InputError as exc:
                 if feedback is not None:
                     feedback.info(f"{method}: no one-pair prediction from {pair_date.isoformat()} ({exc}); the "

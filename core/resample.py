@@ -80,8 +80,15 @@ def _check_overlap(src: RasterInfo, ref: RasterInfo) -> float | None:
         return s
 
     try:
-        x0, y0, x1, y1 = osr.CoordinateTransformation(srs(src.crs_wkt), srs(ref.crs_wkt)).TransformBounds(
-            *src.bounds, 21)
+        transform = osr.CoordinateTransformation(srs(src.crs_wkt), srs(ref.crs_wkt))
+        x0, y0, x1, y1 = transform.TransformBounds(*src.bounds, 21)
+        # the source's pixel in the reference's units: the side of the square of the same area as one pixel at the
+        # source's centre (a sheared grid, e.g. MODIS sinusoidal taken into UTM, has a wider bounding box)
+        gt = src.geotransform
+        cx, cy = gt[0] + gt[1] * src.width / 2, gt[3] + gt[5] * src.height / 2
+        (ax, ay, _), (bx, by, _), (dx, dy, _) = (transform.TransformPoint(x, y) for x, y in
+                                                 ((cx, cy), (cx + gt[1], cy), (cx, cy + gt[5])))
+        pixel = abs((bx - ax) * (dy - ay) - (by - ay) * (dx - ax)) ** 0.5
     except RuntimeError:  # not transformable (e.g. far outside the CRS's area): let the warp decide
         return None
     rx0, ry0, rx1, ry1 = ref.bounds
@@ -90,7 +97,7 @@ def _check_overlap(src: RasterInfo, ref: RasterInfo) -> float | None:
             f"The coarse image '{src.path}' does not overlap the fine grid of '{ref.path}': its extent in the fine "
             f"CRS is x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}, the fine grid's x {rx0:.6g}..{rx1:.6g}, "
             f"y {ry0:.6g}..{ry1:.6g}. Check that both cover the same area and carry the right CRS.")
-    return (x1 - x0) / src.width  # the source's pixel size in the reference's units
+    return pixel
 
 
 def resample_many(
