@@ -232,7 +232,28 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             if self.parameterDefinition(p.name) is None:
                 continue
             values[p.name] = self._value(p, parameters, context)
+        if "DATES" in values and not values["DATES"] and "FINE" in values and "COARSE" in values:
+            dates = self.layer_dates(parameters, ("FINE", "COARSE"), context)
+            if dates is not None:  # the layers' temporal properties come before the dates in the file names
+                values["DATES"] = ",".join(d.isoformat() for d in dates)
         return values
+
+    def layer_dates(self, parameters: dict, names: tuple[str, ...], context: QgsProcessingContext
+                    ) -> list[_dt.date] | None:
+        """The days of the layers of ``names`` (in order) from their temporal properties, when every one of them is
+        a map layer with an active fixed temporal range; else None (file paths, or a layer without one)."""
+        from .layers import layer_date
+
+        dates: list[_dt.date] = []
+        for name in names:
+            if self.file_values(parameters, name) is not None:
+                return None
+            for layer in self.parameterAsLayerList(parameters, name, context) or []:
+                date = layer_date(layer)
+                if date is None:
+                    return None
+                dates.append(date)
+        return dates or None
 
     def _value(self, p: Param, parameters: dict, context: QgsProcessingContext) -> Any:
         name = p.name

@@ -22,6 +22,39 @@ from ..core.style import style_path
 _POST_PROCESSORS: list = []
 
 
+def _fixed_range_mode():
+    """The fixed-temporal-range mode of raster layers: ``Qgis.RasterTemporalMode`` where QGIS has it (3.44, 4.x),
+    else the 3.22 form."""
+    try:
+        from qgis.core import Qgis
+
+        return Qgis.RasterTemporalMode.FixedTemporalRange
+    except AttributeError:
+        return QgsRasterLayerTemporalProperties.ModeFixedTemporalRange
+
+
+def layer_date(layer) -> _dt.date | None:
+    """The day of a raster layer's fixed temporal range when its temporal properties are active (what the user
+    set in QGIS comes before any date in the file name); None otherwise."""
+    try:
+        properties = layer.temporalProperties()
+    except AttributeError:
+        return None
+    if properties is None or not properties.isActive() or properties.mode() != _fixed_range_mode():
+        return None
+    begin = properties.fixedTemporalRange().begin()
+    return begin.date().toPyDate() if begin.isValid() else None
+
+
+def set_layer_date(layer, date: _dt.date) -> None:
+    """Give ``layer`` the day ``date`` as its active fixed temporal range (the temporal controller then shows it)."""
+    properties = layer.temporalProperties()
+    properties.setMode(_fixed_range_mode())
+    properties.setFixedTemporalRange(QgsDateTimeRange(QDateTime(date, QTime(0, 0, 0)),
+                                                      QDateTime(date, QTime(23, 59, 59))))
+    properties.setIsActive(True)
+
+
 def date_and_style(layer, date: _dt.date | None, qml: str | None = None) -> None:
     """Give ``layer`` the day ``date`` as its fixed temporal range, and the style ``qml`` (default: the side-car
     of its file) when there is one."""
@@ -29,11 +62,7 @@ def date_and_style(layer, date: _dt.date | None, qml: str | None = None) -> None
     if os.path.isfile(qml):
         layer.loadNamedStyle(qml)
     if date is not None:
-        properties = layer.temporalProperties()
-        properties.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
-        properties.setFixedTemporalRange(QgsDateTimeRange(QDateTime(date, QTime(0, 0, 0)),
-                                                          QDateTime(date, QTime(23, 59, 59))))
-        properties.setIsActive(True)
+        set_layer_date(layer, date)
     layer.triggerRepaint()
 
 

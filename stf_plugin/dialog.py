@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..algorithms.base import source_path
+from ..algorithms.layers import layer_date, set_layer_date
 from ..core.dates import date_from_name, parse_date, parse_date_list
 from ..core.device import DEVICES, detected_devices, install_hint, torch_available
 from ..core.errors import InputError
@@ -70,16 +71,17 @@ class ImageTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.setMinimumHeight(130)
 
-    def add(self, name: str, source: str, checked: bool) -> None:
-        """A row; ``itemChanged`` fires once, when the row is complete (a slot never sees half a row)."""
+    def add(self, name: str, source: str, checked: bool, date=None) -> None:
+        """A row; ``itemChanged`` fires once, when the row is complete (a slot never sees half a row). ``date``
+        (the layer's temporal range) comes before a date in the name."""
         blocked = self.blockSignals(True)
         try:
-            self._add(name, source, checked)
+            self._add(name, source, checked, date)
         finally:
             self.blockSignals(blocked)
         self.itemChanged.emit(self.item(self.rowCount() - 1, 0))
 
-    def _add(self, name: str, source: str, checked: bool) -> None:
+    def _add(self, name: str, source: str, checked: bool, date=None) -> None:
         row = self.rowCount()
         self.insertRow(row)
         item = QTableWidgetItem(name)
@@ -88,7 +90,7 @@ class ImageTable(QTableWidget):
         item.setFlags(item.flags() & ~Qt.ItemIsEditable | Qt.ItemIsUserCheckable)
         item.setCheckState(Qt.Checked if checked else Qt.Unchecked)
         self.setItem(row, 0, item)
-        date = date_from_name(source) or date_from_name(name)
+        date = date or date_from_name(source) or date_from_name(name)
         self.setItem(row, 1, QTableWidgetItem(date.isoformat() if date else ""))
 
     def selected(self, what: str) -> list[tuple]:
@@ -312,11 +314,18 @@ class FusionDialog(QDialog):
             return abs(layer.rasterUnitsPerPixelX() - finest) < 1e-9 * max(finest, 1)
 
         by_name = sorted(layers, key=lambda lyr: lyr.name())
+        dates = {}
+        for layer in by_name:  # the layer's temporal range first; a date parsed from its name makes it temporal
+            dates[layer.id()] = layer_date(layer)
+            if dates[layer.id()] is None:
+                dates[layer.id()] = date_from_name(source_path(layer.source())) or date_from_name(layer.name())
+                if dates[layer.id()] is not None:
+                    set_layer_date(layer, dates[layer.id()])
         # each list shows its likely images first
         for layer in sorted(by_name, key=lambda lyr: not is_fine(lyr)):
-            self.fine.add(layer.name(), source_path(layer.source()), several and is_fine(layer))
+            self.fine.add(layer.name(), source_path(layer.source()), several and is_fine(layer), dates[layer.id()])
         for layer in sorted(by_name, key=is_fine):
-            self.coarse.add(layer.name(), source_path(layer.source()), not is_fine(layer))
+            self.coarse.add(layer.name(), source_path(layer.source()), not is_fine(layer), dates[layer.id()])
 
     def _add_files(self, table: ImageTable, what: str) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, f"Add {what} images", "", "Rasters (*.tif *.tiff *.img *.vrt);;"

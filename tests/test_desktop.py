@@ -250,3 +250,52 @@ def test_which_method_suits_this_scene(qgis_iface, project, provider, tmp_path):
     os.remove(task.result.table)
     eval(task.history[-1], {"processing": processing})  # noqa: S307  the history's own line
     assert open(task.result.table, encoding="utf-8").read() == table
+
+
+def test_layer_dates_come_before_file_names_and_parsed_dates_make_layers_temporal(qgis_iface, small_series, tmp_path):
+    """Issue 24 item 4: a layer's active fixed temporal range is its date in the dialog; a layer without one gets
+    the date parsed from its name as its temporal range."""
+    from stf_fusion.algorithms.layers import layer_date, set_layer_date
+
+    project = QgsProject()
+    undated = tmp_path / "scene_a.tif"
+    undated.write_bytes(open(small_series.fine[0], "rb").read())
+    layer = QgsRasterLayer(str(undated), "scene a")
+    set_layer_date(layer, dt.date(2021, 4, 1))
+    named = QgsRasterLayer(small_series.coarse[2], os.path.basename(small_series.coarse[2])[:-4])
+    project.addMapLayer(layer)
+    project.addMapLayer(named)
+    assert layer_date(named) is None
+    dialog = FusionDialog(qgis_iface, project=project)
+    rows = {dialog.fine.item(r, 0).text(): dialog.fine.item(r, 1).text() for r in range(dialog.fine.rowCount())}
+    assert rows["scene a"] == "2021-04-01"  # from the temporal range: the name has no date
+    from stf_fusion.core.dates import date_from_name
+
+    assert layer_date(named) == date_from_name(small_series.coarse[2])  # made temporal
+    project.clear()
+
+
+def test_processing_takes_dates_from_the_layers_temporal_properties(provider, sample_on_fine_grid, tmp_path):
+    """FINE / COARSE given as map layers with temporal ranges: no date in the file names is needed, and a
+    misleading one is overruled."""
+    import processing
+
+    project = QgsProject.instance()
+    project.removeAllMapLayers()
+    ids = {"FINE": [], "COARSE": []}
+    for kind, items in (("FINE", sample_on_fine_grid.fine), ("COARSE", sample_on_fine_grid.coarse)):
+        for i, item in enumerate(items):
+            path = tmp_path / f"{kind.lower()}_{i}_2030-01-0{i + 1}.tif"  # a wrong date in the name
+            path.write_bytes(open(item.path, "rb").read())
+            layer = QgsRasterLayer(str(path), path.stem)
+            from stf_fusion.algorithms.layers import set_layer_date
+
+            set_layer_date(layer, item.date)
+            project.addMapLayer(layer)
+            ids[kind].append(layer.id())
+    target = sample_on_fine_grid.predict_dates[0]
+    result = processing.run("stf:fuse_additive", {"FINE": ids["FINE"], "COARSE": ids["COARSE"],
+                                                  "PREDICT_DATES": target.isoformat(),
+                                                  "OUTPUT_FOLDER": str(tmp_path / "out")})
+    assert [os.path.basename(p) for p in result["OUTPUT_FILES"]] == [f"additive_{target.isoformat()}.tif"]
+    project.removeAllMapLayers()
