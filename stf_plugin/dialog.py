@@ -35,7 +35,7 @@ from ..core.errors import InputError
 from ..core.executor import SCHEDULER_HELP
 from ..core.resample import RESAMPLING_METHODS
 from ..core.workflow import WorkflowConfig
-from .task import FusionTask
+from .task import FusionTask, PrepareTask
 
 SETTINGS_GROUP = "stf_fusion/dialog"
 # parameters the dialog sets itself (images, dates, encodings, device, outputs, epochs)
@@ -122,6 +122,19 @@ class FusionDialog(QDialog):
         self.setWindowTitle("Spatiotemporal fusion")
         self.resize(720, 760)
         layout = QVBoxLayout(self)
+        products = QHBoxLayout()  # step 0: downloaded products -> the series (stf:prepare_series)
+        products.addWidget(QLabel("From downloaded products:"))
+        self.products = QgsFileWidget()
+        self.products.setStorageMode(QgsFileWidget.GetDirectory)
+        self.products.setToolTip("A folder of Landsat Collection 2 Level-2, Sentinel-2 L2A, HLS, MODIS or VIIRS "
+                                  "products: Prepare writes the series (clouds as nodata, coarse images on the fine "
+                                  "grid) into <output folder>/series and lists it below.")
+        products.addWidget(self.products, 1)
+        self.prepare_button = QPushButton("Prepare")
+        self.prepare_button.clicked.connect(lambda _=False: self.prepare_products())
+        products.addWidget(self.prepare_button)
+        layout.addLayout(products)
+        self.prepare_task = None
         self.fine = ImageTable()
         self.coarse = ImageTable()
         for title, table, what in (("Fine images (the pairs)", self.fine, "fine"),
@@ -414,6 +427,41 @@ class FusionDialog(QDialog):
                               holdout_dates=parse_date_list(self.holdout.text()), params=self.method_params(),
                               scheduler=self.scheduler.text().strip(),
                               **numbers)
+
+    def prepare_products(self, background: bool = True):
+        """Run stf:prepare_series on the products folder into <output folder>/series, then list its images
+        (checked; the other rows unchecked). ``background=False`` runs it here (scripts, tests)."""
+        folder, out = self.products.filePath().strip(), self.output.filePath().strip()
+        if not folder or not out:
+            self.status.setText("Choose the products folder and the output folder first (the series is written "
+                                "into <output folder>/series).")
+            return None
+        task = PrepareTask([folder], os.path.join(out, "series"), self._prepared)
+        self.prepare_button.setEnabled(False)
+        self.status.setText("Preparing the series from the products (see the task bar)...")
+        if background:
+            self.prepare_task = task
+            QgsApplication.taskManager().addTask(task)
+        else:
+            task.finished(task.run())
+        return task
+
+    def _prepared(self, task) -> None:
+        self.prepare_button.setEnabled(True)
+        self.prepare_task = None
+        if task.result is None:
+            self.status.setText(task.error or "Preparing the series failed.")
+            return
+        for table, paths in ((self.fine, task.result.fine), (self.coarse, task.result.coarse)):
+            for row in range(table.rowCount()):
+                table.item(row, 0).setCheckState(Qt.Unchecked)
+            for path in paths:
+                table.add(os.path.basename(path)[:-4], path, True)
+        for scale, offset in self.encodings.values():  # the prepared series' encoding
+            scale.setText("0.0001")
+            offset.setText("0")
+        self.status.setText(f"Prepared {len(task.result.fine)} fine and {len(task.result.coarse)} coarse images "
+                            f"(manifest: {task.result.manifest}); they are checked below.")
 
     def start(self) -> FusionTask | None:
         """Start the task (returns it), or show why it cannot start."""

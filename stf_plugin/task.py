@@ -141,3 +141,31 @@ class FusionTask(QgsTask):
             bar.pushWidget(widget, level, 0)
         else:
             bar.pushMessage(LOG_TAG, text, level, 0 if level == Qgis.Critical else 10)
+
+
+class PrepareTask(QgsTask):
+    """stf:prepare_series as a background task (the dialog's "From downloaded products" step); ``on_finished`` gets
+    the task, whose ``result`` is the prepared series (or ``error`` the message)."""
+
+    def __init__(self, inputs: list[str], folder: str, on_finished) -> None:
+        super().__init__("Prepare a series from downloaded products", QgsTask.CanCancel)
+        self.inputs, self.folder, self.on_finished = inputs, folder, on_finished
+        self.result = None
+        self.error = ""
+
+    def run(self) -> bool:
+        from ..core.errors import StfError
+        from ..core.products.prepare import prepare_series
+
+        try:
+            self.result = prepare_series(self.inputs, [], [], self.folder, feedback=_TaskFeedback(self))
+            return True
+        except StfError as exc:
+            self.error = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001  a bug: said, not a traceback in the user's face
+            self.error = f"Internal error while preparing the series: {exc!r}"
+            return False
+
+    def finished(self, ok: bool) -> None:  # noqa: D401
+        self.on_finished(self)

@@ -299,3 +299,23 @@ def test_processing_takes_dates_from_the_layers_temporal_properties(provider, sa
                                                   "OUTPUT_FOLDER": str(tmp_path / "out")})
     assert [os.path.basename(p) for p in result["OUTPUT_FILES"]] == [f"additive_{target.isoformat()}.tif"]
     project.removeAllMapLayers()
+
+
+def test_the_dialog_prepares_a_series_from_downloaded_products(qgis_iface, project, tmp_path):
+    """Issue 24 item 1, the dialog's step: a products folder -> <output>/series, listed and checked."""
+    import product_layouts as layouts
+
+    for i, date in enumerate(layouts.DATES):
+        layouts.hls(str(tmp_path / "downloads" / f"f{i}"), date, cloud=i == 0)
+    for date in layouts.DATES + [layouts.PREDICT]:
+        layouts.mod09ga(str(tmp_path / "downloads" / "modis"), date, cloud=False)
+    dialog = FusionDialog(qgis_iface, project=project)
+    assert dialog.prepare_products(background=False) is None  # no folders chosen: said, nothing run
+    assert "products folder" in dialog.status.text()
+    dialog.products.setFilePath(str(tmp_path / "downloads"))
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    dialog.prepare_products(background=False)
+    assert "Prepared 3 fine and 4 coarse" in dialog.status.text(), dialog.status.text()
+    assert [d for _, d in dialog.fine.selected("fine")] == layouts.DATES
+    assert sorted(d for _, d in dialog.coarse.selected("coarse")) == sorted(layouts.DATES + [layouts.PREDICT])
+    assert os.path.exists(tmp_path / "out" / "series" / "manifest.json")
