@@ -24,7 +24,7 @@ TARGET = dt.date(2021, 6, 4)
 CLOUD = (slice(40, 126), slice(60, 146))  # 86 x 86 of 192 x 192 pixels: 20 % of the scene
 MARGIN = 20  # the widest window (FSDAF, Fit-FC: 41 pixels) reaches this far outside the cloud
 CLASSIC = ("naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc")
-LEARNED = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn")
+LEARNED = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr")
 
 
 def _cloudy_copy(path: str, out: str, rows: slice, cols: slice) -> str:
@@ -90,9 +90,24 @@ def test_a_cloud_in_one_pair_leaves_no_hole_classic(method, cases, tmp_path):
     _check(method, runs["clean"], runs["cloudy"], runs["one"], cases, str(tmp_path / "cloudy"))
 
 
+@pytest.fixture(scope="module")
+def stfsr_model(sample_on_fine_grid, tmp_path_factory):
+    """STFSR trained with its defaults on the sample (it is not among the shared default models)."""
+    from stf_fusion.core.deep.api import write_model
+    from stf_fusion.core.deep.stfsr import StfsrParams, train_stfsr
+    from stf_fusion.core.raster import OutputTransaction
+
+    networks, meta = train_stfsr(sample_on_fine_grid, None, 1e-4, StfsrParams(), "cpu")
+    with OutputTransaction() as tx:
+        path, _, _ = write_model(str(tmp_path_factory.mktemp("stfsr") / "stfsr.stfmodel"), "stfsr", networks, meta,
+                                 tx)
+    return path
+
+
 @pytest.mark.parametrize("method", LEARNED)
-def test_a_cloud_in_one_pair_leaves_no_hole_learned(method, cases, default_models, tmp_path):
-    model = default_models[method]["trained"]
+def test_a_cloud_in_one_pair_leaves_no_hole_learned(method, cases, request, tmp_path):
+    model = (request.getfixturevalue("stfsr_model") if method == "stfsr"
+             else request.getfixturevalue("default_models")[method]["trained"])
     runs = {kind: predict_with_model(model, cases[kind], [TARGET], str(tmp_path / kind), 1e-4, "cpu")[0]
             for kind in ("clean", "cloudy", "one")}
     _check(method, runs["clean"], runs["cloudy"], runs["one"], cases, str(tmp_path / "cloudy"))
