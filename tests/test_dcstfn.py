@@ -23,7 +23,7 @@ def _trained_like(net):
 
 
 def test_streams_meet_at_half_resolution_and_the_output_has_the_input_size():
-    params = DcstfnParams(c0=8, c1=12, c2=16)
+    params = DcstfnParams(c0=8, c1=12, c2=16, factor=16)
     net = build_network(params).eval()
     x = torch.rand(2, 1, 64, 96)
     with torch.no_grad():
@@ -37,7 +37,7 @@ def test_streams_meet_at_half_resolution_and_the_output_has_the_input_size():
 
 
 def test_untrained_is_additive_and_no_change_gives_the_reference():
-    params = DcstfnParams(c0=8, c1=12, c2=16)
+    params = DcstfnParams(c0=8, c1=12, c2=16, factor=16)
     net = build_network(params).eval()
     c2, c1, f1 = (torch.rand(3, 48, 40) for _ in range(3))
     with torch.no_grad():
@@ -50,7 +50,7 @@ def test_untrained_is_additive_and_no_change_gives_the_reference():
 def test_a_window_sees_the_scene_grid_of_coarse_pixels():
     """A window starting inside a coarse pixel is padded to the scene's coarse grid: away from its edges it gives
     the whole-scene values."""
-    params = DcstfnParams(c0=8, c1=12, c2=16)
+    params = DcstfnParams(c0=8, c1=12, c2=16, factor=16)
     net = _trained_like(build_network(params).eval())
     c2, c1, f1 = (torch.rand(2, 160, 160) for _ in range(3))
     with torch.no_grad():
