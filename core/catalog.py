@@ -1064,6 +1064,50 @@ def _cross_validate_spec() -> Spec:
         needs_torch=True)
 
 
+def _run_fuse_auto(values: Values, feedback: Feedback) -> dict:
+    from .auto import fuse_auto
+
+    series, dates, folder, scale = prediction_inputs(values)
+    methods = tuple(m.strip() for m in (values.get("METHODS") or "").split(",") if m.strip())
+    result = fuse_auto(series, dates, folder, scale, methods, values["CHOICE"], bool(values["UNCERTAINTY"]),
+                       values["DEVICE"], feedback)
+    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": result.files, "OUTPUT_ERRORS": result.errors,
+            "OUTPUT_CSV": result.csv, "CHOSEN": "blend" if result.choice == "blend" else result.best}
+
+
+def _fuse_auto_spec() -> Spec:
+    from .auto import CHOICES, MEMBERS
+    from .crossval import METHODS
+
+    return Spec(
+        "fuse_auto", "Best prediction (cross-validated choice or blend)", "classic",
+        "This product's own method: the scene's leave-one-pair-out cross-validation turned into the prediction. "
+        "Each interior pair (with two pairs: each pair) is held out and predicted by every member method; then "
+        "CHOICE=auto (default) predicts with equal weights over the members whose held-out RMSE is within 3x of the "
+        "best (measured better than fitted weights on the control and the realistic simulator: with few held-out "
+        "pairs fitted weights follow those dates), CHOICE=blend with a per-band blend of the members, w >= 0 and "
+        "sum w = 1, fitted on the held-out pairs (never worse than its best member there), CHOICE=best with the "
+        "member of the lowest held-out RMSE. Writes auto_<date>.tif, an estimated error per pixel "
+        "(uncertainty/auto_<date>_error.tif: the members' spread and the coarse change, calibrated on the held-out "
+        "pairs) and auto_members.csv (each member's held-out RMSE and weights). Needs at least two pairs.",
+        _series_params() + (
+            Param("METHODS", "string", "Members", "The methods to choose among or blend, separated by commas (among "
+                  + ", ".join(METHODS) + "; learned ones are trained per fold, slower).", ",".join(MEMBERS)),
+            Param("CHOICE", "enum", "Choice", "auto: equal weights over the members within 3x of the best held-out "
+                  "RMSE; blend: weights fitted on the held-out pairs; best: the best member.", "auto",
+                  options=CHOICES),
+            Param("UNCERTAINTY", "bool", "Estimate the error", "Write the per-pixel error estimate.", True),
+            _device(), _MAX_NODATA, _SCHEDULER,
+            _output_folder("Folder for the predictions (created if needed)."),
+        ),
+        _run_fuse_auto,
+        outputs=(_OUTPUT_FILES,
+                 Output("OUTPUT_ERRORS", "layers", "Error estimates", "Per date: the estimated error (reflectance)."),
+                 Output("OUTPUT_CSV", "file", "Members", "auto_members.csv: held-out RMSE and weights."),
+                 Output("CHOSEN", "string", "Chosen", "blend, or the member used.")),
+        needs_torch=True, layers="OUTPUT_FILES")
+
+
 def _benchmarks() -> list[Spec]:
     return [
         _benchmark_spec(
@@ -1094,7 +1138,7 @@ def specs() -> list[Spec]:
     """Every algorithm, in the toolbox's order."""
     if not _REGISTRY.specs:
         for spec in [_make_sample_spec(), _prepare_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
-                     _fsdaf_spec(), _fitfc_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _stfsr_spec(), _arrange_spec(), _stf3dcnn_spec(),
+                     _fsdaf_spec(), _fitfc_spec(), _fuse_auto_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _stfsr_spec(), _arrange_spec(), _stf3dcnn_spec(),
                      _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec
     return list(_REGISTRY.specs.values())

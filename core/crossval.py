@@ -92,10 +92,12 @@ def folds(series: SceneSeries) -> tuple[list[_dt.date], bool]:
 
 
 def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: Any, device: str = "auto",
-                   feedback: Feedback | None = None) -> CrossValidation:
+                   feedback: Feedback | None = None, keep: str | None = None) -> CrossValidation:
     """Leave each (interior) pair out in turn, predict it with every method, evaluate against it.
 
-    Predictions are written to a scratch folder under ``folder`` and removed at the end."""
+    Predictions are written to a scratch folder under ``folder`` and removed at the end; with ``keep`` (a folder
+    the caller owns and removes) they are written there and kept, their paths in each row's ``prediction`` and
+    the held-out fine image's in ``reference``."""
     from .evaluation import evaluate_files
     from .fusion import fuse_method
     from .raster import clean_stale, scratch_prefix
@@ -125,7 +127,8 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
     os.makedirs(folder, exist_ok=True)
     clean_stale(folder)
     steps = len(held_dates) * len(methods)
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix("crossval"), dir=folder) as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("crossval"), dir=folder) as scratch:
+        tmp = keep or scratch
         for k, held in enumerate(held_dates):
             kept = [item for item in series.fine if item.date != held]
             fold = build_series([i.path for i in kept], [c.path for c in series.coarse],
@@ -149,6 +152,7 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
                 row = next(r for r in evaluation.rows if r["band"] == "all")
                 result.rows.append({"held_out": held.isoformat(), "method": method,
                                     "pairs_used": ",".join(i.date.isoformat() for i in kept),
+                                    **({"prediction": prediction, "reference": reference} if keep else {}),
                                     **{key: row[key] for key in ("rmse", "mae", "ssim", "cc", "sam", "ergas")}})
                 if feedback is not None:
                     feedback.info(f"{held.isoformat()} held out, {method}: RMSE {row['rmse']:.5f}")

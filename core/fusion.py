@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from dataclasses import dataclass
 import datetime as _dt
 import os
 from typing import Callable, Iterator
@@ -38,6 +39,21 @@ def nodata_limit(share: float) -> Iterator[None]:
 
 
 PredictTile = Callable[[_dt.date, Tile], "tuple[np.ndarray, np.ndarray]"]
+
+
+@dataclass(frozen=True)
+class SideLayer:
+    """A one-band raster written beside each prediction, ``<folder>/<subfolder>/<method>_<date>_<suffix>.tif``: the
+    quality of gap-aware fusion (:mod:`.gaps`), the error estimate of fuse_auto (:mod:`.auto`)."""
+
+    subfolder: str
+    suffix: str
+    dtype: str
+    nodata: float
+    description: str
+
+    def path(self, folder: str, method: str, date: _dt.date) -> str:
+        return os.path.join(folder, self.subfolder, f"{method}_{date.isoformat()}_{self.suffix}.tif")
 
 
 def prediction_path(folder: str, method: str, date: _dt.date) -> str:
@@ -85,7 +101,7 @@ def write_predictions(
     scale: "float | Encoding | Scales",
     halo: int = 0, bytes_per_pixel: float = 64.0, memory_budget: float = DEFAULT_MEMORY_BUDGET,
     tile_size: int | None = None, feedback: Feedback | None = None,
-    value_range: tuple[float, float] | None = None, quality: bool = False,
+    value_range: tuple[float, float] | None = None, side: tuple[SideLayer, ...] = (),
 ) -> list[str]:
     """Write one GeoTIFF per date on the fine grid, in the fine images' data type and encoding.
 
@@ -94,9 +110,8 @@ def write_predictions(
     ``tile.inner``; it may read ``tile.outer`` (the inner window plus ``halo``) for its moving windows. Tiles are
     ``tile_size`` pixels a side if given, else as large as ``memory_budget`` allows for ``bytes_per_pixel`` per
     band. With ``value_range`` (low, high) the values are clamped into it before they are written (no method may
-    write reflectance outside the data range). With ``quality``, ``predict`` returns a third array, the quality
-    ``[rows, cols]`` (uint8: 0 full method, 1 fallback, 2 no input; :mod:`.gaps`), written to
-    ``quality/<method>_<date>_quality.tif``. All files are committed together at the end: a failure or a cancel
+    write reflectance outside the data range). With ``side`` layers, ``predict`` returns one more array
+    ``[rows, cols]`` per side layer (e.g. the quality of :mod:`.gaps`), written beside the prediction. All files are committed together at the end: a failure or a cancel
     leaves none of them.
     """
     check_encodings(series, scale)  # before any work: a wrong scale is an error, never a silent result
@@ -124,23 +139,22 @@ def write_predictions(
                                           PAIRS_KEY: ",".join(d.isoformat() for d in series.pair_dates),
                                           **({RATIO_KEY: f"{ratio:.10g}"} if ratio else {})},
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
-        if quality:
-            from .gaps import quality_path
-
-            writers += [RasterWriter(tx.add(quality_path(folder, method, date)), grid, bands=1, dtype="uint8",
-                                     nodata=255, metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
-                                                           "STF_QUALITY": "0 full method, 1 fallback, 2 no input"},
-                                     descriptions=["quality: 0 full method, 1 fallback, 2 no input"])
-                        for date in dates]
+        side_writers = [[RasterWriter(tx.add(layer.path(folder, method, date)), grid, bands=1, dtype=layer.dtype,
+                                      nodata=layer.nodata, descriptions=[layer.description],
+                                      metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
+                                                "STF_LAYER": layer.description})
+                         for layer in side] for date in dates]
+        writers += [w for ws in side_writers for w in ws]
         try:
             # one job per tile (all its dates), on the executor of SCHEDULER (core/executor.py); the results are
             # written here, in tile order, whichever process computed them
             def store(index: int, results: list) -> None:
                 tile = tiles[index]
-                for i, (values, valid, tile_holes, tile_usable, tile_quality) in enumerate(results):
+                for i, (values, valid, tile_holes, tile_usable, extra) in enumerate(results):
                     writers[i].write(values, tile.inner, valid)
-                    if quality:
-                        writers[len(dates) + i].write(tile_quality[None].astype(np.float32), tile.inner)
+                    for writer, layer, array in zip(side_writers[i], side, extra):
+                        finite = np.isfinite(array)
+                        writer.write(np.where(finite, array, 0)[None].astype(np.float32), tile.inner, finite)
                     holes[i] += tile_holes
                     usable[i] += tile_usable
                 if feedback is not None:
@@ -157,7 +171,8 @@ def write_predictions(
         finally:
             for writer in writers:
                 writer.close()
-    return [path for path in tx.committed if not path.endswith(".qml") and not path.endswith("_quality.tif")]
+    sides = {os.path.abspath(layer.path(folder, method, d)) for layer in side for d in dates}
+    return [path for path in tx.committed if not path.endswith(".qml") and path not in sides]
 
 
 def fuse_method(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
@@ -201,7 +216,7 @@ class TileJob:
     Calls ``predict(date, tile)`` for every date in turn (methods that predict a whole series at once, STF3DCNN,
     compute a tile once and serve its dates from a cache), clamps into ``value_range`` and returns per date
     (float32 values, validity, nodata values where the nearest fine image is valid, values where it is valid, the
-    quality array or None)."""
+    side arrays)."""
 
     def __init__(self, predict: PredictTile, series: SceneSeries, dates: list[_dt.date],
                  value_range: tuple[float, float] | None, feedback: Feedback | None = None) -> None:
@@ -231,7 +246,7 @@ class TileJob:
             ok = reference_valid[reference.path]
             per_value = np.broadcast_to(valid, (bands,) + valid.shape[-2:]) if valid.ndim == 2 else valid
             out.append((values, np.asarray(valid, dtype=bool), float((~per_value[:, ok]).sum()),
-                        float(ok.sum()) * bands, rest[0] if rest else None))
+                        float(ok.sum()) * bands, [np.asarray(a, dtype=np.float32) for a in rest]))
         return out
 
 

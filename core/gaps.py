@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import InputError, StfError
 from .feedback import Feedback, SubFeedback
-from .fusion import nodata_limit, series_value_range, write_predictions
+from .fusion import SideLayer, nodata_limit, series_value_range, write_predictions
 from .raster import clean_stale, read_block, scratch_prefix
 from .series import DatedRaster, SceneSeries, as_scales, read_item
 from .tiles import plan_tiles
@@ -45,9 +45,12 @@ FULL, FALLBACK, NO_INPUT = 0, 1, 2
 Run = Callable[[SceneSeries, "list[_dt.date]", str, "Feedback | None"], "list[str]"]
 
 
+QUALITY = SideLayer(QUALITY_FOLDER, "quality", "uint8", 255, "quality: 0 full method, 1 fallback, 2 no input")
+
+
 def quality_path(folder: str, method: str, date: _dt.date) -> str:
     """``<folder>/quality/<method>_<YYYY-MM-DD>_quality.tif``."""
-    return os.path.join(folder, QUALITY_FOLDER, f"{method}_{date.isoformat()}_quality.tif")
+    return QUALITY.path(folder, method, date)
 
 
 def pairs_by_distance(series: SceneSeries, date: _dt.date) -> list[DatedRaster]:
@@ -173,4 +176,4 @@ def _merge(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
         return values, filled, quality
 
     return write_predictions(series, dates, method, folder, predict, scale, bytes_per_pixel=48.0,
-                             feedback=feedback, value_range=value_range, quality=True)
+                             feedback=feedback, value_range=value_range, side=(QUALITY,))
