@@ -17,7 +17,6 @@ from typing import Any
 
 from qgis.core import (
     QgsApplication,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -26,7 +25,6 @@ from qgis.core import (
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -43,6 +41,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..core import catalog
 from ..core.catalog import Param, Spec
 from ..core.errors import StfError
+from .compat import qgis_enum
 from .layers import load_on_completion
 
 PLUGIN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,24 +180,24 @@ class StfAlgorithm(QgsProcessingAlgorithm):
 
     def add_param(self, p: Param) -> None:
         """The QGIS definition of a catalog parameter."""
-        if p.kind == "rasters":  # on the command line: repeat NAME=path
-            definition = QgsProcessingParameterMultipleLayers(p.name, p.label, QgsProcessing.TypeRaster, None,
-                                                              p.optional)
+        e = qgis_enum  # the QGIS 3.36+ / 4 name, else the 3.22 one (algorithms/compat.py)
+        if p.kind in ("rasters", "files"):  # on the command line: repeat NAME=path; files: products, HDF, metadata
+            kind = (e("Qgis.ProcessingSourceType.Raster", "QgsProcessing.SourceType.TypeRaster") if p.kind == "rasters"
+                    else e("Qgis.ProcessingSourceType.File", "QgsProcessing.SourceType.TypeFile"))
+            definition = QgsProcessingParameterMultipleLayers(p.name, p.label, kind, None, p.optional)
         elif p.kind == "raster":
             definition = QgsProcessingParameterRasterLayer(p.name, p.label, None, p.optional)
-        elif p.kind == "file":
-            definition = QgsProcessingParameterFile(p.name, p.label, QgsProcessingParameterFile.File, p.extension,
-                                                    None, p.optional)
-        elif p.kind == "files":  # any files (products: band files, metadata, HDF); on the command line repeat
-            definition = QgsProcessingParameterMultipleLayers(p.name, p.label, QgsProcessing.TypeFile, None,
-                                                              p.optional)
-        elif p.kind == "folder":
-            definition = QgsProcessingParameterFile(p.name, p.label, QgsProcessingParameterFile.Folder, "", None,
-                                                    p.optional)
+        elif p.kind in ("file", "folder"):
+            behavior = (e("Qgis.ProcessingFileParameterBehavior.File", "QgsProcessingParameterFile.Behavior.File")
+                        if p.kind == "file" else
+                        e("Qgis.ProcessingFileParameterBehavior.Folder", "QgsProcessingParameterFile.Behavior.Folder"))
+            definition = QgsProcessingParameterFile(p.name, p.label, behavior, p.extension, None, p.optional)
         elif p.kind == "extent":
             definition = QgsProcessingParameterExtent(p.name, p.label, None, p.optional)
         elif p.kind in ("int", "float"):
-            kind = QgsProcessingParameterNumber.Integer if p.kind == "int" else QgsProcessingParameterNumber.Double
+            kind = (e("Qgis.ProcessingNumberParameterType.Integer", "QgsProcessingParameterNumber.Type.Integer")
+                    if p.kind == "int" else
+                    e("Qgis.ProcessingNumberParameterType.Double", "QgsProcessingParameterNumber.Type.Double"))
             definition = QgsProcessingParameterNumber(p.name, p.label, kind, p.default, p.optional)
             if p.minimum is not None:
                 definition.setMinimum(p.minimum)
@@ -222,7 +221,8 @@ class StfAlgorithm(QgsProcessingAlgorithm):
             raise ValueError(f"unknown parameter kind {p.kind}")
         definition.setHelp(p.full_help)
         if p.advanced:
-            definition.setFlags(definition.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            definition.setFlags(definition.flags() | e("Qgis.ProcessingParameterFlag.Advanced",
+                                                       "QgsProcessingParameterDefinition.Flag.FlagAdvanced"))
         self.addParameter(definition)
 
     def values(self, parameters: dict, context: QgsProcessingContext) -> dict[str, Any]:

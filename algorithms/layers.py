@@ -11,11 +11,11 @@ from qgis.core import (
     QgsDateTimeRange,
     QgsProcessingContext,
     QgsProcessingLayerPostProcessorInterface,
-    QgsRasterLayerTemporalProperties,
 )
 from qgis.PyQt.QtCore import QDateTime, QTime
 
 from ..core.dates import date_from_name
+from .compat import qgis_enum
 from ..core.style import style_path
 
 # Processing keeps only a C++ pointer to a post-processor: the Python objects must outlive the run
@@ -25,12 +25,8 @@ _POST_PROCESSORS: list = []
 def _fixed_range_mode():
     """The fixed-temporal-range mode of raster layers: ``Qgis.RasterTemporalMode`` where QGIS has it (3.44, 4.x),
     else the 3.22 form."""
-    try:
-        from qgis.core import Qgis
-
-        return Qgis.RasterTemporalMode.FixedTemporalRange
-    except AttributeError:
-        return QgsRasterLayerTemporalProperties.ModeFixedTemporalRange
+    return qgis_enum("Qgis.RasterTemporalMode.FixedTemporalRange",
+                     "QgsRasterLayerTemporalProperties.TemporalMode.ModeFixedTemporalRange")
 
 
 def layer_date(layer) -> _dt.date | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsApplication, QgsMapLayerType, QgsProject
+from qgis.core import QgsApplication, QgsProject
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..algorithms.base import source_path
+from ..algorithms.compat import qgis_enum
 from ..algorithms.layers import layer_date, set_layer_date
 from ..core.dates import date_from_name, parse_date, parse_date_list
 from ..core.device import DEVICES, detected_devices, install_hint, torch_available
@@ -65,9 +66,9 @@ class ImageTable(QTableWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(0, 2, parent)
         self.setHorizontalHeaderLabels(["Image", "Date (YYYY-MM-DD)"])
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
-        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.verticalHeader().setVisible(False)
         self.setMinimumHeight(130)
 
@@ -85,10 +86,10 @@ class ImageTable(QTableWidget):
         row = self.rowCount()
         self.insertRow(row)
         item = QTableWidgetItem(name)
-        item.setData(Qt.UserRole, source)
+        item.setData(Qt.ItemDataRole.UserRole, source)
         item.setToolTip(source)
-        item.setFlags(item.flags() & ~Qt.ItemIsEditable | Qt.ItemIsUserCheckable)
-        item.setCheckState(Qt.Checked if checked else Qt.Unchecked)
+        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
         self.setItem(row, 0, item)
         date = date or date_from_name(source) or date_from_name(name)
         self.setItem(row, 1, QTableWidgetItem(date.isoformat() if date else ""))
@@ -98,7 +99,7 @@ class ImageTable(QTableWidget):
         rows = []
         for row in range(self.rowCount()):
             item = self.item(row, 0)
-            if item.checkState() != Qt.Checked:
+            if item.checkState() != Qt.CheckState.Checked:
                 continue
             text = self.item(row, 1).text().strip()
             if not text:
@@ -107,7 +108,7 @@ class ImageTable(QTableWidget):
                 date = parse_date(text)
             except InputError as exc:
                 raise InputError(f"The {what} image '{item.text()}': {exc}") from None
-            rows.append((item.data(Qt.UserRole), date))
+            rows.append((item.data(Qt.ItemDataRole.UserRole), date))
         return rows
 
 
@@ -125,7 +126,7 @@ class FusionDialog(QDialog):
         products = QHBoxLayout()  # step 0: downloaded products -> the series (stf:prepare_series)
         products.addWidget(QLabel("From downloaded products:"))
         self.products = QgsFileWidget()
-        self.products.setStorageMode(QgsFileWidget.GetDirectory)
+        self.products.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.products.setToolTip("A folder of Landsat Collection 2 Level-2, Sentinel-2 L2A, HLS, MODIS or VIIRS "
                                   "products: Prepare writes the series (clouds as nodata, coarse images on the fine "
                                   "grid) into <output folder>/series and lists it below.")
@@ -204,7 +205,7 @@ class FusionDialog(QDialog):
             self.encodings[kind] = (scale, offset)
             form.addRow(f"{kind.title()} images' encoding", row)
         self.output = QgsFileWidget()
-        self.output.setStorageMode(QgsFileWidget.GetDirectory)
+        self.output.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         form.addRow("Output folder", self.output)
         layout.addLayout(form)
         from qgis.gui import QgsCollapsibleGroupBox
@@ -224,9 +225,9 @@ class FusionDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         self.buttons = QDialogButtonBox()
-        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.RejectRole)
-        close = self.buttons.addButton(QDialogButtonBox.Close)
+        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.ButtonRole.RejectRole)
+        close = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         close.clicked.connect(self.close)
@@ -317,7 +318,7 @@ class FusionDialog(QDialog):
         """Every raster layer of the project in both lists; the finest pixel size is checked as fine, the rest
         as coarse (a guess the user can change)."""
         layers = [layer for layer in self.project.mapLayers().values()
-                  if layer.type() == QgsMapLayerType.RasterLayer and layer.isValid()]
+                  if layer.type() == qgis_enum("Qgis.LayerType.Raster", "QgsMapLayerType.RasterLayer") and layer.isValid()]
         if not layers:
             return
         finest = min(layer.rasterUnitsPerPixelX() for layer in layers)
@@ -367,7 +368,7 @@ class FusionDialog(QDialog):
         """Widgets for the method's own parameters, built by QGIS from the algorithm's parameter definitions: one
         source for the toolbox, the modeler, qgis_process and this dialog."""
         from qgis.core import QgsProcessingContext
-        from qgis.gui import QgsGui, QgsProcessingGui
+        from qgis.gui import QgsGui
 
         while self.advanced_form.rowCount():
             self.advanced_form.removeRow(0)
@@ -381,7 +382,7 @@ class FusionDialog(QDialog):
             if definition.name() in SHARED_PARAMETERS or definition.isDestination():
                 continue
             wrapper = QgsGui.processingGuiRegistry().createParameterWidgetWrapper(definition,
-                                                                                  QgsProcessingGui.Standard)
+                                                                                  qgis_enum("Qgis.ProcessingMode.Standard", "QgsProcessingGui.WidgetType.Standard"))
             if wrapper is None:
                 continue
             widget = wrapper.createWrappedWidget(context)
@@ -454,7 +455,7 @@ class FusionDialog(QDialog):
             return
         for table, paths in ((self.fine, task.result.fine), (self.coarse, task.result.coarse)):
             for row in range(table.rowCount()):
-                table.item(row, 0).setCheckState(Qt.Unchecked)
+                table.item(row, 0).setCheckState(Qt.CheckState.Unchecked)
             for path in paths:
                 table.add(os.path.basename(path)[:-4], path, True)
         for scale, offset in self.encodings.values():  # the prepared series' encoding

@@ -26,7 +26,10 @@ class StfPlugin:
         import os
 
         from qgis.PyQt.QtGui import QIcon
-        from qgis.PyQt.QtWidgets import QAction
+        try:  # Qt6 (QGIS 4): QtGui; Qt5: QtWidgets
+            from qgis.PyQt.QtGui import QAction
+        except ImportError:
+            from qgis.PyQt.QtWidgets import QAction
 
         self.initProcessing()
         if self.iface is None:

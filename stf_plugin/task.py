@@ -34,7 +34,7 @@ class _TaskFeedback:
         return self.task.isCanceled()
 
     def info(self, message: str) -> None:
-        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Info)
+        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.MessageLevel.Info)
 
 
 def history_commands(result: WorkflowResult, config: WorkflowConfig) -> list[str]:
@@ -55,7 +55,19 @@ def history_commands(result: WorkflowResult, config: WorkflowConfig) -> list[str
 
 
 def add_to_processing_history(lines: list[str]) -> None:
-    """Write the lines to the Processing history (Processing > History), where they can be run again."""
+    """Write the lines to the Processing history (Processing > History), where they can be run again: through
+    QGIS's public history registry where it has a Processing provider (3.32 and later, 4.x), else through
+    Processing's own log (3.22)."""
+    try:
+        from qgis.gui import QgsGui
+
+        registry = QgsGui.historyProviderRegistry()
+    except (ImportError, AttributeError):
+        registry = None
+    if registry is not None and registry.providerById("processing") is not None:
+        for line in lines:
+            registry.addEntry("processing", {"python_command": line, "algorithm_id": "stf", "parameters": {}})
+        return
     try:
         from processing.core.ProcessingLog import ProcessingLog
     except ImportError:  # no Processing plugin (e.g. a bare test environment)
@@ -70,7 +82,7 @@ class FusionTask(QgsTask):
 
     def __init__(self, config: WorkflowConfig, iface=None, on_finished: Callable[["FusionTask"], None] | None = None,
                  project: QgsProject | None = None) -> None:
-        super().__init__(f"Spatiotemporal fusion ({config.method})", QgsTask.CanCancel)
+        super().__init__(f"Spatiotemporal fusion ({config.method})", QgsTask.Flag.CanCancel)
         self.config = config
         self.iface = iface
         self.on_finished = on_finished
@@ -92,7 +104,7 @@ class FusionTask(QgsTask):
             self.error = str(exc)
         except Exception as exc:  # an unexpected failure: the user gets the message, the log the traceback
             self.error = f"Unexpected error: {exc}"
-            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.Critical)
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Critical)
         return False
 
     def finished(self, ok: bool) -> None:  # back in the main thread
@@ -104,12 +116,12 @@ class FusionTask(QgsTask):
             text = (f"Cross-validation: the best method on this scene is {self.result.best}."
                     if self.result.best else
                     f"{len(self.result.predictions)} prediction(s) added to the group '{self.group_name}'.")
-            self._message(text, Qgis.Success, self.result.report)
+            self._message(text, Qgis.MessageLevel.Success, self.result.report)
         elif self.cancelled or self.isCanceled():
             self.cancelled = True
-            self._message("Fusion cancelled; no output was written.", Qgis.Info)
+            self._message("Fusion cancelled; no output was written.", Qgis.MessageLevel.Info)
         else:
-            self._message(self.error or "Fusion failed.", Qgis.Critical)
+            self._message(self.error or "Fusion failed.", Qgis.MessageLevel.Critical)
         if self.on_finished is not None:
             self.on_finished(self)
 
@@ -140,7 +152,7 @@ class FusionTask(QgsTask):
             widget.layout().addWidget(button)
             bar.pushWidget(widget, level, 0)
         else:
-            bar.pushMessage(LOG_TAG, text, level, 0 if level == Qgis.Critical else 10)
+            bar.pushMessage(LOG_TAG, text, level, 0 if level == Qgis.MessageLevel.Critical else 10)
 
 
 class PrepareTask(QgsTask):
@@ -148,7 +160,7 @@ class PrepareTask(QgsTask):
     the task, whose ``result`` is the prepared series (or ``error`` the message)."""
 
     def __init__(self, inputs: list[str], folder: str, on_finished) -> None:
-        super().__init__("Prepare a series from downloaded products", QgsTask.CanCancel)
+        super().__init__("Prepare a series from downloaded products", QgsTask.Flag.CanCancel)
         self.inputs, self.folder, self.on_finished = inputs, folder, on_finished
         self.result = None
         self.error = ""
