@@ -18,12 +18,14 @@ from .series import Scales, build_series, resample_series
 
 CLASSIC = ("naive", "starfm", "estarfm", "fsdaf", "fitfc")
 TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr")
+AUTO = "auto"  # stf:fuse_auto: the cross-validated members' prediction (core/auto.py)
 CROSS_VALIDATE = "cross_validate"  # "Which method suits this scene?": no predictions, a ranking (core/crossval.py)
 
 
 @dataclass
 class WorkflowConfig:
-    """What the dialog collects. ``method``: a classic method, ``model`` (predict with ``model_path``),
+    """What the dialog collects. ``method``: ``auto`` (stf:fuse_auto, the dialog's default), a classic method,
+    ``model`` (predict with ``model_path``),
     ``train_<method>`` (train with ``epochs``, then predict) or ``cross_validate`` (rank the classic methods by
     leave-one-pair-out cross-validation; no prediction)."""
 
@@ -65,7 +67,7 @@ class WorkflowResult:
 
 
 def _method_name(config: WorkflowConfig) -> str:
-    if config.method in CLASSIC or config.method == CROSS_VALIDATE:
+    if config.method in CLASSIC or config.method in (CROSS_VALIDATE, AUTO):
         return config.method
     if config.method.startswith("train_") and config.method[6:] in TRAINABLE:
         return config.method[6:]
@@ -143,7 +145,15 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
             commands.append((f"stf:train_{method}", {**inputs, "DEVICE": config.device,
                                                      **({"EPOCHS": config.epochs} if _epochs(config) else {}),
                                                      "MODEL": model_file.replace(staging, out)}))
-        if method in CLASSIC:
+        if method == AUTO:
+            from .auto import fuse_auto
+
+            auto = fuse_auto(series, dates, predictions_dir, config.scales, device=config.device,
+                             feedback=stage(10, 90))
+            files = auto.files
+            commands.append(("stf:fuse_auto", {**inputs, "DEVICE": config.device, **_scheduler(config),
+                                               "OUTPUT_FOLDER": os.path.join(out, "predictions")}))
+        elif method in CLASSIC:
             from .fusion import fuse_method
 
             files = fuse_method(method, series, dates, predictions_dir, config.scales, config.params, config.device,

@@ -46,6 +46,7 @@ SHARED_PARAMETERS = {"FINE", "COARSE", "DATES", "PREDICT_DATES", "SCALE", "FINE_
 
 METHODS = [
     ("naive", "Naive (nearest fine image, benchmark)"),
+    ("auto", "Best prediction (cross-validated: the classic methods judged on your pairs and combined)"),
     ("starfm", "STARFM"),
     ("estarfm", "ESTARFM (needs pairs before and after)"),
     ("fsdaf", "FSDAF"),

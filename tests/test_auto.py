@@ -83,3 +83,19 @@ def test_two_pairs_run_without_the_two_pair_method_and_one_pair_is_refused(sampl
     assert "estarfm" not in result.cv_rmse and len(result.files) == 1 and result.errors == []
     with pytest.raises(InputError, match="at least two pairs"):
         fuse_auto(build_series([fine[0]], coarse), [two.predict_dates[0]], str(tmp_path / "one"), 1e-4)
+
+
+def test_the_dialogs_default_is_the_best_prediction(small_series, tmp_path):
+    """The desktop workflow with method 'auto' (the dialog's default): predictions of every date, their error
+    estimates and the members' table moved into the output folder."""
+    from stf_fusion.core.dates import date_from_name
+    from stf_fusion.core.workflow import WorkflowConfig, run_workflow
+
+    config = WorkflowConfig(fine=[(p, date_from_name(p)) for p in small_series.fine],
+                            coarse=[(p, date_from_name(p)) for p in small_series.coarse], method="auto",
+                            output_folder=str(tmp_path / "out"), device="cpu")
+    result = run_workflow(config)
+    assert len(result.predictions) == 4
+    assert all(os.path.basename(p).startswith("auto_") for _, p in result.predictions)
+    assert os.path.exists(tmp_path / "out" / "predictions" / "auto_members.csv")
+    assert len(os.listdir(tmp_path / "out" / "predictions" / "uncertainty")) == 4

@@ -49,6 +49,7 @@ def test_dialog_lists_the_project_layers_with_dates_and_a_screenshot(qgis_iface,
     assert sorted(d.isoformat() for _, d in fine) == ["2021-04-01", "2021-06-20"]  # the 30 m layers
     assert len(coarse) == 6 and dt.date(2021, 5, 3) in [d for _, d in coarse]
     assert dialog.detected.text().startswith("Detected: ")
+    assert dialog.method.currentData() == "auto"  # the best prediction without expertise is the default
     os.makedirs(os.path.join(ROOT, "build", "screenshots"), exist_ok=True)
     dialog.resize(720, 760)
     assert dialog.grab().save(os.path.join(ROOT, "build", "screenshots", "fusion_dialog.png"))
