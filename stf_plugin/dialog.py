@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -21,10 +22,12 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from ..algorithms.base import source_path
@@ -46,7 +49,7 @@ SHARED_PARAMETERS = {"FINE", "COARSE", "DATES", "PREDICT_DATES", "SCALE", "FINE_
 
 METHODS = [
     ("naive", "Naive (nearest fine image, benchmark)"),
-    ("auto", "Best prediction (cross-validated: the classic methods judged on your pairs and combined)"),
+    ("auto", "Best prediction (classic methods judged on your pairs, combined)"),
     ("starfm", "STARFM"),
     ("estarfm", "ESTARFM (needs pairs before and after)"),
     ("fsdaf", "FSDAF"),
@@ -122,10 +125,18 @@ class FusionDialog(QDialog):
         self.project = project or QgsProject.instance()
         self.task: FusionTask | None = None
         self.setWindowTitle("Spatiotemporal fusion")
-        self.resize(720, 760)
-        layout = QVBoxLayout(self)
+        self.resize(720, 700)  # fits a 1366 x 768 laptop screen; the settings scroll, Run stays in view
+        outer = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer.addWidget(scroll, 1)
         products = QHBoxLayout()  # step 0: downloaded products -> the series (stf:prepare_series)
-        products.addWidget(QLabel("From downloaded products:"))
+        products.addWidget(QLabel("Products folder:"))
         self.products = QgsFileWidget()
         self.products.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.products.setToolTip("A folder of Landsat Collection 2 Level-2, Sentinel-2 L2A, HLS, MODIS or VIIRS "
@@ -153,6 +164,8 @@ class FusionDialog(QDialog):
             layout.addWidget(box)
         form = QFormLayout()
         self.method = QComboBox()
+        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method.setMinimumContentsLength(30)  # long labels do not widen the dialog beyond a laptop screen
         for key, label in METHODS:
             self.method.addItem(label, key)
         self.torch_missing = not torch_available()
@@ -179,6 +192,7 @@ class FusionDialog(QDialog):
         device_row = QHBoxLayout()
         device_row.addWidget(self.device)
         self.detected = QLabel(f"Detected: {detected_devices()}")
+        self.detected.setWordWrap(True)
         device_row.addWidget(self.detected)
         form.addRow("Device", device_row)
         self.scheduler = QLineEdit()
@@ -223,8 +237,8 @@ class FusionDialog(QDialog):
         self.progress.setRange(0, 100)
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        outer.addWidget(self.progress)
+        outer.addWidget(self.status)
         self.buttons = QDialogButtonBox()
         self.run_button = self.buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
         self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.ButtonRole.RejectRole)
@@ -232,7 +246,8 @@ class FusionDialog(QDialog):
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         close.clicked.connect(self.close)
-        layout.addWidget(self.buttons)
+        self.cancel_button.setEnabled(False)  # only while a run is in progress
+        outer.addWidget(self.buttons)
         self._fill_from_project()
         self._restore_settings()
         self._update_enabled()
@@ -477,6 +492,8 @@ class FusionDialog(QDialog):
         self.task = FusionTask(config, self.iface, self._finished, self.project)
         self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
         self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
         self.status.setText("Running in the background (see the task bar); you can keep working.")
         QgsApplication.taskManager().addTask(self.task)
         return self.task
@@ -487,7 +504,10 @@ class FusionDialog(QDialog):
 
     def _finished(self, task: FusionTask) -> None:
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
         self.task = None
+        if task.result is None:
+            self.progress.setValue(0)  # an error or a cancel: no bar left half way
         if task.result is not None:
             self.status.setText(f"Done: best method {task.result.best} (see the report)." if task.result.best else
                                 f"Done: {len(task.result.predictions)} prediction(s) in '{task.group_name}'.")

@@ -320,3 +320,30 @@ def test_the_dialog_prepares_a_series_from_downloaded_products(qgis_iface, proje
     assert [d for _, d in dialog.fine.selected("fine")] == layouts.DATES
     assert sorted(d for _, d in dialog.coarse.selected("coarse")) == sorted(layouts.DATES + [layouts.PREDICT])
     assert os.path.exists(tmp_path / "out" / "series" / "manifest.json")
+
+
+def test_the_dialog_fits_a_laptop_screen_and_its_buttons_follow_the_run(qgis_iface, project, tmp_path):
+    """Issue 26: at 1366 x 768 (a window of 700 px under the task bar) Run is on screen, with Advanced open;
+    'Cancel run' is enabled only while a run is in progress; a failed run leaves no bar half way."""
+    from qgis.PyQt.QtCore import QPoint
+
+    dialog = FusionDialog(qgis_iface, project=project)
+    assert dialog.height() <= 700
+    dialog.resize(dialog.width(), 700)
+    dialog.advanced.setCollapsed(False)
+    dialog.show()
+    from qgis.PyQt.QtWidgets import QApplication, QScrollArea
+
+    QApplication.processEvents()
+    scroll = dialog.findChild(QScrollArea)
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()  # no sideways scrolling
+    bottom = dialog.run_button.mapTo(dialog, QPoint(0, dialog.run_button.height())).y()
+    assert dialog.run_button.isVisible() and bottom <= dialog.height()
+    os.makedirs(os.path.join(ROOT, "build", "screenshots"), exist_ok=True)
+    assert dialog.grab().save(os.path.join(ROOT, "build", "screenshots", "fusion_dialog_1366x768.png"))
+    assert not dialog.cancel_button.isEnabled()
+    dialog.method.setCurrentIndex(dialog.method.findData("naive"))
+    dialog.output.setFilePath(str(tmp_path / "out"))
+    task = _run(dialog)
+    assert task.result is not None and not dialog.cancel_button.isEnabled() and dialog.run_button.isEnabled()
+    dialog.close()
