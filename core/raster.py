@@ -82,11 +82,18 @@ class RasterInfo:
         return min(xs), min(ys), max(xs), max(ys)
 
 
+def is_gdal_source(path: str) -> bool:
+    """True for what GDAL opens that is not a local file: virtual file systems (/vsicurl/, /vsizip/, /vsis3/ ...),
+    a VRT given as XML text, a driver-prefixed source (``HDF5:"f.h5"://...``, ``NETCDF:"f.nc":var``)."""
+    text = path.lstrip()
+    return text.startswith(("/vsi", "<VRTDataset")) or bool(re.match(r"^[A-Z][A-Z0-9_]+:", text))
+
+
 def _open(path: str, what: str = "raster") -> gdal.Dataset:
     path = os.fspath(path) if path else path
     if not path:
         raise InputError(f"No {what} file given.")
-    if not os.path.exists(path):
+    if not is_gdal_source(path) and not os.path.exists(path):
         raise InputError(f"The {what} file '{path}' does not exist.")
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
