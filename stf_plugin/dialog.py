@@ -64,6 +64,17 @@ METHODS = [
 ]
 
 
+def _is_prediction(layer) -> bool:
+    """True for a layer whose file is a prediction of this plugin (its metadata names the method)."""
+    from osgeo import gdal
+
+    try:
+        ds = gdal.Open(source_path(layer.source()))
+    except RuntimeError:
+        return False
+    return ds is not None and bool(ds.GetMetadataItem("STF_METHOD"))
+
+
 class ImageTable(QTableWidget):
     """Images with a check box, the source and an editable date (parsed from the name when possible)."""
 
@@ -331,10 +342,12 @@ class FusionDialog(QDialog):
 
     # --- filling -------------------------------------------------------------------------------------------
     def _fill_from_project(self) -> None:
-        """Every raster layer of the project in both lists; the finest pixel size is checked as fine, the rest
-        as coarse (a guess the user can change)."""
+        """Every raster layer of the project in both lists, except this plugin's own predictions (files that say
+        STF_METHOD: outputs, not inputs); the finest pixel size is checked as fine, the rest as coarse (a guess
+        the user can change)."""
+        raster = qgis_enum("Qgis.LayerType.Raster", "QgsMapLayerType.RasterLayer")
         layers = [layer for layer in self.project.mapLayers().values()
-                  if layer.type() == qgis_enum("Qgis.LayerType.Raster", "QgsMapLayerType.RasterLayer") and layer.isValid()]
+                  if layer.type() == raster and layer.isValid() and not _is_prediction(layer)]
         if not layers:
             return
         finest = min(layer.rasterUnitsPerPixelX() for layer in layers)

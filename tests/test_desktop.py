@@ -347,3 +347,14 @@ def test_the_dialog_fits_a_laptop_screen_and_its_buttons_follow_the_run(qgis_ifa
     task = _run(dialog)
     assert task.result is not None and not dialog.cancel_button.isEnabled() and dialog.run_button.isEnabled()
     dialog.close()
+
+
+def test_earlier_predictions_are_not_listed_as_inputs(qgis_iface, project, sample_on_fine_grid, tmp_path):
+    from stf_fusion.core.fusion import fuse_method
+
+    before = FusionDialog(qgis_iface, project=project).fine.rowCount()
+    prediction = fuse_method("naive", sample_on_fine_grid, sample_on_fine_grid.predict_dates[:1],
+                             str(tmp_path / "p"), 1e-4)[0]
+    project.addMapLayer(QgsRasterLayer(prediction, "naive 2021-04-17"))
+    dialog = FusionDialog(qgis_iface, project=project)
+    assert dialog.fine.rowCount() == dialog.coarse.rowCount() == before
