@@ -8,26 +8,33 @@ from .errors import InputError, MissingDependencyError
 DEVICES = ("auto", "cpu", "cuda")
 
 def pip_instructions(packages: str) -> str:
-    """How a QGIS user installs ``packages`` for the Python that runs QGIS, on their platform."""
+    """How a QGIS user installs ``packages`` by hand for the Python that runs QGIS, on their platform: into this
+    plugin's private folder (core/installer.py), which needs no admin rights, is allowed under PEP 668 (Debian 12,
+    Ubuntu 24.04) and never replaces the numpy GDAL was built against; the plugin adds the folder at start-up."""
     import platform
     import sys
 
+    from .installer import private_site
+
+    target = private_site()
     system = platform.system()
     if system == "Windows":
-        return f"open the OSGeo4W Shell (Start menu, QGIS folder) and run: python -m pip install {packages}"
+        return (f'open the OSGeo4W Shell (Start menu, QGIS folder) and run: python -m pip install --target "{target}" '
+                f"{packages}")
     if system == "Darwin":
-        return (f"in a Terminal run: /Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install {packages} "
-                "(QGIS-LTR.app for the long-term release)")
+        return ('in a Terminal run: "$(ls -d /Applications/QGIS*.app | head -1)/Contents/MacOS/bin/python3" -m pip '
+                f'install --target "{target}" {packages}')
     # (inside QGIS sys.executable may be the qgis binary: name the interpreter by its version)
-    return (f"in a terminal run: python{sys.version_info.major}.{sys.version_info.minor} -m pip install --user "
-            f"{packages}")
+    return (f"in a terminal run: python{sys.version_info.major}.{sys.version_info.minor} -m pip install --target "
+            f"'{target}' {packages}")
 
 
 def install_hint() -> str:
     """How a QGIS user installs PyTorch (and numba) for the Python that runs QGIS, on their platform."""
     how = pip_instructions("torch numba")
     return ("PyTorch is not installed in the Python that runs QGIS; STARFM, ESTARFM, FSDAF and the deep methods "
-            f"need it (the naive and additive benchmarks, resampling and evaluation do not). To install it, {how}; "
+            "need it (the naive and additive benchmarks, resampling and evaluation do not). To install it, use "
+            f"Plugins > Spatiotemporal fusion > Install PyTorch and numba, or {how}; "
             "then restart QGIS. A CPU build is enough; for a GPU, pick the CUDA build at https://pytorch.org.")
 
 

@@ -13,6 +13,8 @@ class StfPlugin:
         self.iface = iface
         self.provider: StfProvider | None = None
         self.action = None
+        self.install_action = None
+        self.install_task = None
         self.dialog = None
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
@@ -39,6 +41,51 @@ class StfPlugin:
         self.action.triggered.connect(self.show_dialog)
         self.iface.addPluginToRasterMenu("&Spatiotemporal fusion", self.action)
         self.iface.addToolBarIcon(self.action)  # the Plugins toolbar: shown in a fresh profile (Raster is not)
+        self.install_action = QAction("Install PyTorch and numba...", self.iface.mainWindow())
+        self.install_action.triggered.connect(lambda _=False: self.install_dependencies())
+        self.iface.addPluginToRasterMenu("&Spatiotemporal fusion", self.install_action)
+
+    def install_dependencies(self, confirm: bool = True, background: bool = True, **kwargs) -> None:
+        """Install PyTorch (CPU build) and numba into the plugin's private folder (core/installer.py), as a
+        background task; the result in the message bar. ``kwargs`` go to the installer (tests)."""
+        from qgis.core import Qgis, QgsTask
+
+        from ..core.errors import StfError
+        from ..core.installer import PACKAGES, install, private_site
+
+        if confirm:
+            from qgis.PyQt.QtWidgets import QMessageBox
+
+            answer = QMessageBox.question(
+                self.iface.mainWindow(), "Install PyTorch and numba",
+                f"Download and install {', '.join(PACKAGES)} (CPU build, several hundred MB) into {private_site()}? "
+                "QGIS's own Python packages are not touched; restart QGIS afterwards.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        outcome = {}
+
+        def work(task=None):
+            try:
+                outcome["removed"] = install(**kwargs)
+            except StfError as exc:
+                outcome["error"] = str(exc)
+            return True
+
+        def done(*_args):
+            self.install_task = None
+            bar = self.iface.messageBar()
+            if "error" in outcome:
+                bar.pushMessage("Spatiotemporal fusion", outcome["error"], Qgis.MessageLevel.Critical, 0)
+            else:
+                bar.pushMessage("Spatiotemporal fusion", "PyTorch and numba installed: restart QGIS to use them.",
+                                Qgis.MessageLevel.Success, 0)
+
+        if not background:
+            work()
+            done()
+            return
+        self.install_task = QgsTask.fromFunction("Installing PyTorch and numba", work, on_finished=done)
+        QgsApplication.taskManager().addTask(self.install_task)
 
     def show_dialog(self) -> None:
         """Open (or raise) the fusion dialog."""
@@ -55,6 +102,9 @@ class StfPlugin:
             self.iface.removePluginRasterMenu("&Spatiotemporal fusion", self.action)
             self.iface.removeToolBarIcon(self.action)
             self.action = None
+        if self.install_action is not None and self.iface is not None:
+            self.iface.removePluginRasterMenu("&Spatiotemporal fusion", self.install_action)
+            self.install_action = None
         if self.dialog is not None:
             self.dialog.close()
             self.dialog = None

@@ -125,18 +125,30 @@ def test_missing_date_is_reported_before_running(qgis_iface, project):
     assert dialog.start() is None and "has no date" in dialog.status.text()
 
 
-def test_plugin_adds_and_removes_its_menu_entry(qgis_iface, provider):
+def test_plugin_adds_and_removes_its_menu_entry(qgis_iface, provider, tmp_path):
     from stf_fusion.stf_plugin.plugin import StfPlugin
 
     plugin = StfPlugin(qgis_iface)
     plugin.provider = provider  # already registered by the test fixture: do not register it twice
     plugin.initGui()
     assert plugin.action is not None and plugin.action.text() == "Spatiotemporal fusion..."
+    assert plugin.install_action.text() == "Install PyTorch and numba..."
+    calls = []
+
+    def fake_pip(command, **kwargs):  # the menu action runs the installer (here without downloading anything)
+        calls.append(command)
+        return type("R", (), {"returncode": 1, "stderr": "no network", "stdout": ""})()
+
+    messages = []
+    qgis_iface.messageBar().pushMessage = lambda *args: messages.append(args)
+    plugin.install_dependencies(confirm=False, background=False, run=fake_pip, target=str(tmp_path / "deps"))
+    assert calls and "--target" in calls[0] and "torch" in calls[0]
+    assert "To install by hand" in messages[-1][1]
     plugin.show_dialog()
     assert plugin.dialog.isVisible()
     plugin.provider = None  # keep the fixture's provider registered
     plugin.unload()
-    assert plugin.action is None and plugin.dialog is None
+    assert plugin.action is None and plugin.dialog is None and plugin.install_action is None
 
 
 def test_dialog_summary_encodings_refresh_and_remembered_settings(qgis_iface, project, small_series, tmp_path):
