@@ -218,6 +218,7 @@ def fuse_moving_window(
     dev = resolve_device(device)
     if feedback is not None:
         feedback.info(f"{method.upper()} on {describe_device(dev)}: {settings}.")
+    kernels.announce_compilation(dev, feedback)
     sigmas: dict[str, np.ndarray] = {}
     plans = {}
     for date in dates:

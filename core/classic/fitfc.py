@@ -179,6 +179,7 @@ def fuse_fitfc(
         feedback.info(f"Fit-FC on {describe_device(dev)}: coarse factor {f}, regression window "
                       f"{2 * params.regression_radius + 1} x {2 * params.regression_radius + 1} coarse pixels, filter "
                       f"window {params.window}, {params.similar} similar pixels.")
+    kernels.announce_compilation(dev, feedback)
     fits = {}
     for i, date in enumerate(dates):  # steps 1-2 on the coarse grid (small), once per date
         sub = SubFeedback(feedback, 20.0 * i / len(dates), 20.0 * (i + 1) / len(dates)) if feedback else None

@@ -418,6 +418,7 @@ def fuse_fsdaf(
     if feedback is not None:
         feedback.info(f"FSDAF on {describe_device(dev)}: coarse factor {f}, {params.classes} classes, window "
                       f"{params.window}, {params.similar} similar pixels.")
+    kernels.announce_compilation(dev, feedback)
     tile_a = params.block * f  # the reference code's blocks (the TPS is fitted per block)
     from ..raster import clean_stale, scratch_prefix
 

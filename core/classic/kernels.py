@@ -38,6 +38,20 @@ def enabled(device: Any) -> bool:
             and os.environ.get("STF_COMPILED_KERNELS", "1") != "0")
 
 
+def announce_compilation(device: Any, feedback: Any) -> None:
+    """Say so when this run will compile the kernels (the first run after installing or updating the plugin:
+    numba caches them in ``__pycache__`` beside this file), since that takes about 20 s before any progress."""
+    if feedback is None or not enabled(device):
+        return
+    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    try:
+        cached = any(name.startswith("kernels.") and name.endswith(".nbi") for name in os.listdir(cache))
+    except OSError:
+        cached = False
+    if not cached:
+        feedback.info("Compiling the CPU kernels for this computer (first run only, about 20 s)...")
+
+
 def distance_weights(radius: int, a: float) -> np.ndarray:
     """1 / D for every offset of the window, D = 1 + d / A (d: distance in pixels), float32 as the torch path."""
     offsets = range(-radius, radius + 1)
