@@ -62,6 +62,19 @@ def date_and_style(layer, date: _dt.date | None, qml: str | None = None) -> None
     layer.triggerRepaint()
 
 
+def series_group(method: str, folder: str) -> str:
+    """One layer group per series (the predictions of a method in an output folder), not per run: a later run into
+    the same folder adds its dates to the same group."""
+    return f"STF {method} ({os.path.basename(os.path.normpath(folder)) or folder})"
+
+
+def replace_earlier(project, layer) -> None:
+    """Remove the project's other layers of the same file (a run that replaced its outputs)."""
+    for other in list(project.mapLayers().values()):
+        if other.id() != layer.id() and other.source() == layer.source():
+            project.removeMapLayer(other.id())
+
+
 class DatedStyledLayer(QgsProcessingLayerPostProcessorInterface):
     """Runs on each output layer once Processing has loaded it into the project: date, style, and a place in the
     run's group (QGIS 3.22's LayerDetails cannot name a group, so the layer is moved into it here)."""
@@ -78,6 +91,7 @@ class DatedStyledLayer(QgsProcessingLayerPostProcessorInterface):
         node = root.findLayer(layer.id()) if root is not None else None
         if node is None:
             return
+        replace_earlier(project, layer)
         group = root.findGroup(self.group) or root.insertGroup(0, self.group)
         group.addLayer(layer)  # a second node for the layer in the group; the original one is removed
         node.parent().removeChildNode(node)
@@ -90,9 +104,8 @@ def load_on_completion(context: QgsProcessingContext, files: list[str], output_n
         return
     if len(_POST_PROCESSORS) > 1000:  # runs long finished
         del _POST_PROCESSORS[:500]
-    dates = sorted(d for d in (date_from_name(os.path.basename(p)) for p in files) if d)
     prefix = os.path.basename(files[0]).rsplit("_", 1)[0] if files else "stf"
-    group = f"STF {prefix} {dates[0].isoformat()} to {dates[-1].isoformat()}" if dates else f"STF {prefix}"
+    group = series_group(prefix, os.path.dirname(files[0])) if files else f"STF {prefix}"
     for path in files:
         name = os.path.splitext(os.path.basename(path))[0]
         date = date_from_name(name)

@@ -14,7 +14,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDateTime, QTime
 
-from ..algorithms.layers import date_and_style
+from ..algorithms.layers import date_and_style, replace_earlier, series_group
 from ..core.errors import CancelledError, StfError
 from ..core.workflow import WorkflowConfig, WorkflowResult, run_workflow
 
@@ -126,13 +126,14 @@ class FusionTask(QgsTask):
             self.on_finished(self)
 
     def _add_layers(self, result: WorkflowResult) -> None:
-        dates = [d for d, _ in result.predictions]
-        self.group_name = f"STF {result.method} {min(dates).isoformat()} to {max(dates).isoformat()}"
-        group = self.project.layerTreeRoot().insertGroup(0, self.group_name)
+        self.group_name = series_group(result.method, self.config.output_folder)
+        root = self.project.layerTreeRoot()
+        group = root.findGroup(self.group_name) or root.insertGroup(0, self.group_name)
         for date, path in result.predictions:
             layer = QgsRasterLayer(path, f"{result.method} {date.isoformat()}")
             date_and_style(layer, date)  # the same as the Processing algorithms' outputs (algorithms/layers.py)
             self.project.addMapLayer(layer, False)
+            replace_earlier(self.project, layer)
             group.addLayer(layer)
             self.layer_dates.append((layer.id(), QDateTime(date, QTime(0, 0, 0))))
 

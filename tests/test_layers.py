@@ -28,9 +28,18 @@ def test_a_processing_run_adds_dated_true_colour_layers_with_one_stretch(provide
     assert len(styles) == 2 and styles[0] == styles[1]  # one style, one stretch for the series
     layers = {layer.name(): layer for layer in project.mapLayers().values()}
     assert sorted(layers) == ["additive 2021-05-03", "additive 2021-07-06"]
-    group = project.layerTreeRoot().findGroup("STF additive 2021-05-03 to 2021-07-06")  # one dated group
+    group = project.layerTreeRoot().findGroup("STF additive (out)")  # one group per series (method, folder)
     assert group is not None and sorted(n.layer().name() for n in group.findLayers()) == sorted(layers)
     assert len(project.layerTreeRoot().findLayers()) == 2  # no second entry outside the group
+    # a second run into the same folder: the same group, its dates added, a replaced date not listed twice
+    processing.runAndLoadResults("stf:fuse_additive", {
+        "FINE": [f.path for f in series.fine], "COARSE": [c.path for c in series.coarse],
+        "PREDICT_DATES": "2021-07-06,2021-07-22", "OUTPUT_FOLDER": str(tmp_path / "out")})
+    root = project.layerTreeRoot()
+    assert [g.name() for g in root.children()] == ["STF additive (out)"]
+    assert sorted(n.layer().name() for n in root.findGroup("STF additive (out)").findLayers()) == [
+        "additive 2021-05-03", "additive 2021-07-06", "additive 2021-07-22"]
+    layers = {layer.name(): layer for layer in project.mapLayers().values()}
     stretches = []
     for name, layer in layers.items():
         properties = layer.temporalProperties()
