@@ -83,3 +83,37 @@ def test_a_text_file_named_tif_is_named_in_the_message(tmp_path, sample_on_fine_
                           f"COARSE={text}", f"OUTPUT_FOLDER={tmp_path / 'out'}")
     assert result.returncode == 1
     assert f"The coarse file '{text}' cannot be read as a raster" in result.stderr.splitlines()[-1]
+
+
+def test_package_passes_the_plugin_repositorys_validation_rules(tmp_path):
+    """The rules plugins.qgis.org applies to an uploaded zip (issue 26): one top folder named as a Python package,
+    metadata.txt with every mandatory field (version numbers, the QGIS range up to 4.99, an icon that exists), a
+    licence, no compiled or hidden files, no binaries, every Python file valid, under the 25 MB upload limit."""
+    import configparser
+    import re
+
+    target = tmp_path / "stf_fusion.zip"
+    subprocess.run(["python3", os.path.join(ROOT, "scripts", "package.py"), "stf_fusion", str(target)], check=True,
+                   capture_output=True)
+    assert target.stat().st_size < 25 * 2**20
+    archive = zipfile.ZipFile(target)
+    names = archive.namelist()
+    top = {n.split("/")[0] for n in names}
+    assert len(top) == 1 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", next(iter(top)))
+    for name in names:
+        parts = name.split("/")
+        assert not any(p.startswith(".") for p in parts), name  # no hidden files (.git, .DS_Store ...)
+        assert not name.endswith((".pyc", ".pyo", ".so", ".dll", ".dylib", ".exe")) and "__pycache__" not in name
+        if name.endswith(".py"):
+            compile(archive.read(name).decode("utf-8"), name, "exec")
+    config = configparser.ConfigParser()
+    config.read_string(archive.read("stf_fusion/metadata.txt").decode("utf-8"))
+    meta = config["general"]
+    for field in ("name", "qgisMinimumVersion", "qgisMaximumVersion", "description", "about", "version", "author",
+                  "email", "repository", "tracker"):
+        assert meta.get(field, "").strip(), field
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", meta["version"])
+    low, high = (tuple(int(x) for x in meta[k].split(".")) for k in ("qgisMinimumVersion", "qgisMaximumVersion"))
+    assert low <= (3, 22) and high >= (4, 0)
+    assert f"stf_fusion/{meta['icon']}" in names and "stf_fusion/LICENSE" in names
+    assert "\n" not in meta["description"].strip()
