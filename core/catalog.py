@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 import re
 import time
@@ -163,6 +164,13 @@ def execute(spec: Spec, values: Values, feedback: Feedback) -> dict:
 
         if not torch_available():
             raise InputError(install_hint())
+    for p in spec.params:  # values no algorithm can use, refused before any work (exit 1, not a traceback)
+        value = values.get(p.name)
+        if p.kind == "float" and value is not None and not math.isfinite(float(value)):
+            raise InputError(f"{p.name} must be a finite number (got {value}).")
+        if p.kind in DESTINATION_KINDS and not p.optional and isinstance(value, str) and not value.strip():
+            raise InputError(f"{p.name} is empty: give the {'folder' if p.kind == 'folder_out' else 'file'} to "
+                             "write to (an empty destination would write into the current folder).")
     limit = float(values.get("MAX_NODATA", 0.5))
     with protect_inputs(input_paths(spec, values)), nodata_limit(limit), \
             scheduler_scope(values.get("SCHEDULER") or ""):

@@ -6,8 +6,8 @@ with a halo; a tile (all its dates) is an independent job. The ``SCHEDULER`` par
 algorithms chooses the executor:
 
 * empty: in this process, tile after tile (no extra package);
-* ``local`` or ``local:N``: N worker processes on this machine (a Dask ``LocalCluster``; ``local`` = one per two
-  cores), each computing one tile at a time with ``cores / N`` threads, so the workers do not oversubscribe;
+* ``local`` or ``local:N``: N worker processes on this machine, at most one per core (a Dask ``LocalCluster``;
+  ``local`` = one per two cores), each computing one tile at a time with ``cores / N`` threads, so the workers do not oversubscribe;
 * an address (``tcp://host:8786``, ``tls://...``, ``host:8786``): the workers of a running ``dask scheduler``.
   A worker computes one tile at a time with as many threads as it was started with (``dask worker --nthreads``).
 
@@ -75,7 +75,8 @@ def parse_scheduler(spec: str) -> tuple[str, Any]:
         workers = int(match.group(1)) if match.group(1) else max(1, (os.cpu_count() or 2) // 2)
         if workers < 1:
             raise InputError("SCHEDULER local:N needs at least one worker (N >= 1).")
-        return "local", workers
+        # capped at the core count: more processes only compete for the cores (local:999 spawned until refused)
+        return "local", min(workers, os.cpu_count() or 1)
     if _ADDRESS.match(text):
         return "address", text if "://" in text else f"tcp://{text}"
     raise InputError(f"SCHEDULER '{text}' is not understood: leave it empty (this process), write local:N (N local "

@@ -125,3 +125,17 @@ def test_aliases(alias, alg_id):
     from stf_fusion.core import cli
 
     assert cli._spec_of(alias).id == alg_id
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--MAX_NODATA", "nan"], "MAX_NODATA must be a finite number"),
+    (["--OUTPUT_FOLDER", ""], "OUTPUT_FOLDER is empty"),
+])
+def test_nan_and_empty_destinations_are_refused(args, match, tmp_path):
+    """Issue 27: NaN switched the nodata guard off, and an empty destination wrote into the current folder."""
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "sample")
+    base = ["--FINE", os.path.join(sample, "fine", "fine_2021-04-01.tif"), "--COARSE",
+            os.path.join(sample, "coarse", "coarse_2021-04-01.tif"), "--OUTPUT_FOLDER", str(tmp_path / "o")]
+    run = stf("fuse_naive", *base, *args, cwd=str(tmp_path))
+    assert run.returncode == 1 and match in run.stderr and "Traceback" not in run.stderr
+    assert sorted(os.listdir(tmp_path)) == []  # nothing written, not even into the current folder

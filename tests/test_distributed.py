@@ -191,7 +191,8 @@ def test_cancel_cancels_the_futures_and_leaves_nothing(cluster, sample_on_fine_g
 
 def test_scheduler_values():
     assert parse_scheduler("") == ("inprocess", None)
-    assert parse_scheduler("local:3") == ("local", 3)
+    assert parse_scheduler("local:3") == ("local", min(3, os.cpu_count()))
+    assert parse_scheduler("local:999") == ("local", os.cpu_count())  # capped at the core count
     assert parse_scheduler("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
     assert parse_scheduler("10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
     for bad in ("local:0", "local:two", "tcp://host", "cluster"):
