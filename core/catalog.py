@@ -167,7 +167,8 @@ def execute(spec: Spec, values: Values, feedback: Feedback) -> dict:
     for p in spec.params:  # values no algorithm can use, refused before any work (exit 1, not a traceback)
         value = values.get(p.name)
         if p.kind == "float" and value is not None and not math.isfinite(float(value)):
-            raise InputError(f"{p.name} must be a finite number (got {value}).")
+            positive = p.minimum is not None and p.minimum > 0
+            raise InputError(f"{p.name} must be a finite {'positive ' if positive else ''}number (got {value}).")
         if p.kind in DESTINATION_KINDS and not p.optional and isinstance(value, str) and not value.strip():
             raise InputError(f"{p.name} is empty: give the {'folder' if p.kind == 'folder_out' else 'file'} to "
                              "write to (an empty destination would write into the current folder).")
