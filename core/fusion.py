@@ -15,7 +15,7 @@ from .executor import map_ordered
 from .feedback import Feedback, check_cancel
 from .raster import (
     COARSE_PIXEL_KEY, PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterWriter, default_nodata, read_raw,
-    valid_mask,
+    valid_mask, valid_share,
 )
 from .series import SceneSeries, Scales, as_scales, check_encodings
 from .style import series_qml, style_path
@@ -250,20 +250,10 @@ class TileJob:
         return out
 
 
-def _valid_share(path: str, info) -> float:
-    """Share of the pixels of a raster that are valid (read in tiles)."""
-    total = valid = 0
-    for tile in plan_tiles(info.width, info.height, 512):
-        ok = valid_mask(read_raw(path, tile.inner), info.nodata)
-        total += ok.size
-        valid += int(ok.sum())
-    return valid / max(total, 1)
-
-
 def _nodata_message(series: SceneSeries, method: str, date: _dt.date, share: float, limit: float) -> str:
     coarse = series.coarse_at(date)
     reference = series.nearest_pair(date)
-    inputs = ", ".join(f"'{os.path.basename(item.path)}' {_valid_share(item.path, item.info):.0%}"
+    inputs = ", ".join(f"'{os.path.basename(item.path)}' {valid_share(item.path, item.info):.0%}"
                        for item in (coarse, reference, series.coarse_at(reference.date)))
     return (f"{method} {date.isoformat()}: {share:.0%} of the values would be nodata where the fine image is valid, "
             f"more than MAX_NODATA ({limit:.0%}); nothing was written. Valid pixels in the inputs of that date: "

@@ -24,7 +24,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .errors import GridMismatchError, InputError, StfError
-from .tiles import Window
+from .tiles import Window, plan_tiles
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -213,6 +213,17 @@ def read_raw(path: str, window: Window | None = None) -> np.ndarray:
     except RuntimeError as exc:
         raise InputError(f"Reading '{path}' failed: {exc}") from None
     return data.reshape(ds.RasterCount, window.height, window.width)
+
+
+def valid_share(path: str, info: "RasterInfo | None" = None) -> float:
+    """Share of the pixels of a raster that are valid (read in tiles)."""
+    info = info or raster_info(path)
+    total = valid = 0
+    for tile in plan_tiles(info.width, info.height, 512):
+        ok = valid_mask(read_raw(path, tile.inner), info.nodata)
+        total += ok.size
+        valid += int(ok.sum())
+    return valid / max(total, 1)
 
 
 def valid_mask(raw: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,6 +21,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import InputError
+from ..raster import RasterInfo
 
 COMMON_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 
@@ -101,12 +103,6 @@ def sinusoidal_georef(h: int, v: int, columns: int) -> tuple[str, tuple]:
     return srs.ExportToWkt(), (GRID_LEFT + h * TILE_SIZE, pixel, 0.0, GRID_TOP - v * TILE_SIZE, 0.0, -pixel)
 
 
-def pixel_size(product: Product, name: str) -> float:
-    """The native pixel size of a band, in its CRS units."""
-    ds, _ = open_source(product.layer(name), product)
-    return abs(ds.GetGeoTransform()[1])
-
-
 def native_grid(product: Product, name: str) -> tuple[str, tuple, int, int]:
     """(CRS WKT, geotransform, width, height) of a band as the product stores it."""
     ds, _ = open_source(product.layer(name), product)
@@ -153,6 +149,12 @@ class Grid:
     def pixel(self) -> float:
         return (self.bounds[2] - self.bounds[0]) / self.width
 
+    def info(self, names: list[str], what: str) -> RasterInfo:
+        """The grid as the core's raster description (int16 x 1e-4 series images, nodata -9999, band names)."""
+        return RasterInfo(path=what, width=self.width, height=self.height, bands=len(names), crs_wkt=self.crs,
+                          geotransform=self.geotransform, nodata=(-9999,) * len(names), dtype="int16",
+                          descriptions=tuple(names))
+
 
 def read_on_grid(product: Product, names: list[str], grid: Grid, algorithm: str, mask_snow: bool,
                  ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -176,6 +178,16 @@ def read_on_grid(product: Product, names: list[str], grid: Grid, algorithm: str,
     counts = {"nodata": outside, "flagged": int((flagged & valid).sum())}
     valid &= ~flagged
     return np.stack(values).astype(np.float32), valid, counts
+
+
+def group_files(files: list[str], pattern: "re.Pattern") -> dict[str, list[str]]:
+    """The files whose names match ``pattern``, by the product id its first group captures."""
+    found: dict[str, list[str]] = {}
+    for path in files:
+        m = pattern.match(os.path.basename(path))
+        if m:
+            found.setdefault(m.group(1), []).append(path)
+    return found
 
 
 def bits(values: np.ndarray, first: int, count: int = 1) -> np.ndarray:

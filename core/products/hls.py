@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from .base import Layer, Product, Quality, bits, date_from_yyyyddd
+from .base import Layer, Product, Quality, bits, group_files, date_from_yyyyddd
 
 FILE = re.compile(r"^(HLS\.(L30|S30)\.T\w{5}\.(\d{7})T\d{6}\.v\d\.\d)\.(B\w\w|Fmask)\.tif$", re.IGNORECASE)
 TABLES = {"L30": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B05", "swir1": "B06", "swir2": "B07"},
@@ -23,12 +23,8 @@ TABLES = {"L30": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B05", "sw
 
 
 def group(files: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for path in files:
-        m = FILE.match(os.path.basename(path))
-        if m:
-            found.setdefault(m.group(1), []).append(path)
-    return found
+    """Files of HLS granules, by granule id."""
+    return group_files(files, FILE)
 
 
 def read(granule: str, files: list[str]) -> Product:

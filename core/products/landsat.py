@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from .base import Layer, Product, Quality, bits
+from .base import Layer, Product, Quality, bits, group_files
 
 ID = re.compile(r"^(L[CTEO]0[4-9])_L2S[PR]_\d{6}_(\d{8})_\d{8}_\d{2}_(T1|T2|RT)$")
 FILE = re.compile(r"^(L[CTEO]0[4-9]_L2S[PR]_\d{6}_\d{8}_\d{8}_\d{2}_(?:T1|T2|RT))_(SR_B\d|QA_PIXEL|QA_RADSAT|MTL)"
@@ -35,12 +35,7 @@ MULT, ADD = 2.75e-5, -0.2
 
 def group(files: list[str]) -> dict[str, list[str]]:
     """Files of Collection 2 Level-2 products, by product id."""
-    found: dict[str, list[str]] = {}
-    for path in files:
-        m = FILE.match(os.path.basename(path))
-        if m:
-            found.setdefault(m.group(1), []).append(path)
-    return found
+    return group_files(files, FILE)
 
 
 def _mtl(files: list[str]) -> dict[str, str]:

@@ -31,9 +31,8 @@ from osgeo import gdal, osr
 from ..dates import date_from_name
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
-from ..raster import GTIFF_OPTIONS, OutputTransaction, clean_stale, scratch_prefix
+from ..raster import OutputTransaction, RasterWriter, clean_stale, raster_info, scratch_prefix, valid_share
 from ..resample import RESAMPLING_METHODS, resample_to_grid
-from ..raster import raster_info
 from . import hls, landsat, modis, sentinel2
 from .base import COMMON_BANDS, Grid, Layer, Product, native_grid, read_on_grid
 
@@ -213,22 +212,14 @@ def _mosaic(products: list[Product], names: list[str], grid: Grid, mask_snow: bo
 
 
 def _write(path: str, grid: Grid, values: np.ndarray, valid: np.ndarray, names: list[str], metadata: dict) -> None:
-    """int16 reflectance x 10000, nodata -9999, band descriptions; a valid value never takes the nodata value."""
-    stored = np.clip(np.round(values / SCALE), -32767, 32767).astype(np.int16)
-    stored[stored == NODATA] = NODATA + 1
-    stored[:, ~valid] = NODATA
-    ds = gdal.GetDriverByName("GTiff").Create(path, grid.width, grid.height, len(names), gdal.GDT_Int16,
-                                              GTIFF_OPTIONS + ["PREDICTOR=2"])
-    ds.SetGeoTransform(grid.geotransform)
-    ds.SetProjection(grid.crs)
-    ds.SetMetadata({k: str(v) for k, v in metadata.items()})
-    for i, name in enumerate(names):
-        band = ds.GetRasterBand(i + 1)
-        band.SetNoDataValue(NODATA)
-        band.SetDescription(name)
-        band.WriteArray(stored[i])
-    ds.FlushCache()
-    ds = None
+    """int16 reflectance x 10000, nodata -9999, band descriptions (the core's writer: a valid value never takes
+    the nodata value)."""
+    writer = RasterWriter(path, grid.info(names, path), dtype="int16", scale=SCALE, nodata=NODATA,
+                          descriptions=names, metadata=metadata)
+    try:
+        writer.write(values, None, valid)
+    finally:
+        writer.close()
 
 
 def prepare_series(inputs: list[str], fine_geotiffs: list[str], coarse_geotiffs: list[str], folder: str,
@@ -319,17 +310,14 @@ def _prepare(folder, config, names, grid, fine, by_date, coarse_dates, manifest,
             else:
                 native_path = os.path.join(tmp, f"native_{date.isoformat()}.tif")
                 _write(native_path, native_grid_, values, valid, names, meta)
-                like = raster_info(native_path)  # the fine grid as a RasterInfo, for resample_to_grid
-                ref = type(like)(path=f"the fine grid of {fine[0].product_id}", width=grid.width,
-                                 height=grid.height, bands=len(names), crs_wkt=grid.crs,
-                                 geotransform=grid.geotransform, nodata=(NODATA,) * len(names), dtype="int16")
+                ref = grid.info(names, f"the fine grid of {fine[0].product_id}")
                 out = resample_to_grid(native_path, ref, tx.add(final), config.resampling, sub)
                 ds = gdal.Open(out, gdal.GA_Update)
                 for b, name in enumerate(names):
                     ds.GetRasterBand(b + 1).SetDescription(name)
                 ds.SetMetadata({**ds.GetMetadata(), **meta})
                 ds = None
-                entry["valid_share_on_fine_grid"] = _valid_share(out)
+                entry["valid_share_on_fine_grid"] = valid_share(out)
             entry["output"] = final
             manifest["dates"].append(entry)
             (result.fine if kind == "fine" else result.coarse).append(final)
@@ -349,10 +337,3 @@ def _prepare(folder, config, names, grid, fine, by_date, coarse_dates, manifest,
         for left in manifest["left_out"]:
             if feedback is not None:
                 feedback.info(f"Left out: {left['kind']} {left['date']}: {left['reason']}.")
-
-
-def _valid_share(path: str) -> float:
-    ds = gdal.Open(path)
-    band = ds.GetRasterBand(1)
-    data = band.ReadAsArray()
-    return float((data != band.GetNoDataValue()).mean())
