@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .raster import COARSE_PIXEL_KEY, read_raw, valid_mask
+from .raster import read_raw, valid_mask
 
 MAX_FACTOR = 64
 MIN_CONTRAST = 0.3  # phase-profile contrast below which no resampling period is claimed (measured on the
@@ -39,17 +39,12 @@ MAX_MISMATCH = 0.5  # largest relative difference between the k-long segments of
 
 
 def recorded_factor(series: Any) -> int | None:
-    """The factor from the coarse images' recorded native pixel size, or their own grid; None if unknown."""
-    fine = abs(series.grid.geotransform[1])
-    try:
-        coarse = float(series.coarse[0].info.metadata[COARSE_PIXEL_KEY])
-    except (KeyError, ValueError, IndexError):
-        if series.coarse_on_fine_grid:
-            return None
-        coarse = abs(series.coarse[0].info.geotransform[1])
-    if not (fine > 0 and coarse > fine):
-        return None
-    return max(2, int(round(coarse / fine)))
+    """The factor from the coarse images' recorded native pixel size, or their own grid (the ratio ERGAS uses,
+    :func:`..fusion.pixel_ratio`); None if unknown."""
+    from .fusion import pixel_ratio
+
+    ratio = pixel_ratio(series)
+    return max(2, int(round(1.0 / ratio))) if ratio else None
 
 
 def _profile(energy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray | None:
