@@ -33,6 +33,7 @@ import numpy as np
 from .errors import InputError, StfError
 from .feedback import Feedback, SubFeedback
 from .fusion import SideLayer, nodata_limit, series_value_range, write_predictions
+from .naive import additive
 from .raster import clean_stale, read_block, scratch_prefix
 from .series import DatedRaster, SceneSeries, as_scales, read_item
 from .tiles import plan_tiles
@@ -63,25 +64,22 @@ def with_pairs(series: SceneSeries, pairs: list[DatedRaster]) -> SceneSeries:
     return SceneSeries(coarse=series.coarse, fine=tuple(sorted(pairs, key=lambda f: f.date)))
 
 
-def _input_exists(series: SceneSeries, date: _dt.date, window, scale) -> np.ndarray:
-    """Pixels where some pair p has F(t_p), C(t_p) and C(t) valid."""
-    _, ok_t = read_item(series.coarse_at(date), window, scale)
-    exists = np.zeros_like(ok_t)
-    for pair in series.fine:
-        _, ok_f = read_item(pair, window, scale)
-        _, ok_c = read_item(series.coarse_at(pair.date), window, scale)
-        exists |= ok_f & ok_c
-    return exists & ok_t
-
-
-def _holes(series: SceneSeries, path: str, date: _dt.date, scale) -> int:
-    """Pixels where the prediction ``path`` is nodata although an input exists."""
-    total = 0
+def _holes(series: SceneSeries, primary: dict, scale) -> dict:
+    """Per date, the pixels where its prediction ``primary[date]`` is nodata although an input exists (a pair p with
+    F(t_p), C(t_p) and C(t) valid); the pairs' validity is read once per tile for every date."""
+    holes = dict.fromkeys(primary, 0)
     grid = series.grid
+    fine_scale = as_scales(scale).fine
     for tile in plan_tiles(grid.width, grid.height, 512):
-        _, predicted = read_block(path, tile.inner, as_scales(scale).fine)
-        total += int((_input_exists(series, date, tile.inner, scale) & ~predicted).sum())
-    return total
+        pairs_ok = None
+        for pair in series.fine:
+            ok = read_item(pair, tile.inner, scale)[1] & read_item(series.coarse_at(pair.date), tile.inner, scale)[1]
+            pairs_ok = ok if pairs_ok is None else pairs_ok | ok
+        for date, path in primary.items():
+            _, ok_t = read_item(series.coarse_at(date), tile.inner, scale)
+            _, predicted = read_block(path, tile.inner, fine_scale)
+            holes[date] += int((pairs_ok & ok_t & ~predicted).sum())
+    return holes
 
 
 @contextlib.contextmanager
@@ -111,7 +109,7 @@ def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.d
         with nodata_limit(1.0), _messages_name(os.path.join(tmp, "primary"), folder):
             # the holes are filled below; the limit applies to the final result
             primary = dict(zip(dates, run(series, dates, os.path.join(tmp, "primary"), first)))
-        holes = {d: _holes(series, primary[d], d, scale) for d in dates}
+        holes = _holes(series, primary, scale)
         singles: dict[tuple[_dt.date, _dt.date], str] = {}
         wanted: dict[_dt.date, list[_dt.date]] = {}  # pair date -> the dates it fills
         for d in dates:
@@ -169,8 +167,7 @@ def _merge(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
                 c_p, ok_c = read_item(series.coarse_at(pair.date), window, scale)
                 take = ok_f & ok_c & ok_t & ~filled
                 if take.any():
-                    additive = np.clip(f_p + (c_t - c_p), *value_range)
-                    values[:, take] = additive[:, take]
+                    values[:, take] = additive(f_p, c_p, c_t, value_range)[:, take]
                     quality[take] = FALLBACK
                     filled |= take
         return values, filled, quality
