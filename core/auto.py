@@ -120,8 +120,8 @@ def fuse_auto(series: SceneSeries, dates: list[_dt.date], folder: str, scale: An
                           for i, m in enumerate(members)}
         result.best = min(result.cv_rmse, key=result.cv_rmse.get)
         bands = folds[0]["truth"].shape[0]
-        weights = np.stack([_fit(folds, b, len(members)) for b in range(bands)])  # [B, M]
-        honest, out_of_sample = _out_of_sample(folds, members)
+        weights = np.stack([_fit([(f["preds"], f["truth"]) for f in folds], b) for b in range(bands)])  # [B, M]
+        honest, out_of_sample = _out_of_sample(folds)
         best_index = members.index(result.best)
         best_honest = float(np.mean([_rmse_per_band(f["preds"][best_index], f["truth"]) for f in folds]))
         result.blend_rmse = honest
@@ -185,33 +185,37 @@ def _fold_data(series: SceneSeries, rows: list[dict], members: list[str], scales
     return out
 
 
-def _fit(folds: list[dict], band: int, count: int) -> np.ndarray:
-    """The simplex weights of one band on every fold's pixels (subsampled beyond MAX_PIXELS per fold)."""
-    a = np.concatenate([np.stack([p[band] for p in f["preds"]], axis=1) for f in folds])
-    y = np.concatenate([f["truth"][band] for f in folds])
-    if len(y) > MAX_PIXELS * len(folds):
-        pick = np.random.default_rng(0).choice(len(y), MAX_PIXELS * len(folds), replace=False)
-        a, y = a[pick], y[pick]
-    return simplex_weights(a, y)
+def _subsample(limit: int, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same ``limit`` rows of every array (a fixed draw), or the arrays as they are when shorter."""
+    if len(arrays[0]) <= limit:
+        return arrays
+    pick = np.random.default_rng(0).choice(len(arrays[0]), limit, replace=False)
+    return tuple(a[pick] for a in arrays)
 
 
-def _out_of_sample(folds: list[dict], members: list[str]) -> tuple[float, list[np.ndarray]]:
+def _fit(parts: list[tuple[np.ndarray, np.ndarray]], band: int) -> np.ndarray:
+    """The simplex weights of one band on ``parts`` ((member predictions [M][B, N], truth [B, N]) each),
+    subsampled beyond MAX_PIXELS per part."""
+    a = np.concatenate([np.stack([p[band] for p in preds], axis=1) for preds, _ in parts])
+    y = np.concatenate([truth[band] for _, truth in parts])
+    return simplex_weights(*_subsample(MAX_PIXELS * len(parts), a, y))
+
+
+def _out_of_sample(folds: list[dict]) -> tuple[float, list[np.ndarray]]:
     """The blend's RMSE (mean over folds) with weights fitted without the half (of a fold) they predict; and those
     out-of-sample predictions per fold [B, N]."""
     parts = [(i, h) for i in range(len(folds)) for h in (False, True)]
     predictions = [np.zeros_like(f["truth"]) for f in folds]
     bands = folds[0]["truth"].shape[0]
+    def part(j: int, g: bool) -> tuple[list[np.ndarray], np.ndarray]:
+        mask = folds[j]["half"] == g
+        return [p[:, mask] for p in folds[j]["preds"]], folds[j]["truth"][:, mask]
+
     for i, h in parts:
-        train = [(j, g) for j, g in parts if (j, g) != (i, h)]
+        train = [part(j, g) for j, g in parts if (j, g) != (i, h)]
+        mask = folds[i]["half"] == h
         for b in range(bands):
-            a = np.concatenate([np.stack([p[b][folds[j]["half"] == g] for p in folds[j]["preds"]], axis=1)
-                                for j, g in train])
-            y = np.concatenate([folds[j]["truth"][b][folds[j]["half"] == g] for j, g in train])
-            if len(y) > MAX_PIXELS * len(train):
-                pick = np.random.default_rng(0).choice(len(y), MAX_PIXELS * len(train), replace=False)
-                a, y = a[pick], y[pick]
-            w = simplex_weights(a, y)
-            mask = folds[i]["half"] == h
+            w = _fit(train, b)
             predictions[i][b][mask] = np.stack([p[b][mask] for p in folds[i]["preds"]], axis=1) @ w
     score = float(np.mean([_rmse_per_band(predictions[i], f["truth"]) for i, f in enumerate(folds)]))
     return score, predictions
@@ -229,10 +233,7 @@ def _error_model(folds: list[dict], outputs: list[np.ndarray]) -> tuple[float, f
     spread = np.concatenate([_spread(f["preds"], o) for f, o in zip(folds, outputs)])
     change = np.concatenate([f["change"] for f in folds])
     error = np.concatenate([np.sqrt(np.mean((o - f["truth"]) ** 2, axis=0)) for f, o in zip(folds, outputs)])
-    features = np.stack([np.ones_like(spread), spread, change], axis=1)
-    if len(error) > MAX_PIXELS:
-        pick = np.random.default_rng(0).choice(len(error), MAX_PIXELS, replace=False)
-        features, error = features[pick], error[pick]
+    features, error = _subsample(MAX_PIXELS, np.stack([np.ones_like(spread), spread, change], axis=1), error)
     coef, _ = nnls(features, error)
     fitted = features @ coef
     if fitted.mean() <= 1e-12:  # nothing to scale: the folds' mean error everywhere
