@@ -19,7 +19,7 @@ import os
 import numpy as np
 from osgeo import gdal, osr
 
-from stf_fusion.core.products.base import COMMON_BANDS, GRID_LEFT, GRID_TOP, SINUSOIDAL, TILE_SIZE
+from stf_fusion.core.products.base import GRID_LEFT, GRID_TOP, SINUSOIDAL, TILE_SIZE
 
 SIZE, PIXEL = 160, 30.0
 DATES = [dt.date(2021, 6, 1), dt.date(2021, 6, 17), dt.date(2021, 7, 3)]
@@ -209,44 +209,61 @@ def _hdf(path: str, groups: dict[str, dict[str, np.ndarray]], fills: dict[str, f
     return path
 
 
-def mod09ga(folder: str, date: dt.date, cloud: bool) -> str:
+MODIS_BANDS = (3, 4, 1, 2, 6, 7)  # in the order of COMMON_BANDS
+VIIRS_M = ("M3", "M4", "M5", "M7", "M10", "M11")
+
+
+def _tile_path(folder: str, short: str, date: dt.date, version: str, processed: str, ext: str) -> str:
+    """``<short>.A<YYYYDDD>.h18v04.<version>.<processing YYYYDDD + time>.<ext>`` in ``folder`` (created)."""
     os.makedirs(folder, exist_ok=True)
     doy = date.timetuple().tm_yday
-    path = os.path.join(folder, f"MOD09GA.A{date.year}{doy:03d}.h{H:02d}v{V:02d}.061.{date.year}{doy + 2:03d}032017.hdf")
-    rho = _coarse_truth(date, 2400, 40)
-    bands = {}
-    for common, n in zip(COMMON_BANDS, (3, 4, 1, 2, 6, 7)):
-        bands[f"sur_refl_b0{n}_1"] = np.round(rho[COMMON_BANDS.index(common)] * 10000).astype(np.int16)
+    name = f"{short}.A{date.year}{doy:03d}.h{H:02d}v{V:02d}.{version}.{date.year}{processed}.{ext}"
+    return os.path.join(folder, name)
+
+
+def _stored(date: dt.date, columns: int, size: int) -> np.ndarray:
+    """The coarse truth as stored: int16 reflectance x 1e4 [6, size, size], bands in COMMON_BANDS order."""
+    return np.round(_coarse_truth(date, columns, size) * 10000).astype(np.int16)
+
+
+def _nbar(path: str, group: str, band_ids, stored: np.ndarray, cloud: bool) -> str:
+    """A nadir BRDF-adjusted product: Nadir_Reflectance_<id> and its mandatory quality (fill 255 under the
+    cloud) per band."""
+    size = stored.shape[-1]
+    arrays = {}
+    for b, band in enumerate(band_ids):
+        arrays[f"Nadir_Reflectance_{band}"] = stored[b]
+        quality = np.zeros((size, size), np.uint8)
+        if cloud:
+            quality[coarse_cloud(size)] = 255  # no inversion (fill)
+        arrays[f"BRDF_Albedo_Band_Mandatory_Quality_{band}"] = quality
+    return _hdf(path, {group: arrays}, {k: 32767 for k in arrays if "Nadir" in k})
+
+
+def mod09ga(folder: str, date: dt.date, cloud: bool) -> str:
+    doy = date.timetuple().tm_yday
+    path = _tile_path(folder, "MOD09GA", date, "061", f"{doy + 2:03d}032017", "hdf")
+    stored = _stored(date, 2400, 40)
+    bands = {f"sur_refl_b0{n}_1": stored[b] for b, n in enumerate(MODIS_BANDS)}
     bands["sur_refl_b05_1"] = np.full((40, 40), 2500, np.int16)
     state = np.full((20, 20), 0b1000, np.uint16)  # land, clear
     if cloud:
         state[coarse_cloud(20)] = 0b1001 | (1 << 10)  # cloudy, internal cloud flag
-    return _hdf(path, {"MODIS_Grid_500m_2D/Data_Fields": bands, "MODIS_Grid_1km_2D/Data_Fields": {"state_1km_1": state}},
-                {k: -28672 for k in bands})
+    return _hdf(path, {"MODIS_Grid_500m_2D/Data_Fields": bands,
+                       "MODIS_Grid_1km_2D/Data_Fields": {"state_1km_1": state}}, {k: -28672 for k in bands})
 
 
 def mcd43a4(folder: str, date: dt.date, cloud: bool) -> str:
-    os.makedirs(folder, exist_ok=True)
     doy = date.timetuple().tm_yday
-    path = os.path.join(folder, f"MCD43A4.A{date.year}{doy:03d}.h{H:02d}v{V:02d}.061.{date.year}{doy + 9:03d}040817.hdf")
-    rho = _coarse_truth(date, 2400, 40)
-    arrays = {}
-    for common, n in zip(COMMON_BANDS, (3, 4, 1, 2, 6, 7)):
-        arrays[f"Nadir_Reflectance_Band{n}"] = np.round(rho[COMMON_BANDS.index(common)] * 10000).astype(np.int16)
-        quality = np.zeros((40, 40), np.uint8)
-        if cloud:
-            quality[coarse_cloud(40)] = 255  # no inversion (fill)
-        arrays[f"BRDF_Albedo_Band_Mandatory_Quality_Band{n}"] = quality
-    return _hdf(path, {"MOD_Grid_BRDF/Data_Fields": arrays}, {k: 32767 for k in arrays if "Nadir" in k})
+    path = _tile_path(folder, "MCD43A4", date, "061", f"{doy + 9:03d}040817", "hdf")
+    return _nbar(path, "MOD_Grid_BRDF/Data_Fields", [f"Band{n}" for n in MODIS_BANDS], _stored(date, 2400, 40), cloud)
 
 
 def vnp09ga(folder: str, date: dt.date, cloud: bool) -> str:
-    os.makedirs(folder, exist_ok=True)
     doy = date.timetuple().tm_yday
-    path = os.path.join(folder, f"VNP09GA.A{date.year}{doy:03d}.h{H:02d}v{V:02d}.002.{date.year}{doy + 1:03d}090516.h5")
-    rho = _coarse_truth(date, 1200, 20)
-    bands = {f"SurfReflect_{m}_1": np.round(rho[b] * 10000).astype(np.int16)
-             for b, m in enumerate(("M3", "M4", "M5", "M7", "M10", "M11"))}
+    path = _tile_path(folder, "VNP09GA", date, "002", f"{doy + 1:03d}090516", "h5")
+    stored = _stored(date, 1200, 20)
+    bands = {f"SurfReflect_{m}_1": stored[b] for b, m in enumerate(VIIRS_M)}
     qf1 = np.zeros((20, 20), np.uint8)
     qf2 = np.zeros((20, 20), np.uint8)
     if cloud:
@@ -259,20 +276,9 @@ def vnp09ga(folder: str, date: dt.date, cloud: bool) -> str:
 
 
 def vnp43ma4(folder: str, date: dt.date, cloud: bool) -> str:
-    os.makedirs(folder, exist_ok=True)
     doy = date.timetuple().tm_yday
-    path = os.path.join(folder, f"VNP43MA4.A{date.year}{doy:03d}.h{H:02d}v{V:02d}.002.{date.year}{doy + 9:03d}"
-                                f"111111.h5")
-    rho = _coarse_truth(date, 1200, 20)
-    arrays = {}
-    for b, m in enumerate(("M3", "M4", "M5", "M7", "M10", "M11")):
-        arrays[f"Nadir_Reflectance_{m}"] = np.round(rho[b] * 10000).astype(np.int16)
-        quality = np.zeros((20, 20), np.uint8)
-        if cloud:
-            quality[coarse_cloud(20)] = 255
-        arrays[f"BRDF_Albedo_Band_Mandatory_Quality_{m}"] = quality
-    return _hdf(path, {"HDFEOS/GRIDS/VIIRS_Grid_BRDF/Data_Fields": arrays},
-                {k: 32767 for k in arrays if "Nadir" in k})
+    path = _tile_path(folder, "VNP43MA4", date, "002", f"{doy + 9:03d}111111", "h5")
+    return _nbar(path, "HDFEOS/GRIDS/VIIRS_Grid_BRDF/Data_Fields", VIIRS_M, _stored(date, 1200, 20), cloud)
 
 
 def prepared_geotiff(folder: str, date: dt.date, kind: str) -> str:

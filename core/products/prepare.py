@@ -285,8 +285,9 @@ def _prepare(folder, config, names, grid, fine, by_date, coarse_dates, manifest,
             sub = SubFeedback(feedback, 100.0 * i / len(keys), 100.0 * (i + 1) / len(keys)) if feedback else None
             group = by_date[(kind, date)]
             if kind == "fine" and date not in coarse_dates:
-                manifest["left_out"].append({"date": date.isoformat(), "kind": kind, "reason": "no coarse image on "
-                                             "this date (a pair needs both)", "products": [p.product_id for p in group]})
+                manifest["left_out"].append({"date": date.isoformat(), "kind": kind,
+                                             "reason": "no coarse image on this date (a pair needs both)",
+                                             "products": [p.product_id for p in group]})
                 continue
             if kind == "fine":
                 values, valid, notes = _mosaic(group, names, grid, config.mask_snow)
