@@ -98,8 +98,8 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         return self.spec.settings or object
 
     @property
-    def NEEDS_TORCH(self) -> bool:  # noqa: N802
-        return self.spec.needs_torch
+    def NEEDS_TORCH(self) -> bool:  # noqa: N802  always (learned methods), or only for some METHODS
+        return bool(self.spec.needs_torch)
 
     @property
     def GROUP(self) -> str:  # noqa: N802

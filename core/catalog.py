@@ -72,7 +72,7 @@ class Spec:
     params: tuple[Param, ...]
     run: Callable[[Values, Feedback], dict]
     outputs: tuple[Output, ...] = ()
-    needs_torch: bool = False
+    needs_torch: bool | Callable[[Values], bool] = False  # a function: decided from the values (METHODS)
     settings: type | None = None  # the method's settings dataclass (fields named after parameters)
     layers: str = ""  # the output whose files a desktop run adds to the map
 
@@ -159,7 +159,8 @@ def execute(spec: Spec, values: Values, feedback: Feedback) -> dict:
     from .fusion import nodata_limit
     from .raster import protect_inputs
 
-    if spec.needs_torch:  # before any input is read or resampled: the install instructions, not a late failure
+    needs_torch = spec.needs_torch(values) if callable(spec.needs_torch) else spec.needs_torch
+    if needs_torch:  # before any input is read or resampled: the install instructions, not a late failure
         from .device import install_hint, torch_available
 
         if not torch_available():
@@ -217,8 +218,9 @@ def _series_params(predict_dates: bool = True) -> tuple[Param, ...]:
 def _device() -> Param:
     from .device import DEVICES
 
-    return Param("DEVICE", "enum", "Device", "Where torch computes: auto picks a CUDA GPU when one is usable, else "
-                 "the CPU.", "auto", options=tuple(DEVICES), advanced=True)
+    return Param("DEVICE", "enum", "Device", "Where the method computes: auto picks a CUDA GPU when one is usable, "
+                 "else the CPU (without PyTorch the classic methods run on NumPy, CPU only); mps = an Apple GPU, "
+                 "for the deep-learning methods (not measured here).", "auto", options=tuple(DEVICES), advanced=True)
 
 
 FACTOR_HELP = ("Coarse pixel size / fine pixel size (16 for MODIS 480 m over Landsat 30 m, 10 for 500 m over 50 m). "
@@ -497,7 +499,7 @@ def _classic_spec(alg_id: str, display: str, help_text: str, method_params: tupl
                 _series_params() + method_params + (_device(), _MAX_NODATA, _RULES, _SCHEDULER, _output_folder(
                     "Folder for the predictions (created if needed), one GeoTIFF per date named "
                     f"{method}_<YYYY-MM-DD>.tif.")),
-                _classic_run(method, settings), outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY), needs_torch=True,
+                _classic_run(method, settings), outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY),
                 settings=settings, layers="OUTPUT_FILES")
 
 
@@ -1026,6 +1028,13 @@ def _evaluate_spec() -> Spec:
         _run_evaluate)
 
 
+def _learned_methods_asked(values: Values) -> bool:
+    """Cross-validation and fuse_auto need torch only when METHODS names a learned method."""
+    from .crossval import LEARNED
+
+    return any(m in LEARNED for m in re.split(r"[,;\s]+", str(values.get("METHODS") or "").strip().lower()))
+
+
 def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
     from .crossval import cross_validate, explanation, write_csv, write_html
     from .raster import OutputTransaction
@@ -1070,7 +1079,7 @@ def _cross_validate_spec() -> Spec:
         ),
         _run_cross_validate, outputs=(Output("BEST", "string", "Best method",
                                              "The method with the lowest mean held-out RMSE."),),
-        needs_torch=True)
+        needs_torch=_learned_methods_asked)
 
 
 def _run_fuse_auto(values: Values, feedback: Feedback) -> dict:
@@ -1114,7 +1123,7 @@ def _fuse_auto_spec() -> Spec:
                  Output("OUTPUT_ERRORS", "layers", "Error estimates", "Per date: the estimated error (reflectance)."),
                  Output("OUTPUT_CSV", "file", "Members", "auto_members.csv: held-out RMSE and weights."),
                  Output("CHOSEN", "string", "Chosen", "blend, or the member used.")),
-        needs_torch=True, layers="OUTPUT_FILES")
+        needs_torch=_learned_methods_asked, layers="OUTPUT_FILES")
 
 
 def _benchmarks() -> list[Spec]:

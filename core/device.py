@@ -1,11 +1,14 @@
-"""Lazy torch import and device selection (auto -> CUDA when available, else CPU)."""
+"""Lazy torch import and device selection (auto -> CUDA when available, else CPU; Apple GPUs as ``mps``).
+
+Without torch the classic methods run on NumPy (core/arrays.py): the only device is then the CPU."""
 from __future__ import annotations
 
 from typing import Any
 
 from .errors import InputError, MissingDependencyError
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
 
 def pip_instructions(packages: str) -> str:
     """How a QGIS user installs ``packages`` by hand for the Python that runs QGIS, on their platform: into this
@@ -32,17 +35,18 @@ def pip_instructions(packages: str) -> str:
 def install_hint() -> str:
     """How a QGIS user installs PyTorch (and numba) for the Python that runs QGIS, on their platform."""
     how = pip_instructions("torch numba")
-    return ("PyTorch is not installed in the Python that runs QGIS; STARFM, ESTARFM, FSDAF and the deep methods "
-            "need it (the naive and additive benchmarks, resampling and evaluation do not). To install it, use "
+    return ("PyTorch is not installed in the Python that runs QGIS; the deep-learning methods (STFDCNN, STF3DCNN, "
+            "the DCNN, DCSTFN, STFSR) and GPUs need it (STARFM, ESTARFM, FSDAF, Fit-FC, the benchmarks, product "
+            "preparation and evaluation run without it). To install it, use "
             f"Plugins > Spatiotemporal fusion > Install PyTorch and numba, or {how}; "
             "then restart QGIS. A CPU build is enough; for a GPU, pick the CUDA build at https://pytorch.org.")
 
 
 def torch_available() -> bool:
     """True when torch can be imported (checked without importing it)."""
-    import importlib.util
+    from .arrays import torch_importable
 
-    return importlib.util.find_spec("torch") is not None
+    return torch_importable()
 
 
 def import_torch() -> Any:
@@ -54,14 +58,25 @@ def import_torch() -> Any:
     return torch
 
 
-def resolve_device(name: str = "auto") -> Any:
-    """The ``torch.device`` for ``name`` (auto / cpu / cuda / cuda:N).
+def _mps_available(torch: Any) -> bool:
+    backends = getattr(torch, "backends", None)
+    mps = getattr(backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
-    ``auto`` picks CUDA when a GPU is usable, else the CPU. Asking for CUDA where there is none is an error that
-    says so (rather than a silent fall-back that would mislead timings).
+
+def resolve_device(name: str = "auto") -> Any:
+    """The ``torch.device`` for ``name`` (auto / cpu / cuda / cuda:N / mps).
+
+    ``auto`` picks CUDA when a GPU is usable, else the CPU (never ``mps`` by itself: Apple GPUs are offered but
+    could not be measured here). Asking for a GPU where there is none is an error that says so (rather than a
+    silent fall-back that would mislead timings).
     """
     torch = import_torch()
     key = (name or "auto").strip().lower()
+    if key == "mps":
+        if not _mps_available(torch):
+            raise InputError("DEVICE is 'mps' but this PyTorch has no usable Apple GPU; choose 'auto' or 'cpu'.")
+        return torch.device("mps")
     if key == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if key == "cpu":
@@ -75,12 +90,36 @@ def resolve_device(name: str = "auto") -> Any:
     raise InputError(f"Unknown DEVICE '{name}'; use one of {', '.join(DEVICES)}.")
 
 
+def array_device(name: str = "auto") -> Any:
+    """The device of the classic methods (core/arrays.py): :func:`resolve_device` with torch, the CPU of the NumPy
+    backend without it. Apple GPUs are refused: the classic methods' window sums are float64, which mps lacks."""
+    from .arrays import backend, is_numpy
+
+    key = (name or "auto").strip().lower()
+    if key == "mps":
+        raise InputError("Apple GPUs (DEVICE 'mps') have no float64, which the classic methods' window sums need; "
+                         "choose 'auto' or 'cpu' (the deep-learning methods can use 'mps').")
+    xp = backend()
+    if not is_numpy(xp):
+        return resolve_device(name)
+    if key in ("auto", "cpu"):
+        return xp.device("cpu")
+    if key.startswith("cuda"):
+        raise InputError(f"DEVICE is '{name}': a GPU needs PyTorch. {install_hint()} Or choose 'auto' or 'cpu'.")
+    raise InputError(f"Unknown DEVICE '{name}'; use one of {', '.join(DEVICES)}.")
+
+
 def describe_device(device: Any) -> str:
-    """Human description, e.g. 'CUDA: NVIDIA H100 80GB HBM3' or 'CPU (2 threads)'."""
-    torch = import_torch()
+    """Human description, e.g. 'CUDA: NVIDIA H100 80GB HBM3', 'CPU (2 threads)' or 'CPU (NumPy, 2 cores)'."""
+    if device.type == "mps":
+        return "Apple GPU (mps)"
     if device.type == "cuda":
-        return f"CUDA: {torch.cuda.get_device_name(device)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+        return f"CUDA: {import_torch().cuda.get_device_name(device)}"
+    from .arrays import device as numpy_device, get_num_threads
+
+    if isinstance(device, numpy_device):
+        return f"CPU (NumPy, {get_num_threads()} cores)"
+    return f"CPU ({import_torch().get_num_threads()} threads)"
 
 
 def detected_devices() -> str:
@@ -88,7 +127,9 @@ def detected_devices() -> str:
     try:
         torch = import_torch()
     except MissingDependencyError:
-        return "PyTorch not installed"
+        return "CPU only (PyTorch not installed: classic methods only)"
     if torch.cuda.is_available():
         return f"CUDA: {torch.cuda.get_device_name(0)}"
+    if _mps_available(torch):
+        return "Apple GPU (mps)"
     return "CPU only"

@@ -93,7 +93,7 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         raise InputError("Choose an output folder.")
     os.makedirs(config.output_folder, exist_ok=True)
     method = _method_name(config)
-    if method not in ("naive", "additive"):  # before resampling anything: the install instructions first
+    if method in TRAINABLE:  # before resampling anything: the install instructions first (classic: NumPy suffices)
         from .device import import_torch
 
         import_torch()

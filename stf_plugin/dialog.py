@@ -64,6 +64,11 @@ METHODS = [
 ]
 
 
+def _needs_torch(method: str) -> bool:
+    """The learned methods need PyTorch; the benchmarks and the classic methods run on NumPy (core/arrays.py)."""
+    return method == "model" or method.startswith("train_")
+
+
 def _is_prediction(layer) -> bool:
     """True for a layer whose file is a prediction of this plugin (its metadata names the method)."""
     from osgeo import gdal
@@ -180,12 +185,12 @@ class FusionDialog(QDialog):
         for key, label in METHODS:
             self.method.addItem(label, key)
         self.torch_missing = not torch_available()
-        if self.torch_missing:  # grey out what needs torch, and say why
+        if self.torch_missing:  # grey out the learned methods (the classic ones run on NumPy), and say why
             for index in range(self.method.count()):
-                if self.method.itemData(index) != "naive":
+                if _needs_torch(self.method.itemData(index)):
                     self.method.model().item(index).setEnabled(False)
             self.method.setToolTip(install_hint())
-        self.method.setCurrentIndex(0 if self.torch_missing else 1)
+        self.method.setCurrentIndex(1)
         self.method.currentIndexChanged.connect(self._update_enabled)
         form.addRow("Method", self.method)
         self.model = QgsFileWidget()

@@ -16,6 +16,18 @@ if not os.path.islink(os.path.join(PLUGIN_DIR, PLUGIN_ID)):
 if PLUGIN_DIR not in sys.path:
     sys.path.insert(0, PLUGIN_DIR)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("STF_BLOCK_TORCH") == "1":  # the classic methods' tests as a user without PyTorch runs them
+
+    class _NoTorch:
+        """`import torch` (and any torch.*) raises ModuleNotFoundError, as where it is not installed
+        (tests/test_without_torch.py); sys.modules keeps no entry, as there."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ModuleNotFoundError(f"No module named '{name}' (blocked: STF_BLOCK_TORCH=1)", name=name)
+            return None
+
+    sys.meta_path.insert(0, _NoTorch())
 
 from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series  # noqa: E402
 

@@ -50,7 +50,7 @@ def series_in(folder):
                         sorted(glob.glob(os.path.join(folder, "coarse", "*.tif"))))
 
 
-KERNEL_PATHS = ["compiled", "torch"]
+KERNEL_PATHS = ["compiled", "tensor"]
 
 
 class kernel_path:  # noqa: N801  a context manager, used like a function

@@ -22,3 +22,34 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_unknown_device():
     with pytest.raises(InputError, match="Unknown DEVICE 'tpu'"):
         resolve_device("tpu")
+
+
+def test_apple_gpus_are_offered_to_the_deep_methods_and_refused_with_reasons(monkeypatch):
+    """Issue 26: ``mps`` is a DEVICE choice; where torch has no Apple GPU it is a clear error, and the classic
+    methods refuse it (their window sums are float64, which mps lacks)."""
+    from stf_fusion.core.device import DEVICES, array_device
+
+    assert "mps" in DEVICES
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(InputError, match="no usable Apple GPU"):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps").type == "mps" and describe_device(resolve_device("mps")) == "Apple GPU (mps)"
+    with pytest.raises(InputError, match="float64"):
+        array_device("mps")
+
+
+def test_the_classic_methods_device_without_torch(monkeypatch):
+    """Without torch (forced here with STF_ARRAY_BACKEND=numpy) the classic methods run on NumPy: the CPU only."""
+    from stf_fusion.core.device import array_device
+
+    monkeypatch.setenv("STF_ARRAY_BACKEND", "numpy")
+    for name in ("auto", "cpu"):
+        dev = array_device(name)
+        assert dev.type == "cpu" and describe_device(dev).startswith("CPU (NumPy, ")
+    with pytest.raises(InputError, match="needs PyTorch|a GPU needs PyTorch"):
+        array_device("cuda")
+    with pytest.raises(InputError, match="Unknown DEVICE 'tpu'"):
+        array_device("tpu")
+    monkeypatch.delenv("STF_ARRAY_BACKEND")
+    assert type(array_device("cpu")) is torch.device

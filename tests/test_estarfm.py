@@ -1,13 +1,15 @@
 """ESTARFM: equals a per-pixel loop written from the rules of Zhu's 2018 code (the module docstring)."""
 import numpy as np
 import pytest
-import torch
 from helpers import KERNEL_PATHS, kernel_path
 from reference_classic import estarfm_reference
 from test_starfm import _tiny_scene
 
+from stf_fusion.core.arrays import backend
 from stf_fusion.core.classic.common import TileInputs
 from stf_fusion.core.classic.estarfm import EstarfmParams, estarfm_tile
+
+torch = backend()  # PyTorch, or its NumPy stand-in where torch is not installed (core/arrays.py)
 
 
 @pytest.mark.parametrize("path", KERNEL_PATHS)

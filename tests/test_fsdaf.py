@@ -1,9 +1,11 @@
 """FSDAF's building blocks (the whole method against Zhu's code is in test_fsdaf_zhu.py): the multiquadric
 interpolation, the class changes from the purest coarse pixels, and the final step on a tiny scene."""
 import numpy as np
-import torch
 
+from stf_fusion.core.arrays import backend
 from stf_fusion.core.classic.fsdaf import _class_changes, _percentile_position, multiquadric
+
+torch = backend()  # PyTorch, or its NumPy stand-in where torch is not installed (core/arrays.py)
 
 
 def test_multiquadric_interpolates_its_nodes_and_is_smooth_between():

@@ -42,7 +42,7 @@ def test_the_compiled_and_torch_paths_agree(sample_on_fine_grid, tmp_path):
         with kernel_path(path):
             out[path] = fuse_fsdaf(series, series.predict_dates[:2], str(tmp_path / path), 1e-4,
                                    FsdafParams(factor=16), "cpu")
-    for a, b in zip(out["compiled"], out["torch"]):
+    for a, b in zip(out["compiled"], out["tensor"]):
         va, vb = read_raw(a).astype(np.int32), read_raw(b).astype(np.int32)
         assert np.array_equal(va == -9999, vb == -9999)
         assert (np.abs(va - vb) <= 1).mean() >= 0.999

@@ -109,10 +109,16 @@ def test_a_missing_torch_is_reported_before_any_work_with_install_instructions(p
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     with pytest.raises(QgsProcessingException, match="PyTorch is not installed.*pip install"):
-        processing.run("stf:fuse_starfm", {"FINE": [f.path for f in sample_on_fine_grid.fine],
-                                           "COARSE": [c.path for c in sample_on_fine_grid.coarse],
-                                           "OUTPUT_FOLDER": str(tmp_path / "o")})
+        processing.run("stf:predict", {"MODEL": str(tmp_path / "m.stfmodel"),
+                                       "FINE": [f.path for f in sample_on_fine_grid.fine],
+                                       "COARSE": [c.path for c in sample_on_fine_grid.coarse],
+                                       "OUTPUT_FOLDER": str(tmp_path / "o")})
     assert not (tmp_path / "o").exists()
+    with pytest.raises(QgsProcessingException, match="PyTorch is not installed"):  # a learned member asked for
+        processing.run("stf:cross_validate", {"FINE": [f.path for f in sample_on_fine_grid.fine],
+                                              "COARSE": [c.path for c in sample_on_fine_grid.coarse],
+                                              "METHODS": "starfm, stfdcnn", "OUTPUT_CSV": str(tmp_path / "cv.csv")})
+    assert not (tmp_path / "cv.csv").exists()
     out = processing.run("stf:fuse_naive", {"FINE": [f.path for f in sample_on_fine_grid.fine],  # needs no torch
                                             "COARSE": [c.path for c in sample_on_fine_grid.coarse],
                                             "PREDICT_DATES": "2021-05-03", "OUTPUT_FOLDER": str(tmp_path / "n")})
@@ -126,7 +132,8 @@ def test_the_metadata_states_what_the_methods_need():
     meta = configparser.ConfigParser()
     meta.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "metadata.txt"))
     about = meta["general"]["about"]
-    assert "STARFM, ESTARFM, FSDAF" in about and "PyTorch" in about and meta["general"]["changelog"]
+    assert "STARFM, ESTARFM, FSDAF" in about and "PyTorch is needed only by the deep-learning methods" in about
+    assert meta["general"]["changelog"]
 
 
 def test_every_group_has_its_icon(provider):

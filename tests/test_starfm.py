@@ -2,12 +2,14 @@
 prediction on the sample series, and runs as stf:fuse_starfm."""
 import numpy as np
 import pytest
-import torch
 from helpers import KERNEL_PATHS, kernel_path
 from reference_classic import starfm_reference
 
+from stf_fusion.core.arrays import backend
 from stf_fusion.core.classic.common import TileInputs
 from stf_fusion.core.classic.starfm import StarfmParams, starfm_tile
+
+torch = backend()  # PyTorch, or its NumPy stand-in where torch is not installed (core/arrays.py)
 
 
 def _tiny_scene(seed=0, size=30, bands=3):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import backend, namespace_of
 from ..errors import InputError
 from ..series import DatedRaster, SceneSeries, read_item
 from ..tiles import Tile
@@ -38,7 +39,7 @@ def read_tile(
     device: Any,
 ) -> TileInputs:
     """Read the tile's outer window of every input as float32 tensors on ``device``."""
-    import torch
+    xp = backend()
 
     valid = np.ones((tile.outer.height, tile.outer.width), bool)
     arrays = []
@@ -49,7 +50,7 @@ def read_tile(
     p = len(fine)
 
     def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return xp.from_numpy(np.ascontiguousarray(a)).to(device)
 
     rows, cols = tile.inner_in_outer
     return TileInputs(
@@ -62,8 +63,7 @@ def box_sum(tensor: Any, size: int) -> Any:
     """Sums over every ``size`` x ``size`` window of the last two axes (no padding: the result is ``size - 1``
     smaller a side), from an integral image in float64: O(1) per pixel whatever the window (average pooling with a
     51-pixel kernel costs 2601 additions per pixel), and exact to float32 rounding."""
-    import torch.nn.functional as F
-
+    F = namespace_of(tensor).nn.functional
     integral = F.pad(tensor.double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
     total = (integral[..., size:, size:] - integral[..., :-size, size:] - integral[..., size:, :-size]
              + integral[..., :-size, :-size])
@@ -72,13 +72,12 @@ def box_sum(tensor: Any, size: int) -> Any:
 
 def pad(tensor: Any, radius: int, value: float | bool) -> Any:
     """Pad the last two axes by ``radius`` with ``value`` (invalid outside the scene)."""
-    import torch.nn.functional as F
-
     if radius == 0:
         return tensor
-    if tensor.dtype == __import__("torch").bool:
-        return F.pad(tensor.to(__import__("torch").uint8), (radius,) * 4, value=int(value)).bool()
-    return F.pad(tensor, (radius,) * 4, value=value)
+    xp = namespace_of(tensor)
+    if tensor.dtype == xp.bool:
+        return xp.nn.functional.pad(tensor.to(xp.uint8), (radius,) * 4, value=int(value)).bool()
+    return xp.nn.functional.pad(tensor, (radius,) * 4, value=value)
 
 
 class Window:
@@ -103,21 +102,19 @@ class Window:
         a tie keeping the earlier offset (row by row, as the compiled kernels do): (their indices into the offsets
         [k, h, w], the chosen offsets (dy, dx) [k, h, w, 2], whether each is a candidate [k, h, w], its distance
         to the centre in pixels [k, h, w])."""
-        import torch
-
+        xp = namespace_of(keys)
         best_values, best_indices = (x[:k] for x in keys.sort(dim=0, stable=True))
-        chosen = torch.tensor(self.offsets(), device=keys.device)[best_indices]
-        distance = torch.sqrt((chosen.to(keys.dtype) ** 2).sum(dim=-1))
-        return best_indices, chosen, torch.isfinite(best_values), distance
+        chosen = xp.tensor(self.offsets(), device=keys.device)[best_indices]
+        distance = xp.sqrt((chosen.to(keys.dtype) ** 2).sum(dim=-1))
+        return best_indices, chosen, xp.isfinite(best_values), distance
 
     def gather(self, tensor: Any, chosen: Any) -> Any:
         """The values of the padded ``tensor`` [B, H, W] at the chosen neighbours ``chosen`` [k, h, w, 2] of each
         centre pixel: [B, k, h, w]."""
-        import torch
-
+        xp = namespace_of(tensor)
         hp, wp = tensor.shape[-2:]
-        ys = torch.arange(self.h, device=tensor.device)[:, None] + self.y0 + self.r + chosen[..., 0]
-        xs = torch.arange(self.w, device=tensor.device)[None, :] + self.x0 + self.r + chosen[..., 1]
+        ys = xp.arange(self.h, device=tensor.device)[:, None] + self.y0 + self.r + chosen[..., 0]
+        xs = xp.arange(self.w, device=tensor.device)[None, :] + self.x0 + self.r + chosen[..., 1]
         flat = (ys * wp + xs).clamp(0, hp * wp - 1).flatten()
         return tensor.flatten(1)[:, flat].reshape(tensor.shape[0], chosen.shape[0], self.h, self.w)
 
@@ -210,12 +207,12 @@ def fuse_moving_window(
     every pair image once (``statistics(items, scale)``), and run ``tile_function(inputs, sigma, params)`` tile by
     tile with a halo of the window radius (``compiled``: the tile function runs a compiled kernel on the CPU, see
     kernels.py). Writes ``<method>_<date>.tif`` files."""
-    from ..device import describe_device, import_torch, resolve_device
+    from ..device import array_device, describe_device
     from ..fusion import write_predictions
 
-    torch = import_torch()
+    xp = backend()
 
-    dev = resolve_device(device)
+    dev = array_device(device)
     if feedback is not None:
         feedback.info(f"{method.upper()} on {describe_device(dev)}: {settings}.")
     kernels.announce_compilation(dev, feedback)
@@ -235,8 +232,8 @@ def fuse_moving_window(
     def predict(date, tile):
         used = plans[date]
         inputs = read_tile(used, [series.coarse_at(p.date) for p in used], series.coarse_at(date), tile, scale, dev)
-        sigma = torch.tensor(np.stack([sigmas[p.path] for p in used]), dtype=torch.float64, device=dev).float()
-        with torch.no_grad():
+        sigma = xp.tensor(np.stack([sigmas[p.path] for p in used]), dtype=xp.float64, device=dev).float()
+        with xp.no_grad():
             prediction, valid = tile_function(inputs, sigma, params)
         return prediction.cpu().numpy(), valid.cpu().numpy()
 

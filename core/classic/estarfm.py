@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..device import import_torch
+from ..arrays import backend
 from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
@@ -76,16 +76,16 @@ def _t_critical(max_df: int, device):
     """Two-sided 95 % critical values of Student's t for 1..max_df degrees of freedom (index = df)."""
     from scipy import stats
 
-    torch = import_torch()
+    xp = backend()
     table = np.full(max_df + 1, np.inf)
     table[1:] = stats.t.ppf(0.975, np.arange(1, max_df + 1))
-    return torch.tensor(table, dtype=torch.float32, device=device)
+    return xp.tensor(table, dtype=xp.float32, device=device)
 
 
 def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     """ESTARFM (module docstring) for the centre pixels of one tile; ``inputs`` hold exactly two pairs. ``sigma``
     [2, B]. Returns (prediction [B, h, w], valid [h, w])."""
-    torch = import_torch()
+    xp = backend()
     if inputs.fine.shape[0] != 2:
         raise InputError("ESTARFM needs two pairs.")
     r = params.radius
@@ -103,22 +103,22 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
         f_vec = fine.reshape(2 * bands, *fine.shape[-2:])
         c_vec = coarse.reshape(2 * bands, *coarse.shape[-2:])
         fc, cc = f_vec - f_vec.mean(dim=0), c_vec - c_vec.mean(dim=0)
-        denom = torch.sqrt((fc * fc).sum(dim=0) * (cc * cc).sum(dim=0))
+        denom = xp.sqrt((fc * fc).sum(dim=0) * (cc * cc).sum(dim=0))
         one_minus_r = 1.0 - (fc * cc).sum(dim=0) / denom
-    one_minus_r = torch.where(torch.isfinite(one_minus_r), one_minus_r, 0.5)  # undefined R: 0.5
-    one_minus_r = torch.where(valid, one_minus_r, 0.0)
+    one_minus_r = xp.where(xp.isfinite(one_minus_r), one_minus_r, 0.5)  # undefined R: 0.5
+    one_minus_r = xp.where(valid, one_minus_r, 0.0)
     change = coarse_pred[None] - coarse  # [2, B, H, W]: C(t_p) - C(t_k)
     # sums over the similar pixels, stacked so that one multiply-add per window step accumulates them all:
     # C_m, C_n (sum x = C_m + C_n), sum y, sum xx, sum xy, sum yy (x coarse, y fine, both dates)
-    stats = torch.cat([coarse[0], coarse[1], fine.sum(dim=0), (coarse * coarse).sum(dim=0),
+    stats = xp.cat([coarse[0], coarse[1], fine.sum(dim=0), (coarse * coarse).sum(dim=0),
                        (coarse * fine).sum(dim=0), (fine * fine).sum(dim=0)])
     inv_threshold = (params.classes / (2.0 * sigma).clamp_min(1e-12))[:, :, None, None]
     fine_c = win.view(fine)
     h, w = fine_c.shape[-2:]
     if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
-        by_weight = torch.cat([torch.ones_like(one_minus_r)[None], change.flatten(0, 1), fine.flatten(0, 1)])
-        by_similar = torch.cat([torch.ones_like(one_minus_r)[None], stats])
-        acc_w, acc_s = (torch.from_numpy(x) for x in kernels.estarfm_sums(
+        by_weight = xp.cat([xp.ones_like(one_minus_r)[None], change.flatten(0, 1), fine.flatten(0, 1)])
+        by_similar = xp.cat([xp.ones_like(one_minus_r)[None], stats])
+        acc_w, acc_s = (xp.from_numpy(x) for x in kernels.estarfm_sums(
             fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
             win.x0 + r, h, w, r))
         weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:]
@@ -126,11 +126,11 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
         weighted_fine = acc_w[1 + 2 * bands:].reshape(2, bands, h, w)
         return _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count,
                                weighted_change, weighted_fine, sums)
-    weight_sum = torch.zeros((h, w), dtype=fine.dtype, device=fine.device)
-    count = torch.zeros_like(weight_sum)
-    weighted_change = torch.zeros_like(fine_c)
-    weighted_fine = torch.zeros_like(fine_c)
-    sums = torch.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
+    weight_sum = xp.zeros((h, w), dtype=fine.dtype, device=fine.device)
+    count = xp.zeros_like(weight_sum)
+    weighted_change = xp.zeros_like(fine_c)
+    weighted_fine = xp.zeros_like(fine_c)
+    sums = xp.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
     for dy, dx in win.offsets():
         # similar in every band at both dates: max_k,b |dF| / threshold < 1
         similar = ((win.view(fine, dy, dx) - fine_c).abs() * inv_threshold).flatten(0, 1).amax(dim=0) < 1.0
@@ -148,7 +148,7 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
 def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count, weighted_change,
                     weighted_fine, sums):
     """The prediction from the window sums (conversion coefficients, temporal weights, the program's fallbacks)."""
-    torch = import_torch()
+    xp = backend()
     bands = fine.shape[1]
     h, w = fine_c.shape[-2:]
     win = Window(inputs.inner, params.radius)
@@ -163,12 +163,12 @@ def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, we
     slope = cov / var_x.clamp_min(1e-30)
     r2 = (cov * cov / (var_x * var_y).clamp_min(1e-30)).clamp(0.0, 1.0 - 1e-7)
     df = (n - 2).clamp_min(1.0)
-    t_stat = torch.sqrt(r2 * df / (1.0 - r2))  # F = t^2: the program's F test
+    t_stat = xp.sqrt(r2 * df / (1.0 - r2))  # F = t^2: the program's F test
     t_crit = _t_critical(int(n.max().item()) + 1, fine.device)[df.long()]
     coarse_moved = (c_m - c_n).abs() >= params.min_coarse_change * params.data_max * count
     stable = enough & coarse_moved & (var_x > 1e-12 * n * n) & (t_stat >= t_crit) & (slope > 0) \
         & (slope <= params.max_slope)
-    v = torch.where(stable, slope, 1.0)
+    v = xp.where(stable, slope, 1.0)
     safe_weights = weight_sum.clamp_min(1e-30)
     from_pairs = fine_c + v * weighted_change / safe_weights  # [2, B, h, w]
     # temporal weights from the window means of the coarse images (valid pixels only)
@@ -179,16 +179,16 @@ def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, we
 
     y0, x0 = inputs.inner[0], inputs.inner[1]
     n_valid = window_sum(valid[None].to(fine.dtype))[0, :, y0:y0 + h, x0:x0 + w].clamp_min(1.0)
-    means_k = window_sum(torch.where(valid, coarse, 0.0))[..., y0:y0 + h, x0:x0 + w] / n_valid
-    means_p = window_sum(torch.where(valid, coarse_pred, 0.0)[None])[0][..., y0:y0 + h, x0:x0 + w] / n_valid
+    means_k = window_sum(xp.where(valid, coarse, 0.0))[..., y0:y0 + h, x0:x0 + w] / n_valid
+    means_p = window_sum(xp.where(valid, coarse_pred, 0.0)[None])[0][..., y0:y0 + h, x0:x0 + w] / n_valid
     mean_change = means_p[None] - means_k  # [2, B, h, w]
     inverse = 1.0 / (mean_change.abs() + 1e-14)
     t_weight = inverse / inverse.sum(dim=0)
     prediction = (t_weight * from_pairs).sum(dim=0)
     abnormal = (prediction <= params.data_min) | (prediction >= params.data_max)
-    prediction = torch.where(abnormal, (t_weight * weighted_fine / safe_weights).sum(dim=0), prediction)
+    prediction = xp.where(abnormal, (t_weight * weighted_fine / safe_weights).sum(dim=0), prediction)
     too_few = (t_weight * (fine_c + mean_change)).sum(dim=0).clamp(params.data_min, params.data_max)
-    prediction = torch.where(enough, prediction, too_few)
+    prediction = xp.where(enough, prediction, too_few)
     return prediction, win.view(valid)
 
 

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..coarse_grid import resolve_factor
-from ..device import import_torch
+from ..arrays import backend
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import series_value_range, write_predictions
@@ -110,13 +110,13 @@ def regression(c1: np.ndarray, c2: np.ndarray, count: np.ndarray, radius: int) -
     squares fit of C2 on C1 over the (2 radius + 1)^2 window of valid coarse pixels around each coarse pixel
     (clipped at the border); a = 1, b = mean(C2) - mean(C1) where the fit is undefined. R is 0 where the coarse
     pixel has no valid value."""
-    torch = import_torch()
-    ok = torch.from_numpy((count > 0).astype(np.float64))
-    x, y = torch.from_numpy(c1) * ok, torch.from_numpy(c2) * ok
+    xp = backend()
+    ok = xp.from_numpy((count > 0).astype(np.float64))
+    x, y = xp.from_numpy(c1) * ok, xp.from_numpy(c2) * ok
     size = 2 * radius + 1
 
     def window_sum(t):  # zero outside the scene: the window is clipped at the border
-        return box_sum(torch.nn.functional.pad(t, (radius,) * 4), size)
+        return box_sum(xp.nn.functional.pad(t, (radius,) * 4), size)
 
     n = window_sum(ok[None])
     sx, sy, sxx, sxy = (window_sum(t) for t in (x, y, x * x, x * y))
@@ -126,9 +126,9 @@ def regression(c1: np.ndarray, c2: np.ndarray, count: np.ndarray, radius: int) -
     cov = sxy / n_safe - mx * my
     # relative test: float64 window sums of reflectance leave ~1e-16 of their square as noise
     defined = (n >= 2) & (var > 1e-12 * (sxx / n_safe).clamp_min(1e-30))
-    a = torch.where(defined, cov / torch.where(defined, var, torch.ones_like(var)), torch.ones_like(var))
+    a = xp.where(defined, cov / xp.where(defined, var, xp.ones_like(var)), xp.ones_like(var))
     b = my - a * mx
-    residual = torch.where(ok.bool(), y - (a * x + b), torch.zeros_like(y))
+    residual = xp.where(ok.bool(), y - (a * x + b), xp.zeros_like(y))
     return a.numpy(), b.numpy(), residual.numpy()
 
 
@@ -137,7 +137,7 @@ def similar_filter(fine: Any, value: Any, valid: Any, inner: tuple[int, int, int
     """Step 3 for the centre pixels ``inner`` (row, col, height, width) of the outer arrays ``fine``, ``value``
     [B, H, W] and ``valid`` [H, W]: the weighted mean of ``value`` over the ``similar`` neighbours with the
     smallest D = mean_b |F1(x_k) - F1(x_ij)|; returns it [B, h, w] and whether the centre had any valid neighbour."""
-    torch = import_torch()
+    xp = backend()
     r = window_radius(params.window)
     win = Window(inner, r)
     fine_p, value_p, valid_p = pad(fine, r, 0.0), pad(value, r, 0.0), pad(valid, r, False)
@@ -145,17 +145,17 @@ def similar_filter(fine: Any, value: Any, valid: Any, inner: tuple[int, int, int
     if kernels.enabled(fine.device):  # the same selection and weights, compiled (kernels.py)
         result, found = kernels.fitfc_similar(fine_p, value_p, ~valid_p, win.y0 + r, win.x0 + r, win.h, win.w,
                                                        r, k)
-        return torch.from_numpy(result), torch.from_numpy(found) & win.view(valid_p)
+        return xp.from_numpy(result), xp.from_numpy(found) & win.view(valid_p)
     offsets = win.offsets()
     centre = win.view(fine_p)
     h, w = centre.shape[-2:]
-    keys = torch.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
+    keys = xp.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
     for i, (dy, dx) in enumerate(offsets):
-        torch.mean((win.view(fine_p, dy, dx) - centre).abs(), dim=0, out=keys[i])
+        xp.mean((win.view(fine_p, dy, dx) - centre).abs(), dim=0, out=keys[i])
         keys[i].masked_fill_(~win.view(valid_p, dy, dx), math.inf)
     _, chosen, usable, d = win.smallest(keys, k)
     del keys
-    weight = torch.where(usable, 1.0 / (1.0 + d / (params.window / 2.0)), 0.0)
+    weight = xp.where(usable, 1.0 / (1.0 + d / (params.window / 2.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
     neighbours = win.gather(value_p, chosen)
     return (weight[None] * neighbours).sum(dim=1), usable.any(dim=0) & win.view(valid_p)
@@ -166,12 +166,12 @@ def fuse_fitfc(
     params: FitfcParams | None = None, device: str = "auto", feedback: Feedback | None = None,
 ) -> list[str]:
     """Predict every date with Fit-FC from its nearest pair; writes ``fitfc_<date>.tif``."""
-    from ..device import describe_device, resolve_device
+    from ..device import array_device, describe_device
 
-    torch = import_torch()
+    xp = backend()
     params = params or FitfcParams()
     params.validate()
-    dev = resolve_device(device)
+    dev = array_device(device)
     grid = series.grid
     params = replace(params, factor=resolve_factor(series, params.factor, "Fit-FC", feedback))
     f = params.factor
@@ -200,8 +200,8 @@ def fuse_fitfc(
         f1, valid = read_item(pair, o, scale)
         ys, xs = np.arange(o.y, o.y + o.height) // f, np.arange(o.x, o.x + o.width) // f
         valid &= coarse_ok[ys][:, xs]
-        t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
-        with torch.no_grad():
+        t = lambda x: xp.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
+        with xp.no_grad():
             f1_t = t(f1)
             up = upsample_window(t(residual.astype(np.float32))[None], f, o)[0]  # bicubic, pixel centres aligned
             compensated = t(a[:, ys][:, :, xs]) * f1_t + t(b[:, ys][:, :, xs]) + up  # steps 1-2 on the fine grid

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from ..coarse_grid import resolve_factor
-from ..device import import_torch
+from ..arrays import backend, namespace_of
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..executor import map_ordered
@@ -93,24 +93,26 @@ class FsdafParams:
 
 
 def kmeans(x, k: int, iterations: int, seed: int):
-    """Lloyd's k-means with k-means++ initialisation on the rows of ``x`` [N, B]; returns centroids [k, B]."""
-    torch = import_torch()
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    """Lloyd's k-means with k-means++ initialisation on the rows of ``x`` [N, B]; returns centroids [k, B]. The
+    initial draws come from NumPy's generator seeded with ``seed``, so torch and the NumPy backend (core/arrays.py)
+    start from the same centroids."""
+    xp = namespace_of(x)
+    rng = np.random.default_rng(seed)
     n = x.shape[0]
     if n < k:
         raise InputError(f"Only {n} valid fine pixels for {k} classes.")
-    centroids = [x[torch.randint(n, (1,), generator=gen).item()]]
+    centroids = [x[int(rng.integers(n))]]
     for _ in range(1, k):
-        d2 = torch.cdist(x, torch.stack(centroids)).amin(dim=1) ** 2
-        probabilities = (d2 / d2.sum().clamp_min(1e-30)).cpu()
-        centroids.append(x[torch.multinomial(probabilities, 1, generator=gen).item()])
-    centroids = torch.stack(centroids)
+        d2 = (xp.cdist(x, xp.stack(centroids)).amin(dim=1) ** 2).cpu().numpy().astype(np.float64)
+        total = d2.sum()
+        centroids.append(x[int(rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n))])
+    centroids = xp.stack(centroids)
     for _ in range(iterations):
-        labels = torch.cdist(x, centroids).argmin(dim=1)
-        sums = torch.zeros_like(centroids).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
-        updated = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
-        if torch.allclose(updated, centroids):
+        labels = xp.cdist(x, centroids).argmin(dim=1)
+        sums = xp.zeros_like(centroids).index_add_(0, labels, x)
+        counts = xp.bincount(labels, minlength=k).to(x.dtype)[:, None]
+        updated = xp.where(counts > 0, sums / counts.clamp_min(1), centroids)
+        if xp.allclose(updated, centroids):
             break
         centroids = updated
     return centroids
@@ -120,8 +122,8 @@ class _Scene:
     """Scene-wide FSDAF state for one prediction: class map, coarse arrays, class changes, residuals."""
 
     def __init__(self, series, pair, date, scale, params, device, feedback):
-        torch = import_torch()
-        self.torch, self.dev, self.params, self.scale = torch, device, params, scale
+        xp = backend()
+        self.xp, self.dev, self.params, self.scale = xp, device, params, scale
         self.pair, self.c1, self.c2 = pair, series.coarse_at(pair.date), series.coarse_at(date)
         grid = series.grid
         f = params.factor
@@ -136,7 +138,7 @@ class _Scene:
             pixels = data[:, valid].T
             take = min(len(pixels), int(math.ceil(share * pixels.shape[0])))
             samples.append(pixels[rng.choice(len(pixels), take, replace=False)] if take else pixels[:0])
-        sample = torch.from_numpy(np.concatenate(samples)).to(device)
+        sample = xp.from_numpy(np.concatenate(samples)).to(device)
         self.centroids = kmeans(sample, params.classes, params.kmeans_iterations, params.seed)
         # class map (uint8, whole scene, 255 = invalid) and coarse-pixel sums in one pass over block-aligned tiles
         self.classes = np.full((grid.height, grid.width), 255, np.uint8)
@@ -198,31 +200,31 @@ class _Scene:
                           + ", ".join(f"{v:+.4f}" for v in self.class_change[0]))
 
     def classify(self, data: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        pixels = torch.from_numpy(data.reshape(data.shape[0], -1).T.copy()).to(self.dev)
-        labels = torch.cdist(pixels, self.centroids).argmin(dim=1)
+        xp = self.xp
+        pixels = xp.from_numpy(data.reshape(data.shape[0], -1).T.copy()).to(self.dev)
+        labels = xp.cdist(pixels, self.centroids).argmin(dim=1)
         return labels.cpu().numpy().astype(np.uint8).reshape(data.shape[1:])
 
     def total_change(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
         """dF(x_ij) (steps 4-9 of the module docstring) on the tile's inner window, which holds whole coarse pixels;
         the outer window adds the homogeneity window's radius."""
-        torch, params, f = self.torch, self.params, self.params.factor
+        xp, params, f = self.xp, self.params, self.params.factor
         outer, inner = tile.outer, tile.inner
         f1, v1 = read_item(self.pair, outer, self.scale)
         labels = self.classes[outer.slices]
         valid = v1 & (labels != 255)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.dev)  # noqa: E731
+        t = lambda a: xp.from_numpy(np.ascontiguousarray(a)).to(self.dev)  # noqa: E731
         labels_t = t(np.where(valid, labels, params.classes).astype(np.int64))  # invalid: a class of its own
         change = t(self.class_change.astype(np.float32))  # [B, classes]
-        change = torch.cat([change, torch.zeros_like(change[:, :1])], dim=1)
+        change = xp.cat([change, xp.zeros_like(change[:, :1])], dim=1)
         f1_t = t(f1)
         temporal = f1_t + change[:, labels_t]  # F2_TP [B, H, W]
         # homogeneity index: share of the (2 r + 1)^2 window (clipped at the scene border) in the pixel's class
         r = window_radius(params.window)
-        onehot = torch.nn.functional.one_hot(labels_t, params.classes + 1).permute(2, 0, 1).to(torch.float64)
+        onehot = xp.nn.functional.one_hot(labels_t, params.classes + 1).permute(2, 0, 1).to(xp.float64)
         counts = _box_count(onehot, r)  # same-class pixels in the window (integral images: exact counts)
-        area = _box_count(torch.ones_like(onehot[:1]), r)[0]
-        hi = (counts.gather(0, labels_t[None])[0] / area).to(torch.float32)
+        area = _box_count(xp.ones_like(onehot[:1]), r)[0]
+        hi = (counts.gather(0, labels_t[None])[0] / area).to(xp.float32)
         rows, cols = tile.inner_in_outer
         hi, temporal, f1_in = hi[rows, cols], temporal[:, rows, cols], f1_t[:, rows, cols]
         valid_in = t(valid[rows, cols])
@@ -235,46 +237,46 @@ class _Scene:
         present = self.block_pixels[cy, cx] > 0
         nodes = np.stack([cy[present] * f + (f - 1) / 2.0, cx[present] * f + (f - 1) / 2.0], axis=1)
         values = self.coarse2[:, cy[present], cx[present]].T  # [N, B]
-        py, px = torch.meshgrid(torch.arange(inner.y, inner.y + h, device=self.dev),
-                                torch.arange(inner.x, inner.x + w, device=self.dev), indexing="ij")
-        points = torch.stack([py.flatten(), px.flatten()], dim=1).to(torch.float32)
+        py, px = xp.meshgrid(xp.arange(inner.y, inner.y + h, device=self.dev),
+                                xp.arange(inner.x, inner.x + w, device=self.dev), indexing="ij")
+        points = xp.stack([py.flatten(), px.flatten()], dim=1).to(xp.float32)
         spatial = multiquadric(nodes, values, points).T.reshape(-1, h, w)  # F2_SP [B, h, w]
         # residual of each pixel's coarse pixel, distributed with the code's weights
-        ys = (torch.arange(h, device=self.dev) + inner.y) // f
-        xs = (torch.arange(w, device=self.dev) + inner.x) // f
+        ys = (xp.arange(h, device=self.dev) + inner.y) // f
+        xs = (xp.arange(w, device=self.dev) + inner.x) // f
         residual = t(self.residual.astype(np.float32))[:, ys][:, :, xs]  # [B, h, w]
         block = ((ys - ys[0])[:, None] * (xs[-1] - xs[0] + 1) + (xs - xs[0])[None, :]).flatten()
         n_blocks = int(block.max().item()) + 1
-        weight_valid = valid_in.to(torch.float32)
-        members = torch.zeros(n_blocks, device=self.dev).index_add_(0, block, weight_valid.flatten())
+        weight_valid = valid_in.to(xp.float32)
+        members = xp.zeros(n_blocks, device=self.dev).index_add_(0, block, weight_valid.flatten())
 
         def block_mean(x):
-            sums = torch.zeros((x.shape[0], n_blocks), device=self.dev).index_add_(1, block, (x * weight_valid)
+            sums = xp.zeros((x.shape[0], n_blocks), device=self.dev).index_add_(1, block, (x * weight_valid)
                                                                                    .flatten(1))
             return (sums / members.clamp_min(1.0))[:, block].reshape(x.shape)
 
         e = spatial - temporal
-        e = torch.where(((residual <= 0) & (e > 0)) | ((residual > 0) & (e < 0)), 0.0, e).abs()
+        e = xp.where(((residual <= 0) & (e > 0)) | ((residual > 0) & (e < 0)), 0.0, e).abs()
         weight = e * hi + residual.abs() * (1.0 - hi) + 1e-10
         weight = weight / block_mean(weight)
-        weight = torch.where(weight > 10.0, 1.0, weight)  # extreme weights: the (normalised) mean
+        weight = xp.where(weight > 10.0, 1.0, weight)  # extreme weights: the (normalised) mean
         weight = weight / block_mean(weight)
         low, high = (t(np.asarray(v, np.float32))[:, None, None] for v in self.allowed)
-        predicted = torch.maximum(torch.minimum(temporal + weight * residual, high), low)
-        result = torch.where(valid_in, predicted - f1_in, 0.0)
+        predicted = xp.maximum(xp.minimum(temporal + weight * residual, high), low)
+        result = xp.where(valid_in, predicted - f1_in, 0.0)
         return result.cpu().numpy(), valid_in.cpu().numpy()
 
 
 def _box_count(x: Any, r: int) -> Any:
     """Sums of [C, H, W] over the (2 r + 1)^2 window centred on each pixel, clipped at the array border, with
     integral images (O(pixels), whatever the window)."""
-    torch = import_torch()
+    xp = backend()
     c, h, w = x.shape
-    integral = torch.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
-    y0 = (torch.arange(h, device=x.device) - r).clamp(0, h)
-    y1 = (torch.arange(h, device=x.device) + r + 1).clamp(0, h)
-    x0 = (torch.arange(w, device=x.device) - r).clamp(0, w)
-    x1 = (torch.arange(w, device=x.device) + r + 1).clamp(0, w)
+    integral = xp.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    y0 = (xp.arange(h, device=x.device) - r).clamp(0, h)
+    y1 = (xp.arange(h, device=x.device) + r + 1).clamp(0, h)
+    x0 = (xp.arange(w, device=x.device) - r).clamp(0, w)
+    x1 = (xp.arange(w, device=x.device) + r + 1).clamp(0, w)
     rows = lambda t, y: t[:, y, :]  # noqa: E731
     return (rows(integral, y1)[:, :, x1] - rows(integral, y0)[:, :, x1]
             - rows(integral, y1)[:, :, x0] + rows(integral, y0)[:, :, x0])
@@ -324,7 +326,7 @@ def multiquadric(nodes_yx: np.ndarray, values: np.ndarray, points_yx: Any) -> An
     """Multiquadric radial-basis interpolation (the reference code's scipy Rbf(function='multiquadric'),
     phi(r) = sqrt((r / eps)^2 + 1), eps = (product of the node extents / n)^(1 / dims), no smoothing) of
     ``values`` [N, B] at the nodes [N, 2] evaluated at ``points_yx`` [P, 2] (a tensor); returns [P, B]."""
-    torch = import_torch()
+    xp = backend()
     n = nodes_yx.shape[0]
     extents = nodes_yx.max(axis=0) - nodes_yx.min(axis=0)
     extents = extents[extents > 0]
@@ -332,27 +334,27 @@ def multiquadric(nodes_yx: np.ndarray, values: np.ndarray, points_yx: Any) -> An
     d = np.sqrt(((nodes_yx[:, None, :] - nodes_yx[None, :, :]) ** 2).sum(axis=-1))
     weights = np.linalg.solve(np.sqrt((d / eps) ** 2 + 1.0), values.astype(np.float64))  # [N, B]
     # float64: the weights of a multiquadric system alternate in sign and are large
-    nodes = torch.as_tensor(nodes_yx / eps, dtype=torch.float64, device=points_yx.device)
-    w = torch.as_tensor(weights, dtype=torch.float64, device=points_yx.device)
+    nodes = xp.as_tensor(nodes_yx / eps, dtype=xp.float64, device=points_yx.device)
+    w = xp.as_tensor(weights, dtype=xp.float64, device=points_yx.device)
     node_norm = (nodes * nodes).sum(dim=1)[None, :]
     chunk = 2048  # points x N nodes at a time: stays in cache
     # one output and one kernel buffer, reused: allocating a [chunk, N] matrix per chunk between the small
     # results fragmented the heap (3 GB resident for a 600 x 600 block)
-    result = torch.empty((points_yx.shape[0], w.shape[1]), dtype=torch.float64, device=points_yx.device)
-    kernel = torch.empty((chunk, n), dtype=torch.float64, device=points_yx.device)
+    result = xp.empty((points_yx.shape[0], w.shape[1]), dtype=xp.float64, device=points_yx.device)
+    kernel = xp.empty((chunk, n), dtype=xp.float64, device=points_yx.device)
     for start in range(0, points_yx.shape[0], chunk):
-        p = points_yx[start:start + chunk].to(torch.float64) / eps
+        p = points_yx[start:start + chunk].to(xp.float64) / eps
         r2 = kernel[:p.shape[0]]
-        torch.addmm(node_norm + (p * p).sum(dim=1, keepdim=True), p, nodes.T, alpha=-2.0, out=r2)
-        torch.mm(r2.clamp_min_(0.0).add_(1.0).sqrt_(), w, out=result[start:start + p.shape[0]])
-    return result.to(torch.float32)
+        xp.addmm(node_norm + (p * p).sum(dim=1, keepdim=True), p, nodes.T, alpha=-2.0, out=r2)
+        xp.mm(r2.clamp_min_(0.0).add_(1.0).sqrt_(), w, out=result[start:start + p.shape[0]])
+    return result.to(xp.float32)
 
 
 def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold, coarse_change=None):
     """Step 10 (eq. 25) for the centre pixels: F1 + weighted mean of dF over the most similar pixels of the window.
     ``fine`` and ``change`` [B, H, W], ``valid`` [H, W] tensors covering the outer window; ``threshold`` [B] the
     similarity thresholds; ``coarse_change`` [B, h, w] (C2 - C1 at the centres) for out-of-range predictions."""
-    torch = import_torch()
+    xp = backend()
     r = window_radius(params.window)
     win = Window(inner, r)
     fine_p, change_p = pad(fine, r, 0.0), pad(change, r, 0.0)
@@ -367,24 +369,24 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
     invalid_p = ~valid_p
     k = min(params.similar, (2 * r + 1) ** 2)
     if kernels.enabled(fine.device):  # the same selection and weights, compiled (kernels.py)
-        delta, found = (torch.from_numpy(x) for x in kernels.fsdaf_similar(
+        delta, found = (xp.from_numpy(x) for x in kernels.fsdaf_similar(
             scaled_p, coefficient, invalid_p, change_p, win.y0 + r, win.x0 + r, r, k))
         return _final(fine_c + delta, found, fine_c, win, valid_p, params, coarse_change)
     offsets = win.offsets()
     h, w = fine_c.shape[-2:]
-    keys = torch.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
-    spectral = torch.empty_like(keys)
-    diff = torch.empty_like(fine_c)
-    product = torch.empty_like(fine_c)
+    keys = xp.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
+    spectral = xp.empty_like(keys)
+    diff = xp.empty_like(fine_c)
+    product = xp.empty_like(fine_c)
     for i, (dy, dx) in enumerate(offsets):
-        torch.sub(win.view(scaled_p, dy, dx), scaled_c, out=diff).abs_()
-        torch.sum(torch.mul(diff, coefficient, out=product), dim=0, out=spectral[i])  # S
+        xp.sub(win.view(scaled_p, dy, dx), scaled_c, out=diff).abs_()
+        xp.sum(xp.mul(diff, coefficient, out=product), dim=0, out=spectral[i])  # S
         outside = diff.amax(dim=0) >= 1.0  # not similar in some band
         outside |= win.view(invalid_p, dy, dx)
         factor = 10.0 + math.hypot(dy, dx) / r
-        torch.add(spectral[i], 1e-5, out=keys[i]).mul_(factor).masked_fill_(outside, math.inf)  # (S+1e-5)(10+d/r)
+        xp.add(spectral[i], 1e-5, out=keys[i]).mul_(factor).masked_fill_(outside, math.inf)  # (S+1e-5)(10+d/r)
     best_indices, chosen, usable, d = win.smallest(keys, k)  # the k smallest keys
-    weight = torch.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best_indices) + 1.0)), 0.0)
+    weight = xp.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best_indices) + 1.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
     neighbours = win.gather(change_p, chosen)
     return _final(fine_c + (weight[None] * neighbours).sum(dim=1), usable.any(dim=0), fine_c, win, valid_p, params,
@@ -393,11 +395,11 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
 
 def _final(prediction, found, fine_c, win, valid_p, params, coarse_change):
     """Out-of-range predictions replaced by F1 + the coarse change, clamped (the reference code's rule)."""
-    torch = import_torch()
+    xp = backend()
     if coarse_change is not None:
         outside = (prediction < params.data_min) | (prediction > params.data_max)
         fallback = (fine_c + coarse_change).clamp(params.data_min, params.data_max)
-        prediction = torch.where(outside, fallback, prediction)
+        prediction = xp.where(outside, fallback, prediction)
     return prediction, win.view(valid_p) & found
 
 
@@ -406,12 +408,12 @@ def fuse_fsdaf(
     params: FsdafParams | None = None, device: str = "auto", feedback: Feedback | None = None,
 ) -> list[str]:
     """Predict every date with FSDAF from its nearest pair; writes ``fsdaf_<date>.tif``."""
-    from ..device import describe_device, resolve_device
+    from ..device import array_device, describe_device
 
-    torch = import_torch()
+    xp = backend()
     params = params or FsdafParams()
     params.validate()
-    dev = resolve_device(device)
+    dev = array_device(device)
     grid = series.grid
     params = replace(params, factor=resolve_factor(series, params.factor, "FSDAF", feedback))
     f = params.factor
@@ -451,9 +453,9 @@ def fuse_fsdaf(
             rows, cols = tile.inner_in_outer
             c1, _ = read_item(series.coarse_at(pair.date), tile.inner, scale)
             c2, _ = read_item(series.coarse_at(date), tile.inner, scale)
-            t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+            t = lambda a: xp.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
             inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
-            with torch.no_grad():
+            with xp.no_grad():
                 prediction, valid = final_prediction(t(f1), t(change), t(v1 & vc), inner, params,
                                                      t(threshold.astype(np.float32)), t(c2 - c1))
             return prediction.cpu().numpy(), valid.cpu().numpy()

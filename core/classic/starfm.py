@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..device import import_torch
+from ..arrays import backend
 from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
@@ -103,7 +103,7 @@ class StarfmParams:
 def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
     """STARFM for the centre pixels of one tile. ``sigma`` [P, B]: scene-wide standard deviation of each fine image
     band. Returns (prediction [B, h, w], valid [h, w]) as tensors."""
-    torch = import_torch()
+    xp = backend()
     r = params.radius
     win = Window(inputs.inner, r)
     fine = pad(inputs.fine, r, 0.0)
@@ -115,11 +115,11 @@ def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
     t = (coarse - coarse_pred).abs()
     candidate = coarse_pred + fine - coarse
     if params.log_weights:
-        st = torch.log(s * params.log_scale + 1) * torch.log(t * params.log_scale + 1)
+        st = xp.log(s * params.log_scale + 1) * xp.log(t * params.log_scale + 1)
     else:
         st = s * t
     # 1 / (S T); zero for invalid neighbours (and the padding), so they never get weight
-    inverse = torch.where(valid, 1.0 / st.clamp_min(_EPS), 0.0)
+    inverse = xp.where(valid, 1.0 / st.clamp_min(_EPS), 0.0)
     # centre terms
     fine_c = win.view(fine)
     s_c, t_c = win.view(s), win.view(t)
@@ -129,22 +129,22 @@ def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
     # 1 / (S T) x candidate, per pixel: one multiply-add per window step accumulates the numerator
     weighted_candidate = inverse * candidate
     if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
-        num, den = (torch.from_numpy(x) for x in kernels.starfm_paper_sums(
+        num, den = (xp.from_numpy(x) for x in kernels.starfm_paper_sums(
             fine, threshold[:, :, 0, 0], s, t, s_max, t_max, inverse, weighted_candidate, win.y0 + r, win.x0 + r,
             r, params.a))
         return _paper_result(num, den, win, candidate, s_c, t_c, valid)
-    num = torch.zeros_like(fine_c)
-    den = torch.zeros_like(fine_c)
+    num = xp.zeros_like(fine_c)
+    den = xp.zeros_like(fine_c)
     # preallocated step buffers (in-place operations avoid allocating tile-sized tensors 2 x 961 times)
-    diff = torch.empty_like(fine_c)
-    ok = torch.empty(fine_c.shape, dtype=torch.bool, device=fine_c.device)
-    test = torch.empty_like(ok)
-    okf = torch.empty_like(fine_c)
+    diff = xp.empty_like(fine_c)
+    ok = xp.empty(fine_c.shape, dtype=xp.bool, device=fine_c.device)
+    test = xp.empty_like(ok)
+    okf = xp.empty_like(fine_c)
     for dy, dx in win.offsets():
-        torch.sub(win.view(fine, dy, dx), fine_c, out=diff)
-        torch.le(diff.abs_(), threshold, out=ok)
-        ok.logical_and_(torch.lt(win.view(s, dy, dx), s_max, out=test))
-        ok.logical_and_(torch.lt(win.view(t, dy, dx), t_max, out=test))
+        xp.sub(win.view(fine, dy, dx), fine_c, out=diff)
+        xp.le(diff.abs_(), threshold, out=ok)
+        ok.logical_and_(xp.lt(win.view(s, dy, dx), s_max, out=test))
+        ok.logical_and_(xp.lt(win.view(t, dy, dx), t_max, out=test))
         okf.copy_(ok)
         d_inverse = 1.0 / (1.0 + math.hypot(dy, dx) / params.a)
         num.addcmul_(okf, win.view(weighted_candidate, dy, dx), value=d_inverse)
@@ -153,13 +153,13 @@ def starfm_tile(inputs: TileInputs, sigma, params: StarfmParams):
 
 
 def _paper_result(num, den, win, candidate, s_c, t_c, valid):
-    torch = import_torch()
+    xp = backend()
     prediction = (num / den.clamp_min(_EPS)).clamp(0.0, 1.0)
     # a centre with S = 0 or T = 0 keeps its own candidate value (the last pair checked wins ties: the first pair)
     candidate_c = win.view(candidate)
     for k in reversed(range(candidate_c.shape[0])):
         exact = (s_c[k] == 0) | (t_c[k] == 0)
-        prediction = torch.where(exact, candidate_c[k], prediction)
+        prediction = xp.where(exact, candidate_c[k], prediction)
     out_valid = win.view(valid) & (den > 0).all(dim=0)
     return prediction, out_valid
 
@@ -176,10 +176,10 @@ def usda_uncertainties(params: StarfmParams) -> tuple[int, int, int]:
 def usda_tile(inputs: TileInputs, slices, params: StarfmParams):
     """USDA STARFM v1.2.1 (module docstring) for the centre pixels of one tile. ``slices`` [P, B]: the similarity
     thresholds s_k in units. Returns (prediction [B, h, w] reflectance, valid [B, h, w])."""
-    torch = import_torch()
+    xp = backend()
     r = params.radius
     win = Window(inputs.inner, r)
-    units = lambda x: torch.round(x / UNIT)  # noqa: E731  the program's short integers
+    units = lambda x: xp.round(x / UNIT)  # noqa: E731  the program's short integers
     fine = pad(units(inputs.fine), r, 0.0)  # [P, B, H, W]
     coarse = pad(units(inputs.coarse), r, 0.0)
     coarse_pred = pad(units(inputs.coarse_pred), r, 0.0)  # [B, H, W]
@@ -205,26 +205,26 @@ def usda_tile(inputs: TileInputs, slices, params: StarfmParams):
     abs_lsr, abs_msr = r_lsr.abs(), r_msr.abs()
     fine_c = win.view(fine)
     if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
-        num, den = (torch.from_numpy(x) for x in kernels.starfm_usda_sums(
+        num, den = (xp.from_numpy(x) for x in kernels.starfm_usda_sums(
             fine, slices, abs_lsr, abs_msr, lsr_limit, msr_limit, near_part, far_part, value, win.y0 + r,
             win.x0 + r, r, params.a))
         return _usda_result(num, den, win, ok)
     threshold = slices[:, :, None, None].expand_as(fine_c)
-    num = torch.zeros_like(fine_c)
-    den = torch.zeros_like(fine_c)
+    num = xp.zeros_like(fine_c)
+    den = xp.zeros_like(fine_c)
     # preallocated step buffers (in-place operations: no tile-sized allocation per window step)
-    diff = torch.empty_like(fine_c)
-    keep = torch.empty(fine_c.shape, dtype=torch.bool, device=fine_c.device)
-    test = torch.empty_like(keep)
-    test2 = torch.empty_like(keep)
-    weight = torch.empty_like(fine_c)
+    diff = xp.empty_like(fine_c)
+    keep = xp.empty(fine_c.shape, dtype=xp.bool, device=fine_c.device)
+    test = xp.empty_like(keep)
+    test2 = xp.empty_like(keep)
+    weight = xp.empty_like(fine_c)
     for dy, dx in win.offsets():
-        torch.sub(win.view(fine, dy, dx), fine_c, out=diff)
-        torch.lt(diff.abs_(), threshold, out=keep)  # similar (strict)
-        torch.gt(win.view(abs_lsr, dy, dx), lsr_limit, out=test)
-        test.logical_and_(torch.gt(win.view(abs_msr, dy, dx), msr_limit, out=test2))
+        xp.sub(win.view(fine, dy, dx), fine_c, out=diff)
+        xp.lt(diff.abs_(), threshold, out=keep)  # similar (strict)
+        xp.gt(win.view(abs_lsr, dy, dx), lsr_limit, out=test)
+        test.logical_and_(xp.gt(win.view(abs_msr, dy, dx), msr_limit, out=test2))
         keep.logical_and_(test.logical_not_())  # rejected only when both differences are too large
-        torch.add(win.view(near_part, dy, dx), win.view(far_part, dy, dx), alpha=1.0 / (1.0 + math.hypot(dy, dx)
+        xp.add(win.view(near_part, dy, dx), win.view(far_part, dy, dx), alpha=1.0 / (1.0 + math.hypot(dy, dx)
                                                                                        / params.a), out=weight)
         weight.mul_(keep)
         num.addcmul_(weight, win.view(value, dy, dx))
@@ -233,10 +233,10 @@ def usda_tile(inputs: TileInputs, slices, params: StarfmParams):
 
 
 def _usda_result(num, den, win, ok):
-    torch = import_torch()
+    xp = backend()
     fsr = num / den.clamp_min(_EPS)
     inside = (den > 0) & (fsr > 0) & (fsr < DATA_MAX)  # else the program writes its fill value
-    prediction = torch.floor(fsr + 0.5) * UNIT
+    prediction = xp.floor(fsr + 0.5) * UNIT
     out_valid = win.view(ok)[None] & inside  # per band, as the program writes its fill value band by band
     return prediction, out_valid
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import namespace_of
 from ..device import import_torch
 from ..errors import InputError
 from ..series import DatedRaster, read_item
@@ -49,7 +50,7 @@ def upsample_window(image: Any, factor: int, window: Any) -> Any:
     computed from a crop of the low-resolution image with a margin of two pixels, so it equals the whole-scene
     upsampling (bicubic reads two source pixels on each side; at the scene edge the crop edge is the image edge)
     up to float32 rounding of the coordinates (~1e-7)."""
-    torch = import_torch()
+    torch = namespace_of(image)  # torch, or the NumPy stand-in for Fit-FC without torch (core/arrays.py)
     hl, wl = image.shape[-2:]
     y0, x0 = max(0, window.y // factor - 2), max(0, window.x // factor - 2)
     y1 = min(hl, (window.y + window.height - 1) // factor + 3)
