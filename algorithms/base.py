@@ -343,6 +343,29 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         return catalog.settings_of(values, cls)
 
     # --- running --------------------------------------------------------------------------------------------
+    def loads_layers(self, parameters: dict) -> bool:
+        """Whether the outputs go into the map. A model's intermediate step is not added (issue 26): the model hands
+        it a destination it generated itself, ``<Processing temp folder>/<32 hex digits>/<PARAMETER>`` (a toolbox
+        run's "temporary folder" arrives as TEMPORARY_OUTPUT instead and is loaded). A destination given as a
+        QgsProcessingOutputLayerDefinition loads when it names a project, QGIS's own rule."""
+        import re
+
+        from qgis.core import QgsProcessingOutputLayerDefinition, QgsProcessingUtils
+
+        temp = os.path.realpath(QgsProcessingUtils.tempFolder())
+        for p in self.spec.params:
+            if p.kind not in catalog.DESTINATION_KINDS:
+                continue
+            value = parameters.get(p.name)
+            if isinstance(value, QgsProcessingOutputLayerDefinition):
+                return value.destinationProject is not None
+            if isinstance(value, str) and value:
+                parent, name = os.path.split(os.path.realpath(value))
+                if (os.path.dirname(parent) == temp and re.fullmatch(r"[0-9a-f]{32}", os.path.basename(parent))
+                        and name.split(".")[0] == p.name):
+                    return False
+        return True
+
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         import signal
@@ -367,6 +390,6 @@ class StfAlgorithm(QgsProcessingAlgorithm):
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
-        if self.spec.layers:
+        if self.spec.layers and self.loads_layers(parameters):
             load_on_completion(context, outputs[self.spec.layers], self.spec.layers)  # dated, styled layers
         return outputs

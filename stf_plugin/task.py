@@ -1,6 +1,8 @@
 """The desktop workflow as one QgsTask, and what happens when it ends (layers with dates, messages)."""
 from __future__ import annotations
 
+import os
+
 import traceback
 from typing import Callable
 
@@ -116,7 +118,7 @@ class FusionTask(QgsTask):
             text = (f"Cross-validation: the best method on this scene is {self.result.best}."
                     if self.result.best else
                     f"{len(self.result.predictions)} prediction(s) added to the group '{self.group_name}'.")
-            self._message(text, Qgis.MessageLevel.Success, self.result.report)
+            self._message(text, Qgis.MessageLevel.Success, self.result.report, loss_plot(self.result.model))
         elif self.cancelled or self.isCanceled():
             self.cancelled = True
             self._message("Fusion cancelled; no output was written.", Qgis.MessageLevel.Info)
@@ -137,23 +139,34 @@ class FusionTask(QgsTask):
             group.addLayer(layer)
             self.layer_dates.append((layer.id(), QDateTime(date, QTime(0, 0, 0))))
 
-    def _message(self, text: str, level, report: str | None = None) -> None:
+    def _message(self, text: str, level, report: str | None = None, curves: str | None = None) -> None:
         QgsMessageLog.logMessage(text, LOG_TAG, level)
         if self.iface is None or not hasattr(self.iface, "messageBar"):
             return
         bar = self.iface.messageBar()
-        if report:
+        links = [(label, path) for label, path in (("Open the evaluation report", report),
+                                                   ("Show the training curves", curves)) if path]
+        if links:
             from qgis.PyQt.QtCore import QUrl
             from qgis.PyQt.QtGui import QDesktopServices
             from qgis.PyQt.QtWidgets import QPushButton
 
             widget = bar.createMessage(LOG_TAG, text)
-            button = QPushButton("Open the evaluation report")
-            button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report)))
-            widget.layout().addWidget(button)
+            for label, path in links:
+                button = QPushButton(label)
+                button.clicked.connect(lambda _checked=False, p=path: QDesktopServices.openUrl(QUrl.fromLocalFile(p)))
+                widget.layout().addWidget(button)
             bar.pushWidget(widget, level, 0)
         else:
             bar.pushMessage(LOG_TAG, text, level, 0 if level == Qgis.MessageLevel.Critical else 10)
+
+
+def loss_plot(model: str | None) -> str | None:
+    """The training curves written beside a model trained in this run (``<model>.loss.png``), when there are."""
+    if not model:
+        return None
+    path = os.path.splitext(model)[0] + ".loss.png"
+    return path if os.path.isfile(path) else None
 
 
 class PrepareTask(QgsTask):

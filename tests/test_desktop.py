@@ -372,3 +372,26 @@ def test_earlier_predictions_are_not_listed_as_inputs(qgis_iface, project, sampl
     project.addMapLayer(QgsRasterLayer(prediction, "naive 2021-04-17"))
     dialog = FusionDialog(qgis_iface, project=project)
     assert dialog.fine.rowCount() == dialog.coarse.rowCount() == before
+
+
+def test_a_model_trained_in_the_dialog_offers_its_training_curves(qgis_app, tmp_path):
+    """Issue 26: the loss plot was never shown. The run's message offers it beside the report when the model's
+    ``<model>.loss.png`` exists."""
+    import types
+
+    from qgis.core import Qgis
+    from qgis.gui import QgsMessageBar
+    from qgis.PyQt.QtWidgets import QPushButton
+
+    from stf_fusion.stf_plugin.task import FusionTask, loss_plot
+
+    model = tmp_path / "stfdcnn.stfmodel"
+    model.write_bytes(b"")
+    assert loss_plot(str(model)) is None and loss_plot(None) is None
+    (tmp_path / "stfdcnn.loss.png").write_bytes(b"")
+    assert loss_plot(str(model)) == str(tmp_path / "stfdcnn.loss.png")
+    bar = QgsMessageBar()
+    stand_in = types.SimpleNamespace(iface=types.SimpleNamespace(messageBar=lambda: bar))
+    FusionTask._message(stand_in, "done", Qgis.MessageLevel.Success, str(tmp_path / "report.html"), loss_plot(str(model)))
+    labels = [b.text() for b in bar.currentItem().findChildren(QPushButton)]
+    assert "Open the evaluation report" in labels and "Show the training curves" in labels

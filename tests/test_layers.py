@@ -77,3 +77,41 @@ def _screenshot(layer):
     folder = os.path.join(ROOT, "build", "screenshots")
     os.makedirs(folder, exist_ok=True)
     assert image.save(os.path.join(folder, "styled_prediction.png"))
+
+
+def test_a_models_intermediate_predictions_stay_off_the_map(provider, sample_on_fine_grid):
+    """Issue 26: inside a model, a step whose predictions are not a model output added them to the map. The model
+    hands such a step a destination it generated in the Processing temp folder: nothing is loaded; a toolbox run
+    into a temporary folder (TEMPORARY_OUTPUT) still is."""
+    import processing
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProject,
+    )
+
+    series = sample_on_fine_grid
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    model = QgsProcessingModelAlgorithm("intermediate", "tests")
+    step = QgsProcessingModelChildAlgorithm("stf:fuse_naive")
+    step.setChildId("naive")
+    step.addParameterSources("FINE", [static([f.path for f in series.fine])])
+    step.addParameterSources("COARSE", [static([c.path for c in series.coarse])])
+    step.addParameterSources("PREDICT_DATES", [static("2021-05-03")])
+    model.addChildAlgorithm(step)  # OUTPUT_FOLDER is no model output: an intermediate result
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    results, ok = model.run({}, context, QgsProcessingFeedback())
+    written = results["CHILD_RESULTS"]["naive"]["OUTPUT_FILES"]
+    assert ok and len(written) == 1 and os.path.isfile(written[0])
+    assert list(context.layersToLoadOnCompletion()) == []
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    direct = processing.run("stf:fuse_naive", {"FINE": [f.path for f in series.fine],
+                                                "COARSE": [c.path for c in series.coarse], "PREDICT_DATES": "2021-05-03",
+                                                "OUTPUT_FOLDER": QgsProcessing.TEMPORARY_OUTPUT}, context=context)
+    assert list(context.layersToLoadOnCompletion()) == direct["OUTPUT_FILES"]
