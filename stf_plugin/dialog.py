@@ -64,6 +64,22 @@ METHODS = [
 ]
 
 
+_FINE_NAMES = ("fine", "landsat", "lc08", "lc09", "le07", "lt05", "lt04", "hls", "l30", "s30", "sentinel2", "s2a",
+               "s2b", "s2c")
+_COARSE_NAMES = ("coarse", "modis", "mod09", "myd09", "mcd43", "viirs", "vnp09", "vnp43", "vj109", "vj143")
+
+
+def _name_hint(*names: str) -> str | None:
+    """'fine' or 'coarse' when a word of a layer's name or file name says so (fine_2021-04-01, LC08_L2SP_...,
+    HLS.S30..., MOD09GA.A2021..., coarse_...); None when no word does, or both do."""
+    import re
+
+    words = [w for name in names for w in re.split(r"[^a-z0-9]+", os.path.basename(name or "").lower()) if w]
+    fine = any(w.startswith(_FINE_NAMES) for w in words)
+    coarse = any(w.startswith(_COARSE_NAMES) for w in words)
+    return "fine" if fine and not coarse else "coarse" if coarse and not fine else None
+
+
 def _needs_torch(method: str) -> bool:
     """The learned methods need PyTorch; the benchmarks and the classic methods run on NumPy (core/arrays.py)."""
     return method == "model" or method.startswith("train_")
@@ -78,6 +94,9 @@ def _is_prediction(layer) -> bool:
     except RuntimeError:
         return False
     return ds is not None and bool(ds.GetMetadataItem("STF_METHOD"))
+
+
+FROM_FILE = Qt.ItemDataRole.UserRole + 1  # a row added with "Add files" (kept when the project's layers are listed again)
 
 
 class ImageTable(QTableWidget):
@@ -113,6 +132,32 @@ class ImageTable(QTableWidget):
         self.setItem(row, 0, item)
         date = date or date_from_name(source) or date_from_name(name)
         self.setItem(row, 1, QTableWidgetItem(date.isoformat() if date else ""))
+
+    def state(self) -> dict[str, tuple]:
+        """What the user set, per source: (checked, date text, name, added from a file rather than the project)."""
+        return {self.item(r, 0).data(Qt.ItemDataRole.UserRole): (
+            self.item(r, 0).checkState() == Qt.CheckState.Checked, self.item(r, 1).text(), self.item(r, 0).text(),
+            bool(self.item(r, 0).data(FROM_FILE))) for r in range(self.rowCount())}
+
+    def restore(self, state: dict[str, tuple]) -> None:
+        """Apply an earlier :meth:`state` to the rows listed again, and keep the images added from files."""
+        blocked = self.blockSignals(True)
+        try:
+            listed = set()
+            for row in range(self.rowCount()):
+                source = self.item(row, 0).data(Qt.ItemDataRole.UserRole)
+                listed.add(source)
+                if source in state:
+                    checked, date_text, _, _ = state[source]
+                    self.item(row, 0).setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+                    self.item(row, 1).setText(date_text)
+            for source, (checked, date_text, name, from_file) in state.items():
+                if from_file and source not in listed:
+                    self._add(name, source, checked)
+                    self.item(self.rowCount() - 1, 0).setData(FROM_FILE, True)
+                    self.item(self.rowCount() - 1, 1).setText(date_text)
+        finally:
+            self.blockSignals(blocked)
 
     def selected(self, what: str) -> list[tuple]:
         """(source, date) of the checked rows; a missing or bad date is an error that names the image."""
@@ -248,6 +293,8 @@ class FusionDialog(QDialog):
         layout.addWidget(self.advanced)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        # two lines, always: a longer or shorter summary does not move what is below it under the cursor
+        self.summary.setFixedHeight(2 * self.summary.fontMetrics().lineSpacing() + 4)
         layout.addWidget(self.summary)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -275,11 +322,14 @@ class FusionDialog(QDialog):
     def showEvent(self, event) -> None:  # noqa: N802
         """The project's layers may have changed since the dialog was built: list them again."""
         if self.task is None:
+            states = [table.state() for table in (self.fine, self.coarse)]
             for table in (self.fine, self.coarse):
                 table.blockSignals(True)
                 table.setRowCount(0)
                 table.blockSignals(False)
             self._fill_from_project()
+            for table, state in zip((self.fine, self.coarse), states):  # the ticks and dates the user set stay
+                table.restore(state)
             self._update_summary()
         super().showEvent(event)
 
@@ -348,8 +398,9 @@ class FusionDialog(QDialog):
     # --- filling -------------------------------------------------------------------------------------------
     def _fill_from_project(self) -> None:
         """Every raster layer of the project in both lists, except this plugin's own predictions (files that say
-        STF_METHOD: outputs, not inputs); the finest pixel size is checked as fine, the rest as coarse (a guess
-        the user can change)."""
+        STF_METHOD: outputs, not inputs). Pre-checked (a guess the user can change): what its name says
+        (:func:`_name_hint`: fine_ / coarse_, Landsat, Sentinel-2, HLS, MODIS, VIIRS), else by pixel size, the
+        finest as fine and the rest as coarse (nothing when every layer has one pixel size and no name says)."""
         raster = qgis_enum("Qgis.LayerType.Raster", "QgsMapLayerType.RasterLayer")
         layers = [layer for layer in self.project.mapLayers().values()
                   if layer.type() == raster and layer.isValid() and not _is_prediction(layer)]
@@ -358,8 +409,13 @@ class FusionDialog(QDialog):
         finest = min(layer.rasterUnitsPerPixelX() for layer in layers)
         several = len({layer.rasterUnitsPerPixelX() for layer in layers}) > 1
 
-        def is_fine(layer) -> bool:
-            return abs(layer.rasterUnitsPerPixelX() - finest) < 1e-9 * max(finest, 1)
+        def by_size(layer) -> str | None:
+            if not several:
+                return None
+            return "fine" if abs(layer.rasterUnitsPerPixelX() - finest) < 1e-9 * max(finest, 1) else "coarse"
+
+        kinds = {layer.id(): _name_hint(layer.name(), source_path(layer.source())) or by_size(layer)
+                 for layer in layers}
 
         by_name = sorted(layers, key=lambda lyr: lyr.name())
         dates = {}
@@ -370,16 +426,18 @@ class FusionDialog(QDialog):
                 if dates[layer.id()] is not None:
                     set_layer_date(layer, dates[layer.id()])
         # each list shows its likely images first
-        for layer in sorted(by_name, key=lambda lyr: not is_fine(lyr)):
-            self.fine.add(layer.name(), source_path(layer.source()), several and is_fine(layer), dates[layer.id()])
-        for layer in sorted(by_name, key=is_fine):
-            self.coarse.add(layer.name(), source_path(layer.source()), not is_fine(layer), dates[layer.id()])
+        for layer in sorted(by_name, key=lambda lyr: kinds[lyr.id()] != "fine"):
+            self.fine.add(layer.name(), source_path(layer.source()), kinds[layer.id()] == "fine", dates[layer.id()])
+        for layer in sorted(by_name, key=lambda lyr: kinds[lyr.id()] != "coarse"):
+            self.coarse.add(layer.name(), source_path(layer.source()), kinds[layer.id()] == "coarse",
+                            dates[layer.id()])
 
     def _add_files(self, table: ImageTable, what: str) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, f"Add {what} images", "", "Rasters (*.tif *.tiff *.img *.vrt);;"
                                                 "All files (*)")
         for path in files:
             table.add(os.path.basename(path), path, True)
+            table.item(table.rowCount() - 1, 0).setData(FROM_FILE, True)
 
     def _update_enabled(self) -> None:
         key = self.method.currentData()

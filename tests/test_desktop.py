@@ -395,3 +395,41 @@ def test_a_model_trained_in_the_dialog_offers_its_training_curves(qgis_app, tmp_
     FusionTask._message(stand_in, "done", Qgis.MessageLevel.Success, str(tmp_path / "report.html"), loss_plot(str(model)))
     labels = [b.text() for b in bar.currentItem().findChildren(QPushButton)]
     assert "Open the evaluation report" in labels and "Show the training curves" in labels
+
+
+def test_the_dialog_keeps_what_the_user_ticked_and_reads_fine_and_coarse_from_names(qgis_iface, sample_on_fine_grid,
+                                                                                   tmp_path):
+    """Issue 26: showing the dialog again forgot the ticks (and the images added from files); with the coarse
+    images already on the fine grid nothing was pre-checked although the names say fine_ / coarse_; the summary
+    changed height with its text."""
+    from qgis.PyQt.QtCore import Qt
+
+    from stf_fusion.stf_plugin.dialog import _name_hint
+
+    assert [_name_hint(n) for n in ("fine_2021-04-01", "LC08_L2SP_093084_20210401_02_T1_SR_B4.TIF",
+                                    "HLS.S30.T55HCU.2021091T000000.v2.0.B04.tif", "coarse_2021-04-01.tif",
+                                    "MOD09GA.A2021091.h29v12.061.hdf", "VNP43MA4.A2021091.h29v12.002.h5",
+                                    "refined_values", "scene_2021-04-01")] == [
+        "fine", "fine", "fine", "coarse", "coarse", "coarse", None, None]
+    project = QgsProject()
+    for item in sample_on_fine_grid.fine + sample_on_fine_grid.coarse:  # one pixel size: names decide
+        project.addMapLayer(QgsRasterLayer(item.path, os.path.basename(item.path)[:-4]))
+    dialog = FusionDialog(qgis_iface, project=project)
+    fine, coarse = dialog.fine.selected("fine"), dialog.coarse.selected("coarse")
+    assert sorted(p for p, _ in fine) == sorted(f.path for f in sample_on_fine_grid.fine)
+    assert sorted(p for p, _ in coarse) == sorted(c.path for c in sample_on_fine_grid.coarse)
+    dialog.fine.item(0, 0).setCheckState(Qt.CheckState.Unchecked)  # the user's choices
+    dialog.coarse.item(0, 1).setText("2021-04-02")
+    extra = str(tmp_path / "fine_2021-09-01.tif")
+    dialog.fine.add("fine_2021-09-01", extra, True)
+    from stf_fusion.stf_plugin.dialog import FROM_FILE
+
+    dialog.fine.item(dialog.fine.rowCount() - 1, 0).setData(FROM_FILE, True)
+    before = (dialog.fine.state(), dialog.coarse.state())
+    height = dialog.summary.height()
+    dialog.show()  # shown again: the project's layers are listed again
+    assert (dialog.fine.state(), dialog.coarse.state()) == before
+    dialog.summary.setText("A much longer summary that wraps onto more lines than the usual one does, " * 4)
+    assert dialog.summary.height() == height
+    dialog.close()
+    project.clear()
