@@ -302,6 +302,11 @@ class FusionDialog(QDialog):
         self.status.setWordWrap(True)
         outer.addWidget(self.progress)
         outer.addWidget(self.status)
+        # after "Which method suits this scene?": one click from the ranking to a fused series (issue 25)
+        self.use_best = QPushButton("")
+        self.use_best.setVisible(False)
+        self.use_best.clicked.connect(self._use_best)
+        outer.addWidget(self.use_best)
         self.buttons = QDialogButtonBox()
         self.run_button = self.buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
         self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.ButtonRole.RejectRole)
@@ -565,6 +570,7 @@ class FusionDialog(QDialog):
             self.status.setText(str(exc))
             return None
         self._save_settings()
+        self.use_best.setVisible(False)
         self.task = FusionTask(config, self.iface, self._finished, self.project)
         self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
         self.run_button.setEnabled(False)
@@ -573,6 +579,12 @@ class FusionDialog(QDialog):
         self.status.setText("Running in the background (see the task bar); you can keep working.")
         QgsApplication.taskManager().addTask(self.task)
         return self.task
+
+    def _use_best(self) -> None:
+        """The cross-validation's best method becomes the method, and the series is fused with it."""
+        self.use_best.setVisible(False)
+        self.method.setCurrentIndex(self.method.findData(self.use_best.property("method")))
+        self.start()
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -588,6 +600,11 @@ class FusionDialog(QDialog):
             self.status.setText(f"Done: best method {task.result.best} (see the report)." if task.result.best else
                                 f"Done: {len(task.result.predictions)} prediction(s) in '{task.group_name}'.")
             self.progress.setValue(100)
+            index = self.method.findData(task.result.best) if task.result.best else -1
+            if index >= 0 and self.method.model().item(index).isEnabled():
+                self.use_best.setText(f"Fuse the series with {self.method.itemText(index)}")
+                self.use_best.setProperty("method", task.result.best)
+                self.use_best.setVisible(True)
         elif task.cancelled:
             self.status.setText("Cancelled; no output was written.")
         else:

@@ -265,6 +265,18 @@ def test_which_method_suits_this_scene(qgis_iface, project, provider, tmp_path):
     os.remove(task.result.table)
     eval(task.history[-1], {"processing": processing})  # noqa: S307  the history's own line
     assert open(task.result.table, encoding="utf-8").read() == table
+    # issue 25: one click from the ranking to a fused series with the best method
+    best = task.result.best
+    assert dialog.use_best.isVisibleTo(dialog) == (dialog.method.findData(best) >= 0)
+    if dialog.method.findData(best) >= 0:
+        assert dialog.use_best.text() == f"Fuse the series with {dialog.method.itemText(dialog.method.findData(best))}"
+        done = []
+        dialog.use_best.click()
+        assert dialog.method.currentData() == best and dialog.task is not None and not dialog.use_best.isVisibleTo(dialog)
+        previous = dialog.task.on_finished
+        dialog.task.on_finished = lambda t: (previous(t), done.append(t))
+        wait_until(lambda: bool(done), timeout_milliseconds=120000)
+        assert done[0].result.method == best and len(done[0].result.predictions) > 0
 
 
 def test_layer_dates_come_before_file_names_and_parsed_dates_make_layers_temporal(qgis_iface, small_series, tmp_path):
