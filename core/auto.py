@@ -40,7 +40,6 @@ import csv
 import datetime as _dt
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +48,7 @@ import numpy as np
 from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
 from .fusion import SideLayer, fuse_method, series_value_range, write_predictions
-from .raster import OutputTransaction, clean_stale, read_block, scratch_prefix
+from .raster import OutputTransaction, read_block, scratch_dir
 from .series import SceneSeries, as_scales
 
 METHOD = "auto"
@@ -108,10 +107,8 @@ def fuse_auto(series: SceneSeries, dates: list[_dt.date], folder: str, scale: An
                          "hold out, one to predict it from). With one pair use a one-pair method (FSDAF or Fit-FC "
                          "for strong change, STARFM otherwise).")
     scales = as_scales(scale)
-    os.makedirs(folder, exist_ok=True)
-    clean_stale(folder)
     result = AutoResult()
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix("auto"), dir=folder) as tmp:
+    with scratch_dir("auto", folder) as tmp:
         cv = cross_validate(series, list(methods), tmp, scales, device,
                             SubFeedback(feedback, 0.0, 40.0) if feedback else None, keep=os.path.join(tmp, "cv"))
         members = [m for m in methods if any(r["method"] == m for r in cv.rows)]  # two pairs: no ESTARFM

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +99,7 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
     the held-out fine image's in ``reference``."""
     from .evaluation import evaluate_files
     from .fusion import fuse_method
-    from .raster import clean_stale, scratch_prefix
+    from .raster import scratch_dir
     from .series import as_scales, require_fine_grid
 
     unknown = [m for m in methods if m not in METHODS]
@@ -124,10 +123,8 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
         images.append(data)
         valid = ok if valid is None else valid & ok
     result.spatial_variance, result.temporal_variance = variance_partition(images, valid)
-    os.makedirs(folder, exist_ok=True)
-    clean_stale(folder)
     steps = len(held_dates) * len(methods)
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix("crossval"), dir=folder) as scratch:
+    with scratch_dir("crossval", folder) as scratch:
         tmp = keep or scratch
         for k, held in enumerate(held_dates):
             kept = [item for item in series.fine if item.date != held]

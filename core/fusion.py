@@ -65,21 +65,20 @@ def series_value_range(series: SceneSeries, scale: "float | Encoding | Scales") 
     """The reflectance range predictions are clamped into: [min(0, lowest), max(1, highest)] over the valid
     values of the fine images of the pairs. Reflectance gives [0, 1] (or a little more where the inputs exceed 1);
     an index such as NDVI (negative values) gives about [-1, 1]. Bands share one range."""
-    from osgeo import gdal
+    from .raster import read_raw, valid_mask
+    from .tiles import plan_tiles
 
     enc = as_scales(scale).fine
     low, high = 0.0, 1.0
-    for item in series.fine:
-        ds = gdal.Open(item.path)
-        for b in range(1, ds.RasterCount + 1):
-            try:
-                lo, hi = ds.GetRasterBand(b).ComputeRasterMinMax(False)
-            except RuntimeError:  # every value is nodata: nothing to widen the range with
-                continue
-            if np.isfinite(lo) and np.isfinite(hi):
-                low = min(low, lo * enc.scale + enc.offset)
-                high = max(high, hi * enc.scale + enc.offset)
-        ds = None
+    for item in series.fine:  # read here, in tiles: GDAL's own min/max writes statistics into a VRT input
+        info = item.info
+        for tile in plan_tiles(info.width, info.height, 512):
+            raw = read_raw(item.path, tile.inner)
+            ok = valid_mask(raw, info.nodata)
+            if ok.any():
+                values = raw[:, ok]
+                low = min(low, float(values.min()) * enc.scale + enc.offset)
+                high = max(high, float(values.max()) * enc.scale + enc.offset)
     return float(low), float(high)
 
 

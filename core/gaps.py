@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import tempfile
 from typing import Callable, Iterator
 
 import numpy as np
@@ -34,7 +33,7 @@ from .errors import InputError, StfError
 from .feedback import Feedback, SubFeedback
 from .fusion import SideLayer, nodata_limit, series_value_range, write_predictions
 from .naive import additive
-from .raster import clean_stale, read_block, scratch_prefix
+from .raster import read_block, scratch_dir
 from .series import DatedRaster, SceneSeries, as_scales, read_item
 from .tiles import plan_tiles
 
@@ -102,9 +101,7 @@ def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.d
         raise InputError(f"REFERENCE_RULES must be one of {', '.join(RULES)} (got '{rules}').")
     if rules == "strict":
         return run(series, dates, folder, feedback)
-    os.makedirs(folder, exist_ok=True)
-    clean_stale(folder)
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix("gaps"), dir=folder) as tmp:
+    with scratch_dir("gaps", folder) as tmp:
         first = SubFeedback(feedback, 0.0, 70.0) if feedback else None
         with nodata_limit(1.0), _messages_name(os.path.join(tmp, "primary"), folder):
             # the holes are filled below; the limit applies to the final result

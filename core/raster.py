@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import os
 import re
+import stat
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -89,12 +92,24 @@ def is_gdal_source(path: str) -> bool:
     return text.startswith(("/vsi", "<VRTDataset")) or bool(re.match(r"^[A-Z][A-Z0-9_]+:", text))
 
 
+def require_regular_file(path: str, what: str) -> None:
+    """An input must be a regular file: a FIFO would block the run forever, a device read without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing: the caller's own message
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise InputError(f"The {what} file '{path}' is not a regular file (a pipe, socket or device); give a file.")
+
+
 def _open(path: str, what: str = "raster") -> gdal.Dataset:
     path = os.fspath(path) if path else path
     if not path:
         raise InputError(f"No {what} file given.")
     if not is_gdal_source(path) and not os.path.exists(path):
         raise InputError(f"The {what} file '{path}' does not exist.")
+    if not is_gdal_source(path):
+        require_regular_file(path, what)
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
@@ -485,11 +500,58 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _raw_band(path: str) -> bool:
+    """True when ``path`` is a VRT (a file or XML text) with a raw raster band."""
+    try:
+        driver = gdal.IdentifyDriver(path) if not path.lstrip().startswith("<VRTDataset") else gdal.GetDriverByName("VRT")
+        if driver is None or driver.ShortName != "VRT":
+            return False
+        xml = (gdal.Open(path).GetMetadata("xml:VRT") or [""])[0]
+    except RuntimeError:
+        return False
+    return "VRTRawRasterBand" in xml
+
+
+def _files_behind(path: str) -> list[str]:
+    """The files GDAL reads for ``path`` besides itself: a VRT's sources (nested VRTs included), side-cars. A VRT
+    with a raw raster band, itself or nested, is refused: it can map any file the user can read into the data
+    (GDAL 3.6 has no run-time switch for them; GDAL_VRT_ENABLE_RAWRASTERBAND=NO is set too where it has)."""
+    if not path or not (os.path.isfile(path) or path.lstrip().startswith("<VRTDataset")):
+        return []
+    if os.path.isfile(path):
+        require_regular_file(path, "input")
+    previous = gdal.GetThreadLocalConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", None)
+    gdal.SetThreadLocalConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", "NO")
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER)
+    except RuntimeError as exc:
+        if "RawRasterBand" not in str(exc):
+            return []
+        ds = None
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", previous)
+    files = [f for f in (ds.GetFileList() or []) if f and not f.startswith("/vsi")] if ds is not None else []
+    if ds is None or any(_raw_band(f) for f in [path] + files):
+        raise InputError(f"The input '{path if os.path.isfile(path) else 'VRT'}' is a VRT with a raw raster band, "
+                         "which can map any file of this computer into the data; such VRTs are refused (use one "
+                         "with sources).")
+    return [f for f in files if not os.path.isfile(path) or os.path.realpath(f) != os.path.realpath(path)]
+
+
 @contextlib.contextmanager
 def protect_inputs(paths: Sequence[str]) -> Iterator[None]:
     """While active, :meth:`OutputTransaction.add` refuses any output that is one of ``paths`` (compared by real
-    path and by file identity, so a link to an input or to its folder is caught too)."""
-    entries = tuple((p, os.path.realpath(p), _identity(p)) for p in paths if p)
+    path and by file identity, so a link to an input or to its folder is caught too), or a file GDAL reads for one
+    of them (a VRT's source files, side-cars)."""
+    behind = []
+    for p in paths:
+        try:
+            behind += [(f"{f} (read through {p})", f) for f in _files_behind(p)]
+        except InputError as exc:
+            if "raw raster band" in str(exc):
+                raise
+            # not a regular file: refused when it is opened, with its own message
+    entries = tuple((name, os.path.realpath(p), _identity(p)) for name, p in [(p, p) for p in paths if p] + behind)
     token = _PROTECTED.set(_PROTECTED.get() + entries)
     try:
         yield
@@ -509,21 +571,119 @@ def check_not_input(path: str) -> None:
                              "folder; nothing was written.")
 
 
-# Temporaries carry the id of the process that made them: ".<name>.<kind>-<pid>-<8 characters>[ext]" (hex from
-# scratch_name, [a-z0-9_] from mkdtemp after scratch_prefix), so that a later
-# run recognises what a killed run (SIGKILL, power loss) left behind and cleans it.
-_SCRATCH = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|replaced|scratch)-(?P<pid>\d+)-[0-9a-z_]{8}(?P<ext>\.[^.]*)?$")
+# Temporaries carry their owner: ".<name>.<kind>-<owner>-<8 characters>[ext]", owner = "<pid>x<10 hex>" (unique per
+# process, also across hosts and PID namespaces: containers where every run is pid 1, NFS folders shared by
+# cluster nodes; legacy names carry the pid alone). While a process has temporaries in a folder it holds an
+# exclusive lock (flock) on ".stf-lock-<owner>" there, so that a later run recognises what a killed run (SIGKILL,
+# power loss) left behind, the lock being free, and cleans it, and never deletes what a live run's lock holds.
+# Where there is no flock (Windows) the owner's pid decides, on this machine.
+_SCRATCH = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|replaced|scratch)-(?P<pid>\d+)(?:x(?P<tag>[0-9a-f]{10}))?"
+                      r"-[0-9a-z_]{8}(?P<ext>\.[^.]*)?$")
+_LOCK = re.compile(r"^\.stf-lock-(?P<owner>\d+x[0-9a-f]{10})$")
+_NAME_MAX = 255  # bytes of one file name (ext4, NTFS, APFS)
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+_owner_state: dict = {}
+_claims: dict[str, list] = {}  # real folder -> [count, lock file descriptor or None]
+_claims_lock = threading.Lock()
+_finals: dict[str, str] = {}  # shortened temporary name -> the output it stands for (messages)
+
+
+def _owner() -> str:
+    """This process's owner tag (recomputed in a forked child)."""
+    if _owner_state.get("pid") != os.getpid():
+        _owner_state.update(pid=os.getpid(), tag=f"{os.getpid()}x{uuid.uuid4().hex[:10]}")
+        _claims.clear()
+    return _owner_state["tag"]
+
+
+def claim(folder: str) -> None:
+    """Hold this process's lock in ``folder`` while it has temporaries there (counted: call :func:`release` as
+    often)."""
+    key = os.path.realpath(folder)
+    with _claims_lock:
+        owner = _owner()
+        if key in _claims:
+            _claims[key][0] += 1
+            return
+        fd = None
+        path = os.path.join(folder, f".stf-lock-{owner}")
+        for _ in range(3) if fcntl is not None else ():
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break  # (a cleaner may have removed the file between its creation and the lock: again)
+            except OSError:  # a read-only folder holds no temporaries either
+                pass
+            if fd is not None:
+                os.close(fd)
+            fd = None
+        _claims[key] = [1, fd]
+
+
+def release(folder: str) -> None:
+    """The end of a :func:`claim`: the last one removes the lock file, then frees the lock."""
+    key = os.path.realpath(folder)
+    with _claims_lock:
+        entry = _claims.get(key)
+        if entry is None:
+            return
+        entry[0] -= 1
+        if entry[0] > 0:
+            return
+        del _claims[key]
+        if entry[1] is not None:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(key, f".stf-lock-{_owner()}"))
+            os.close(entry[1])
+
+
+@contextlib.contextmanager
+def scratch_dir(name: str, folder: str) -> Iterator[str]:
+    """A hidden scratch folder of this run inside ``folder`` (what killed runs left there cleaned first), removed
+    at the end; the folder's lock is held meanwhile."""
+    import shutil
+    import tempfile
+
+    os.makedirs(folder, exist_ok=True)
+    clean_stale(folder)
+    claim(folder)
+    try:
+        path = tempfile.mkdtemp(prefix=scratch_prefix(name), dir=folder)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+    finally:
+        release(folder)
+
+
+def _short(stem: str, room: int) -> str:
+    """``stem`` cut to ``room`` bytes (UTF-8) with a hash of the whole, for temporaries of long output names."""
+    digest = hashlib.sha1(stem.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    cut = stem.encode("utf-8", "surrogateescape")[:max(room - 9, 1)].decode("utf-8", "ignore")
+    return f"{cut}~{digest}"
 
 
 def scratch_name(name: str, kind: str) -> str:
-    """A hidden temporary name for ``name`` (kind: partial or replaced) owned by this process."""
+    """A hidden temporary name for ``name`` (kind: partial or replaced) owned by this process; a name too long for
+    the file system with the suffix is shortened (a replaced file then goes into a folder of that name, under its
+    own name)."""
     stem, ext = os.path.splitext(name) if kind == "partial" else (name, "")
-    return f".{stem}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}"
+    tail = f".{kind}-{_owner()}-{uuid.uuid4().hex[:8]}{ext}"
+    if len(f".{stem}{tail}".encode("utf-8", "surrogateescape")) > _NAME_MAX:
+        stem = _short(stem, _NAME_MAX - len(tail.encode()) - 1)
+    return f".{stem}{tail}"
 
 
 def final_name(path: str) -> str:
     """The output a temporary path of an :class:`OutputTransaction` stands for (``path`` itself otherwise), for
     messages."""
+    if path in _finals:
+        return _finals[path]
     folder, name = os.path.split(path)
     match = _SCRATCH.match(name)
     if match is None or match["kind"] != "partial":
@@ -533,7 +693,7 @@ def final_name(path: str) -> str:
 
 def scratch_prefix(name: str) -> str:
     """The prefix of a scratch folder of this process, for :func:`tempfile.mkdtemp` (which adds 8 characters)."""
-    return f".{name}.scratch-{os.getpid()}-"
+    return f".{name}.scratch-{_owner()}-"
 
 
 def _alive(pid: int) -> bool:
@@ -548,6 +708,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _lock_free(folder: str, owner: str) -> bool | None:
+    """True when ``owner``'s lock in ``folder`` is free or gone (the owner is dead), False while it is held, None
+    where locks cannot tell (no flock)."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(os.path.join(folder, f".stf-lock-{owner}"), os.O_RDWR)
+    except FileNotFoundError:
+        return True  # a live owner creates its lock before any temporary and removes it after the last
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # (closing frees the lock taken here)
+    return True
+
+
+def _owner_dead(folder: str, match: re.Match) -> bool:
+    pid = int(match["pid"])
+    if match["tag"] is None:  # a legacy name: the pid on this machine
+        return not _alive(pid)
+    owner = f"{pid}x{match['tag']}"
+    if owner == _owner():
+        return False
+    free = _lock_free(folder, owner)
+    return (not _alive(pid)) if free is None else free
+
+
 def clean_stale(folder: str) -> list[str]:
     """Remove the temporaries that a dead process left in ``folder`` (partial outputs, scratch folders); a
     backup of a replaced file whose original is missing is put back (a run killed while committing). Returns
@@ -559,13 +750,24 @@ def clean_stale(folder: str) -> list[str]:
         names = os.listdir(folder)
     except OSError:
         return done
+    dead = {}
     for entry in names:
         match = _SCRATCH.match(entry)
-        if not match or _alive(int(match["pid"])):
+        if not match:
+            continue
+        owner = f"{match['pid']}x{match['tag']}" if match["tag"] else match["pid"]
+        if owner not in dead:
+            dead[owner] = _owner_dead(folder, match)
+        if not dead[owner]:
             continue
         path = os.path.join(folder, entry)
         try:
-            if match["kind"] == "replaced" and not os.path.lexists(os.path.join(folder, match["name"])):
+            if match["kind"] == "replaced" and os.path.isdir(path) and not os.path.islink(path):
+                for inner in os.listdir(path):  # a long name's backup: the file under its own name
+                    if not os.path.lexists(os.path.join(folder, inner)):
+                        os.replace(os.path.join(path, inner), os.path.join(folder, inner))
+                shutil.rmtree(path)
+            elif match["kind"] == "replaced" and not os.path.lexists(os.path.join(folder, match["name"])):
                 os.replace(path, os.path.join(folder, match["name"]))
             elif os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
@@ -574,6 +776,11 @@ def clean_stale(folder: str) -> list[str]:
             done.append(path)
         except OSError:
             pass
+    for entry in names:  # the locks of dead owners
+        match = _LOCK.match(entry)
+        if match and match["owner"] != _owner() and _lock_free(folder, match["owner"]):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry))
     return done
 
 
@@ -593,7 +800,7 @@ class OutputTransaction:
     def __init__(self) -> None:
         self._pending: list[tuple[str, str]] = []
         self.committed: list[str] = []
-        self._cleaned: set[str] = set()
+        self._cleaned: set[str] = set()  # the folders this transaction claimed (raster.claim)
 
     def add(self, final_path: str) -> str:
         """Register ``final_path`` and return the temporary path to write instead."""
@@ -602,16 +809,28 @@ class OutputTransaction:
         if any(os.path.realpath(final) == os.path.realpath(final_path) for _, final in self._pending):
             raise InputError(f"The output '{final_path}' would be written twice in one run.")
         check_not_input(final_path)
+        try:  # the side-car GDAL would read with the output, and the commit replaces, must not be an input
+            check_not_input(final_path + ".aux.xml")
+        except InputError:
+            raise InputError(f"The input '{final_path}.aux.xml' is named like the side-car of the output "
+                             f"'{final_path}', which the output would replace; rename that input or choose another "
+                             "output folder. Nothing was written.") from None
         if os.path.isdir(final_path):
             raise InputError(f"The output '{final_path}' is a folder; choose another output name.")
+        if os.path.exists(final_path) and not stat.S_ISREG(os.stat(final_path).st_mode):
+            raise InputError(f"The output '{final_path}' exists and is not a regular file (a device, pipe or "
+                             "socket); choose another output name. Nothing was written.")
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise InputError(f"Cannot create the output folder '{folder}': {exc}") from None
-        if folder not in self._cleaned:  # what a killed earlier run left here
+        if folder not in self._cleaned:  # what a killed earlier run left here, then this run's lock
             clean_stale(folder)
+            claim(folder)
             self._cleaned.add(folder)
         temp = os.path.join(folder, scratch_name(name, "partial"))
+        if final_name(temp) != final_path:  # a shortened long name: its messages still name the output
+            _finals[temp] = final_path
         self._pending.append((temp, final_path))
         return temp
 
@@ -633,6 +852,10 @@ class OutputTransaction:
                 if os.path.lexists(final):
                     folder, name = os.path.split(final)
                     backup = os.path.join(folder, scratch_name(name, "replaced"))
+                    if _SCRATCH.match(os.path.basename(backup))["name"] != name:  # a long name, shortened: the
+                        # backup keeps it inside a folder of the shortened name
+                        os.mkdir(backup)
+                        backup = os.path.join(backup, name)
                     os.replace(final, backup)
                 done.append((temp, final, backup))
                 os.replace(temp, final)
@@ -656,20 +879,32 @@ class OutputTransaction:
         for temp, final, backup in done:
             if backup is not None:
                 _remove(backup)
+                if os.path.basename(backup) == os.path.basename(final):  # the folder of a long name's backup
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.dirname(backup))
             sidecar = final + ".aux.xml"  # statistics of the replaced file are stale
             if os.path.exists(temp + ".aux.xml"):
                 os.replace(temp + ".aux.xml", sidecar)
             elif os.path.exists(sidecar):
                 os.remove(sidecar)
             self.committed.append(final)
+            _finals.pop(temp, None)
         self._pending = []
+        self._release()
         return list(self.committed)
 
     def rollback(self) -> None:
         """Delete every temporary file written so far."""
         for temp, _ in self._pending:
             _remove(temp)
+            _finals.pop(temp, None)
         self._pending = []
+        self._release()
+
+    def _release(self) -> None:
+        for folder in self._cleaned:
+            release(folder)
+        self._cleaned = set()
 
     def __enter__(self) -> "OutputTransaction":
         return self

@@ -107,9 +107,10 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         raise InputError("Every fine image is held out: keep at least one pair for fusion.")
     series = build_series([p for p, _ in fine], [p for p, _ in config.coarse],
                           [d for _, d in fine] + [d for _, d in config.coarse])
-    from .raster import clean_stale, scratch_prefix
+    from .raster import claim, clean_stale, release, scratch_prefix
 
     clean_stale(config.output_folder)  # what a killed earlier run left
+    claim(config.output_folder)  # this run's lock while its staging folder exists (raster.clean_stale)
     staging = tempfile.mkdtemp(prefix=scratch_prefix("stf-run"), dir=config.output_folder)
     stage = lambda a, b: SubFeedback(feedback, a, b) if feedback else None  # noqa: E731
     out = config.output_folder
@@ -204,6 +205,7 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
                                 commands)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        release(config.output_folder)
     if feedback is not None:
         feedback.set_progress(100)
     return result

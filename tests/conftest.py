@@ -59,6 +59,18 @@ def sample_on_fine_grid(tmp_path_factory):
     return build_series(fine, sorted(str(p) for p in (folder / "coarse").iterdir()))
 
 
+@pytest.fixture
+def work(sample_on_fine_grid, tmp_path):
+    """A copy of the sample series (fine + coarse on the fine grid) in tmp_path/w."""
+    import shutil
+
+    w = tmp_path / "w"
+    w.mkdir()
+    fine = [shutil.copy(f.path, w) for f in sample_on_fine_grid.fine]
+    coarse = [shutil.copy(c.path, w) for c in sample_on_fine_grid.coarse]
+    return w, fine, coarse
+
+
 @pytest.fixture(scope="session")
 def provider(qgis_processing):
     """The ``stf`` provider, registered once; the reference is kept so Python does not delete it."""

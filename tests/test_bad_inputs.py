@@ -18,16 +18,6 @@ def snapshot(paths):
     return {os.path.realpath(p): open(p, "rb").read() for p in paths}
 
 
-@pytest.fixture
-def work(sample_on_fine_grid, tmp_path):
-    """A copy of the sample series (fine + coarse on the fine grid) in tmp_path/w."""
-    w = tmp_path / "w"
-    w.mkdir()
-    fine = [shutil.copy(f.path, w) for f in sample_on_fine_grid.fine]
-    coarse = [shutil.copy(c.path, w) for c in sample_on_fine_grid.coarse]
-    return w, fine, coarse
-
-
 def run_refused(alg, params, inputs, folder, match="is the input"):
     import processing
 

@@ -77,3 +77,71 @@ def test_sigterm_rolls_back_and_sigkill_leftovers_go_with_the_next_run(sample_on
     with OutputTransaction() as tx:  # ...but the next run into the folder does
         open(tx.add(str(out / "next.txt")), "w").write("next run")
     assert files_in(out) == ["next.txt"]
+
+
+def _hold_lock(path):
+    """A process that holds ``path``'s flock (as a run on another host or in another PID namespace would, through
+    NFS) until its stdin closes."""
+    code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('ready', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_live_runs_lock_protects_its_temporaries_whatever_its_pid_says(tmp_path):
+    """Issue 27: runs on hosts or in containers that do not share a PID namespace. A temporary whose owner's pid
+    means nothing here (dead here; another host's process) is kept while the owner's lock is held; a killed
+    container run's (pid 1, alive here as init) is removed once its lock is free."""
+    elsewhere = f"{dead_pid()}x0123456789"
+    kept = [f".fsdaf_2021-05-03.partial-{elsewhere}-0a1b2c3d.tif", f".auto.scratch-{elsewhere}-ab_cd123"]
+    (tmp_path / kept[0]).write_bytes(b"being written on another node")
+    (tmp_path / kept[1]).mkdir()
+    (tmp_path / kept[1] / "change.tif").write_bytes(b"scratch")
+    holder = _hold_lock(tmp_path / f".stf-lock-{elsewhere}")
+    container = "1xabcdefabcd"  # every run in a container is pid 1; this one was killed: no lock, or a free one
+    left = [f".starfm_2021-05-03.partial-{container}-0a1b2c3d.tif"]
+    (tmp_path / left[0]).write_bytes(b"half a raster")
+    (tmp_path / f".stf-lock-{container}").write_bytes(b"")
+    try:
+        with OutputTransaction() as tx:
+            open(tx.add(str(tmp_path / "result.txt")), "w").write("done")
+        assert files_in(tmp_path) == sorted([kept[0], f"{kept[1]}/change.tif", f".stf-lock-{elsewhere}", "result.txt"])
+    finally:
+        holder.communicate("")
+    assert sorted(os.path.basename(p) for p in clean_stale(str(tmp_path))) == sorted(kept)  # free now: dead
+    assert files_in(tmp_path) == ["result.txt"]
+
+
+def test_a_run_holds_its_lock_while_it_has_temporaries_and_leaves_none(tmp_path):
+    from stf_fusion.core.raster import scratch_dir
+
+    with scratch_dir("fsdaf", str(tmp_path)) as scratch, OutputTransaction() as tx:
+        open(tx.add(str(tmp_path / "a.txt")), "w").write("a")
+        locks = [f for f in os.listdir(tmp_path) if f.startswith(".stf-lock-")]
+        assert len(locks) == 1 and os.path.isdir(scratch)
+        probe = subprocess.run([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+                                "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", str(tmp_path / locks[0])],
+                               capture_output=True)
+        assert probe.returncode != 0  # held: another process cannot take it
+    assert files_in(tmp_path) == ["a.txt"]
+
+
+def test_outputs_with_long_legal_names(tmp_path):
+    """Issue 27: a 240-250 byte output name (legal) failed: its temporary passed 255 bytes. Temporaries are
+    shortened; writing, replacing and a killed run's leftovers all work."""
+    name = "p" * 236 + "_2021-05-03.tif"  # 251 bytes
+    for content in ("first", "second"):  # the second run replaces the file (its backup is shortened too)
+        with OutputTransaction() as tx:
+            temp = tx.add(str(tmp_path / name))
+            assert len(os.path.basename(temp).encode()) <= 255
+            open(temp, "w").write(content)
+    assert files_in(tmp_path) == [name] and (tmp_path / name).read_text() == "second"
+    from stf_fusion.core.raster import final_name
+
+    with OutputTransaction() as tx:
+        temp = tx.add(str(tmp_path / name))
+        assert final_name(temp) == str(tmp_path / name)  # messages name the output, not the shortened temporary
+        tx.rollback()

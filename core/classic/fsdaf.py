@@ -45,7 +45,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -422,12 +421,10 @@ def fuse_fsdaf(
                       f"{params.window}, {params.similar} similar pixels.")
     kernels.announce_compilation(dev, feedback)
     tile_a = params.block * f  # the reference code's blocks (the TPS is fitted per block)
-    from ..raster import clean_stale, scratch_prefix
+    from ..raster import scratch_dir
 
     # scratch beside the outputs (not an unbounded /tmp), named so that a later run removes it if this one is killed
-    os.makedirs(folder, exist_ok=True)
-    clean_stale(folder)
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix("fsdaf"), dir=folder) as tmp:
+    with scratch_dir("fsdaf", folder) as tmp:
         changes = {}
         for i, date in enumerate(dates):
             sub = SubFeedback(feedback, 50.0 * i / len(dates), 50.0 * (i + 1) / len(dates)) if feedback else None

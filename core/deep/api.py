@@ -141,8 +141,12 @@ def predict_with_model(
     extra = {"time_weighting": time_weighting} if meta["method"] == "stf3dcnn" and time_weighting else {}
 
     def run(s: SceneSeries, d: list[_dt.date], out: str, fb: Feedback | None) -> list[str]:
+        from .modelfile import NetworkMismatchError
+
         try:
             return module.predict(meta, weights, s, d, out, scale, device, fb, **extra)
+        except NetworkMismatchError as exc:
+            raise InputError(f"The model file '{model_path}' is not usable: {exc}.") from None
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise InputError(f"The model file '{model_path}' does not fit its method's networks (incompatible or "
                              f"corrupt): {exc}") from None

@@ -51,7 +51,7 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .common import read_image, read_window
-from .modelfile import training_metadata
+from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
 from .validation import (BlockData, HoldOut, baseline_scores, plan_validation, read_block_data, reference_plan,
                          score, validation_record)
@@ -258,8 +258,7 @@ def predict(
     torch = import_torch()
     params = DcnnParams(**meta["params"])
     dev = resolve_device(device)
-    net = build_network(params)
-    net.load_state_dict(weights["dcnn"])
+    net = build_checked(lambda: build_network(params), weights["dcnn"], "DCNN")
     net = net.to(dev).eval()
     plans = {}
     for date in dates:

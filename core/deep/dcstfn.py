@@ -57,7 +57,7 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .common import patch_positions, read_image, read_window
-from .modelfile import training_metadata
+from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
 from .validation import (baseline_scores, plan_validation, read_block_data, reference_plan, score,
                          validation_record)
@@ -306,8 +306,7 @@ def predict(
     torch = import_torch()
     params = DcstfnParams(**meta["params"])
     dev = resolve_device(device)
-    net = build_network(params)
-    net.load_state_dict(weights["dcstfn"])
+    net = build_checked(lambda: build_network(params), weights["dcstfn"], "DCSTFN")
     net = net.to(dev).eval()
     for date in dates:
         if feedback is not None:

@@ -81,6 +81,20 @@ def save_model(path: str, method: str, networks: dict[str, dict[str, Any]], meta
     return path
 
 
+METADATA_LIMIT = 64 * 2**20  # bytes, as declared in the zip; a real model's metadata is a few hundred kB
+WEIGHTS_LIMIT = 4 * 2**30  # bytes; the largest default model is a few MB
+
+
+def _read_entry(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:
+    """One entry of a model file, refused before it is inflated when it declares more than ``limit`` bytes (a zip
+    bomb: a few MB that inflate to GBs). zipfile never inflates beyond the declared size."""
+    info = archive.getinfo(name)  # KeyError when missing
+    if info.file_size > limit:
+        raise InputError(f"The model file '{path}' declares {info.file_size / 2**20:.0f} MB for {name} (at most "
+                         f"{limit / 2**20:.0f} MB are read): not a model file of this plugin (corrupt or crafted).")
+    return archive.read(info)
+
+
 def read_metadata(path: str) -> dict[str, Any]:
     """The metadata of a model file, checked (format, version, method)."""
     name = os.path.basename(path or "")
@@ -88,7 +102,7 @@ def read_metadata(path: str) -> dict[str, Any]:
         raise InputError(f"The model file '{path}' does not exist.")
     try:
         with zipfile.ZipFile(path) as archive:
-            meta = json.loads(archive.read("metadata.json").decode("utf-8"))
+            meta = json.loads(_read_entry(archive, "metadata.json", METADATA_LIMIT, path).decode("utf-8"))
     except zipfile.BadZipFile:
         raise InputError(f"'{name}' is not an STF model file (not a zip archive; it may be corrupt or truncated): "
                          f"{path}.") from None
@@ -96,6 +110,9 @@ def read_metadata(path: str) -> dict[str, Any]:
         raise InputError(f"'{name}' is not an STF model file (no metadata.json): {path}.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"The metadata of the model file '{path}' is unreadable: {exc}.") from None
+    except RecursionError:
+        raise InputError(f"The metadata of the model file '{path}' is nested too deeply to be a model's (corrupt or "
+                         "crafted file).") from None
     if not isinstance(meta, dict):
         raise InputError(f"The metadata of the model file '{path}' is not an object ({type(meta).__name__}).")
     if meta.get("format") != FORMAT:
@@ -126,6 +143,14 @@ def _metadata_problem(meta: dict[str, Any]) -> str | None:
         return f"'halo' must be a non-negative integer, not {halo!r}"
     if not isinstance(params, dict):
         return f"'params' must be an object, not {type(params).__name__}"
+    for key, kind, item in (("training_pairs", list, str), ("band_names", list, str), ("networks", list, str),
+                            ("validation", dict, None), ("history", dict, None)):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (item is not None and not all(isinstance(v, item) for v in value)):
+            return (f"'{key}' must be {'a list of texts' if kind is list else 'an object'}, not "
+                    f"{json.dumps(value)[:60]}")
     module = importlib.import_module(f"..{meta['method']}", __name__)
     cls = next(v for k, v in vars(module).items() if k.endswith("Params") and dataclasses.is_dataclass(v))
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -150,10 +175,12 @@ def load_model(path: str, map_location: Any = "cpu") -> tuple[dict[str, Any], di
     meta = read_metadata(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            data = archive.read("weights.pt")
+            data = _read_entry(archive, "weights.pt", WEIGHTS_LIMIT, path)
         weights = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except KeyError:
         raise InputError(f"The model file '{path}' has no weights (weights.pt is missing).") from None
+    except InputError:
+        raise
     except Exception as exc:  # torch raises many types for corrupt data
         raise InputError(f"The weights in the model file '{path}' cannot be read (corrupt file?): {exc}") from None
     if not isinstance(weights, dict) or not all(isinstance(v, dict) for v in weights.values()):
@@ -163,6 +190,30 @@ def load_model(path: str, map_location: Any = "cpu") -> tuple[dict[str, Any], di
     if missing:
         raise InputError(f"The model file '{path}' lacks the network(s) {missing or meta.get('networks')}.")
     return meta, weights
+
+
+class NetworkMismatchError(InputError):
+    """A model file's settings and weights disagree (:func:`build_checked`); the caller names the file."""
+
+
+def build_checked(build: Any, state: dict[str, Any], name: str) -> Any:
+    """``build()`` (a network from the model's settings) once its shapes are known to match ``state`` (the file's
+    weights for it): built first on torch's ``meta`` device, which allocates nothing, so settings that do not match
+    the weights (a crafted width of 60 000 000) are a clear error before gigabytes are allocated."""
+    torch = import_torch()
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except Exception as exc:  # noqa: BLE001  settings a network cannot be built from
+        raise NetworkMismatchError(f"its settings build no {name} network ({exc})") from None
+    given = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    if shapes != given:
+        wrong = sorted(set(shapes) ^ set(given)) or [k for k in shapes if shapes[k] != given[k]]
+        raise NetworkMismatchError(f"the weights of its {name} network do not match its settings (first "
+                                   f"difference: {wrong[0]}); corrupt or crafted file")
+    net = build()
+    net.load_state_dict(state)
+    return net
 
 
 def check_compatible(meta: dict[str, Any], path: str, bands: int, what: str,

@@ -57,7 +57,7 @@ from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings, nearest_date, read_item
 from ..tiles import Window
 from .guided import build_branch, guided_radius
-from .modelfile import training_metadata
+from .modelfile import build_checked, training_metadata
 from .training import seed_everything, train, zero_last_layer
 from .validation import HoldOut, baseline_scores, plan_validation, read_block_data, score, validation_record
 
@@ -395,8 +395,7 @@ def predict(
     if mode not in TIME_WEIGHTS:
         raise InputError(f"Unknown time weighting '{mode}'; use one of {', '.join(TIME_WEIGHTS)}.")
     dev = resolve_device(device)
-    net = build_network(params, series.grid.bands)
-    net.load_state_dict(weights["stf3dcnn"])
+    net = build_checked(lambda: build_network(params, series.grid.bands), weights["stf3dcnn"], "STF3DCNN")
     net = net.to(dev).eval()
     if dev.type == "cpu":
         net.body = net.body.to(memory_format=torch.channels_last_3d)  # the guided branch's 2D layers stay

@@ -63,7 +63,7 @@ from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .common import (box_sum, downsample, patch_positions, read_image, read_window, upsample, upsample_window,
                      valid_lsr)
-from .modelfile import training_metadata
+from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
     Score, quadrant_rmses, significant, validation_record
@@ -412,11 +412,9 @@ def train_stfdcnn(
 def _load_networks(weights: dict[str, Any], params: StfdcnnParams, bands: int, dev: Any) -> tuple[list, Any]:
     nlm = []
     for b in range(bands):
-        net = build_network(params)
-        net.load_state_dict(weights[f"nlm_{b}"])
+        net = build_checked(lambda: build_network(params), weights[f"nlm_{b}"], f"NLM (band {b + 1})")
         nlm.append(net.to(dev).eval())
-    sr = build_network(params)
-    sr.load_state_dict(weights["sr"])
+    sr = build_checked(lambda: build_network(params), weights["sr"], "SR")
     sr = sr.to(dev).eval()
     if dev.type == "cpu":
         sr = sr.to(memory_format=import_torch().channels_last)

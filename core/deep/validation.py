@@ -281,7 +281,16 @@ def validation_record(holdout: HoldOut | None, validation: list[float], best_epo
 
 
 def model_warnings(meta: dict) -> list[str]:
-    """Sentences for a user when a model did not beat its baselines on its held-out task."""
+    """Sentences for a user when a model did not beat its baselines on its held-out task (a record of the wrong
+    shape, from a crafted or damaged file, gives one sentence saying so instead of an error)."""
+    try:
+        return _model_warnings(meta)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ["Warning: this model's validation record is unreadable (damaged or edited file); its quality "
+                "against the baselines is unknown."]
+
+
+def _model_warnings(meta: dict) -> list[str]:
     record = meta.get("validation") or {}
     beats = record.get("beats") or {}
     kept_start = record.get("best_epoch") == 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +30,7 @@ from osgeo import gdal, osr
 from ..dates import date_from_name
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
-from ..raster import OutputTransaction, RasterWriter, clean_stale, raster_info, scratch_prefix, valid_share
+from ..raster import OutputTransaction, RasterWriter, raster_info, scratch_dir, valid_share
 from ..resample import RESAMPLING_METHODS, resample_to_grid
 from . import hls, landsat, modis, sentinel2
 from .base import COMMON_BANDS, Grid, Layer, Product, native_grid, read_on_grid
@@ -264,7 +263,6 @@ def prepare_series(inputs: list[str], fine_geotiffs: list[str], coarse_geotiffs:
                 "dates": [], "left_out": []}
     result = Prepared()
     os.makedirs(folder, exist_ok=True)
-    clean_stale(folder)
     created = [d for d in (os.path.join(folder, "fine"), os.path.join(folder, "coarse")) if not os.path.exists(d)]
     try:
         _prepare(folder, config, names, grid, fine, by_date, coarse_dates, manifest, result, feedback)
@@ -277,7 +275,7 @@ def prepare_series(inputs: list[str], fine_geotiffs: list[str], coarse_geotiffs:
 
 
 def _prepare(folder, config, names, grid, fine, by_date, coarse_dates, manifest, result, feedback) -> None:
-    with tempfile.TemporaryDirectory(prefix=scratch_prefix("prepare"), dir=folder) as tmp, \
+    with scratch_dir("prepare", folder) as tmp, \
             OutputTransaction() as tx:
         keys = sorted(by_date, key=lambda k: (k[1], k[0] != "fine"))
         for i, (kind, date) in enumerate(keys):

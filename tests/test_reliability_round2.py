@@ -1,0 +1,188 @@
+"""Nothing lost, nothing silent, round 2 (issue 27): each case found from outside, with its relatives. Every
+refusal: a clear error naming the file, inputs byte-identical, nothing written."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import files_in
+from test_bad_inputs import run_refused, snapshot
+
+from stf_fusion.core.errors import InputError
+from stf_fusion.core.raster import OutputTransaction, protect_inputs
+
+
+def test_a_file_behind_a_vrt_input_is_protected(provider, work):
+    """A VRT input whose source file lies in OUTPUT_FOLDER under an output's name: the prediction would have
+    replaced the file behind the VRT."""
+    from osgeo import gdal
+
+    w, fine, coarse = work
+    out = w.parent / "out"
+    out.mkdir()
+    hidden = out / "naive_2021-06-04.tif"  # the name stf:fuse_naive would write for that date
+    shutil.move(fine[1], hidden)
+    vrt = str(w / "fine_2021-06-04.vrt")
+    gdal.Translate(vrt, str(hidden), format="VRT")
+    inputs = [fine[0], vrt, fine[2]] + coarse
+    run_refused("stf:fuse_naive", {"FINE": [fine[0], vrt, fine[2]], "COARSE": coarse, "PREDICT_DATES": "2021-06-04",
+                                   "OUTPUT_FOLDER": str(out)}, inputs + [str(hidden)], out,
+                match="naive_2021-06-04.tif.*read through.*fine_2021-06-04.vrt")
+
+
+def test_an_input_named_like_an_outputs_side_car_is_not_deleted(provider, work):
+    """The commit removes an output's stale ``.aux.xml`` side-car: a coarse input named so was deleted."""
+    w, fine, coarse = work
+    out = w.parent / "out"
+    out.mkdir()
+    odd = out / "naive_2021-05-03.tif.aux.xml"  # a GeoTIFF, oddly named
+    shutil.copy(coarse[2], odd)
+    coarse = coarse[:2] + [str(odd)] + coarse[3:]
+    run_refused("stf:fuse_naive", {"FINE": fine, "COARSE": coarse, "PREDICT_DATES": "2021-05-03",
+                                   "OUTPUT_FOLDER": str(out)}, fine + coarse, out, match="named like the side-car")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_outputs_and_inputs_must_be_regular_files(provider, work, tmp_path):
+    """An output path that is a FIFO or a device was replaced by a regular file (as root, /dev/null); a FIFO named
+    like a raster input blocked forever."""
+    w, fine, coarse = work
+    fifo = tmp_path / "table.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"), OutputTransaction() as tx:
+        tx.add(str(fifo))
+    with pytest.raises(InputError, match="not a regular file"), OutputTransaction() as tx:
+        tx.add(os.devnull)
+    assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
+    run_refused("stf:evaluate", {"PREDICTIONS": [fine[0]], "REFERENCES": [fine[0]], "OUTPUT_CSV": str(fifo)},
+                fine[:1], w, match="not a regular file")
+    pipe_input = tmp_path / "fine_2021-04-01.tif"
+    os.mkfifo(pipe_input)
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from stf_fusion.core.raster import raster_info; "
+            "from stf_fusion.core.errors import InputError\ntry:\n raster_info(sys.argv[1], 'fine')\n"
+            "except InputError as e:\n print(e)")
+    import stf_fusion
+
+    plugins = os.path.dirname(os.path.dirname(stf_fusion.__file__))
+    done = subprocess.run([sys.executable, "-c", code, str(pipe_input), plugins], capture_output=True, text=True,
+                          timeout=60)  # it used to block here forever
+    assert "is not a regular file" in done.stdout, done.stderr
+
+
+def test_protection_reads_through_nested_vrts(tmp_path):
+    from osgeo import gdal
+
+    from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
+
+    s = make_sample_series(str(tmp_path / "s"), SampleSeriesConfig(size=32, factor=8, n_dates=2, pair_indices=(0, 1),
+                                                                     flood_indices=(), seed=1))
+    inner = str(tmp_path / "inner.vrt")
+    outer = str(tmp_path / "outer.vrt")
+    gdal.Translate(inner, s.fine[0], format="VRT")
+    gdal.Translate(outer, inner, format="VRT")
+    before = snapshot([s.fine[0]])
+    with protect_inputs([outer]), pytest.raises(InputError, match="read through"), OutputTransaction() as tx:
+        open(tx.add(s.fine[0]), "w").write("replaced")
+    assert snapshot([s.fine[0]]) == before and not [f for f in files_in(tmp_path / "s") if f.startswith(".")]
+
+
+def test_a_vrt_with_a_raw_raster_band_is_refused(provider, work, tmp_path):
+    """Security: a VRT raw raster band maps any readable file (here a secret) into the prediction."""
+    w, fine, coarse = work
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"password=hunter2\n" * 4096)
+    from osgeo import gdal
+
+    ref = gdal.Open(fine[0])  # on the series' grid: without the check the secret would become a fine image
+    srs, gt = ref.GetProjection(), ", ".join(repr(v) for v in ref.GetGeoTransform())
+    raw = (f'<VRTDataset rasterXSize="192" rasterYSize="192"><SRS>{srs}</SRS><GeoTransform>{gt}</GeoTransform>'
+           + "".join(f'<VRTRasterBand dataType="Int16" band="{b}" subClass="VRTRawRasterBand">'
+                     f'<SourceFilename relativeToVRT="0">{secret}</SourceFilename><ImageOffset>0</ImageOffset>'
+                     '<PixelOffset>2</PixelOffset><LineOffset>384</LineOffset></VRTRasterBand>'
+                     for b in range(1, 7)) + "</VRTDataset>")
+    vrt = w / "fine_2021-06-04.vrt"
+    vrt.write_text(raw)
+    out = tmp_path / "out"
+    run_refused("stf:fuse_naive", {"FINE": [fine[0], str(vrt), fine[2]], "COARSE": coarse,
+                                   "PREDICT_DATES": "2021-06-20", "OUTPUT_FOLDER": str(out)},
+                fine + coarse + [str(vrt)], tmp_path, match="raw raster band")
+
+
+# --- shared model files (people exchange .stfmodel files) --------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model(sample_on_fine_grid, tmp_path_factory):
+    """An untrained DCNN model file of the sample (EPOCHS=0: seconds)."""
+    from stf_fusion.core.deep.api import train_method, write_model
+    from stf_fusion.core.deep.dcnn import DcnnParams
+
+    networks, meta = train_method("dcnn", sample_on_fine_grid, 1e-4, DcnnParams(epochs=0), "cpu")
+    with OutputTransaction() as tx:
+        path, _, _ = write_model(str(tmp_path_factory.mktemp("model") / "dcnn.stfmodel"), "dcnn", networks, meta, tx)
+    return path
+
+
+def _rewrite(model, target, **entries):
+    """A copy of ``model`` with entries replaced (bytes) or added."""
+    import zipfile
+
+    with zipfile.ZipFile(model) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename not in entries:
+                dst.writestr(item.filename, src.read(item))
+        for name, data in entries.items():
+            dst.writestr(name, data)
+    return str(target)
+
+
+def _predict(model, series, folder):
+    from stf_fusion.core.deep.api import predict_with_model
+
+    return predict_with_model(model, series, series.predict_dates[:1], str(folder), 1e-4, "cpu")
+
+
+def test_a_zip_bomb_model_is_refused_before_it_is_inflated(small_model, sample_on_fine_grid, tmp_path, monkeypatch):
+    """A 6 MB .stfmodel that inflates to GBs was read into memory until the OOM killer ended the process."""
+    from stf_fusion.core.deep import modelfile
+
+    bomb = _rewrite(small_model, tmp_path / "bomb.stfmodel", **{"metadata.json": b" " * (80 * 2**20)})
+    assert os.path.getsize(bomb) < 2 * 2**20  # small on disk
+    with pytest.raises(InputError, match="declares 80 MB for metadata.json"):
+        _predict(bomb, sample_on_fine_grid, tmp_path / "o")
+    monkeypatch.setattr(modelfile, "WEIGHTS_LIMIT", 1000)  # the weights go through the same bound
+    with pytest.raises(InputError, match="for weights.pt"):
+        _predict(small_model, sample_on_fine_grid, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name, change, match", [
+    ("nested", lambda meta: "[" * 100000 + "]" * 100000, "nested too deeply"),
+    ("pairs", lambda meta: {**meta, "training_pairs": 5}, "'training_pairs' must be a list of texts"),
+    ("validation", lambda meta: {**meta, "validation": "good"}, "'validation' must be an object"),
+    ("width", lambda meta: {**meta, "params": {**meta["params"], "hidden1": 60_000_000}},
+     "weights of its DCNN network do not match its settings"),
+])
+def test_crafted_model_files_are_clear_errors(small_model, sample_on_fine_grid, tmp_path, name, change, match):
+    """Deeply nested JSON (RecursionError), wrong types (KeyError, TypeError from the warnings), an architecture
+    field that would build a network of gigabytes before the weights are checked: each a clear error."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(small_model) as archive:
+        meta = json.loads(archive.read("metadata.json"))
+    changed = change(meta)
+    data = changed.encode() if isinstance(changed, str) else json.dumps(changed).encode()
+    model = _rewrite(small_model, tmp_path / f"{name}.stfmodel", **{"metadata.json": data})
+    with pytest.raises(InputError, match=match):
+        _predict(model, sample_on_fine_grid, tmp_path / "o")
+    assert not (tmp_path / "o").exists() or files_in(tmp_path / "o") == []
+
+
+def test_a_validation_record_of_the_wrong_shape_gives_a_sentence():
+    from stf_fusion.core.deep.validation import model_warnings
+
+    for record in ({"beats": {"naive": False}, "naive_rmse": "x", "rmse": None}, {"beats": ["naive"]},
+                   {"beats": {"bogus": False}}):
+        assert model_warnings({"validation": record}) == [
+            "Warning: this model's validation record is unreadable (damaged or edited file); its quality against "
+            "the baselines is unknown."]
