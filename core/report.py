@@ -29,6 +29,21 @@ def _header(metric: str) -> str:
     return f"{metric} ({_UNITS[metric]})" if metric in _UNITS else metric
 
 
+def plain_text(function):
+    """Run a plotting function with matplotlib's mathtext off: names in titles and legends are text, so a file
+    named ``a$b.tif`` is printed as such instead of failing as an unbalanced formula."""
+    import functools
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return function(*args, **kwargs)
+
+    return run
+
+
 def new_figure(rows: int, cols: int, size: tuple[float, float]):
     """A matplotlib figure with its own Agg canvas: no pyplot, no global backend switch, safe in the worker threads
     QGIS runs algorithms in. Returns (figure, axes)."""
@@ -61,6 +76,7 @@ def _rgb(thumb: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return scaled[0] if scaled.shape[0] == 1 else np.moveaxis(scaled, 0, -1)
 
 
+@plain_text
 def _date_strip(date: str, details: list[dict]) -> str:
     """One figure per date: the reference and every method's prediction (one stretch, from the reference), and
     below each prediction its error (per-pixel RMSE over bands) on ONE colour scale shared by the methods."""
@@ -120,6 +136,7 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(out) + "</table>"
 
 
+@plain_text
 def _time_plots(evaluation: Evaluation) -> str | None:
     overall = [r for r in evaluation.rows if r["band"] == "all" and r["date"]]
     if len({r["date"] for r in overall}) < 2:

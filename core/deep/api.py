@@ -89,6 +89,12 @@ def _write_model(path, method, networks, metadata, transaction) -> tuple[str, st
 
 
 def _plot_history(history: dict[str, Any], validation: dict[str, Any], path: str, title: str) -> None:
+    from ..report import plain_text
+
+    plain_text(_draw_history)(history, validation, path, title)
+
+
+def _draw_history(history: dict[str, Any], validation: dict[str, Any], path: str, title: str) -> None:
     from ..report import new_figure
 
     fig, (ax, bx) = new_figure(1, 2, (10, 4))
