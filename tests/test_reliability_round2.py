@@ -189,13 +189,13 @@ def test_a_validation_record_of_the_wrong_shape_gives_a_sentence():
 
 
 def test_a_dollar_in_a_file_name_does_not_break_the_report(provider, sample_on_fine_grid, tmp_path):
-    """matplotlib read 'st$rfm' as an unbalanced formula: the report failed with exit 2."""
+    """matplotlib read 'a$_^$b' as a (broken) formula: the report failed with exit 2."""
     import processing
     from conftest import SAMPLE
 
     reference = os.path.join(SAMPLE, "truth", "truth_2021-05-03.tif")
-    prediction = tmp_path / "st$rfm_2021-05-03.tif"
+    prediction = tmp_path / "a$_^$b_2021-05-03.tif"
     shutil.copy(sample_on_fine_grid.fine[0].path, prediction)
     out = processing.run("stf:evaluate", {"PREDICTIONS": [str(prediction)], "REFERENCES": [reference],
                                           "OUTPUT_CSV": str(tmp_path / "e.csv"), "OUTPUT_HTML": str(tmp_path / "e.html")})
-    assert os.path.isfile(out["OUTPUT_HTML"]) and "st$rfm" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
+    assert os.path.isfile(out["OUTPUT_HTML"]) and "a$_^$b" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
