@@ -72,15 +72,44 @@ def match_files(predictions: list[str], references: list[str], baselines: list[s
             if baselines and date not in bases:
                 raise InputError(f"No baseline image for the prediction '{path}' ({date.isoformat()}).")
             matches.append(Match(path, refs[date], bases.get(date), date, method_from_name(path)))
-        return matches
+        return _distinct_methods(matches)
     if len(references) != len(predictions) or (baselines and len(baselines) != len(predictions)):
         raise InputError(
             f"Cannot match {len(predictions)} predictions with {len(references)} references"
             + (f" and {len(baselines)} baselines" if baselines else "")
             + " by order (some file names hold no date): give one reference per prediction, in the same order, or "
               "put dates in the file names.")
-    return [Match(p, r, baselines[i] if baselines else None, d, method_from_name(p))
-            for i, (p, r, d) in enumerate(zip(predictions, references, pred_dates))]
+    return _distinct_methods([Match(p, r, baselines[i] if baselines else None, d, method_from_name(p))
+                              for i, (p, r, d) in enumerate(zip(predictions, references, pred_dates))])
+
+
+def _distinct_methods(matches: list[Match]) -> list[Match]:
+    """Predictions of one method name and date from different folders (two runs of STARFM) are different rows:
+    their method is named with the folder (``starfm (run_a)``), for every date of that method; the same file
+    given twice is an error."""
+    import dataclasses
+
+    seen: dict[tuple, str] = {}
+    clashing = set()
+    for m in matches:
+        key = (m.method, m.date)
+        if key in seen:
+            if os.path.realpath(seen[key]) == os.path.realpath(m.prediction):
+                raise InputError(f"The prediction '{m.prediction}' is given twice.")
+            clashing.add(m.method)
+        seen.setdefault(key, m.prediction)
+    if not clashing:
+        return matches
+
+    def label(m: Match, depth: int) -> str:
+        parts = os.path.normpath(os.path.abspath(m.prediction)).split(os.sep)[:-1]
+        return f"{m.method} ({'/'.join(parts[-depth:]) or '/'})"
+
+    for depth in range(1, 64):  # the shortest folder suffix that tells them apart
+        labels = [label(m, depth) if m.method in clashing else m.method for m in matches]
+        if len(set(zip(labels, [m.date for m in matches]))) == len(matches):
+            return [dataclasses.replace(m, method=name) for m, name in zip(matches, labels)]
+    return matches
 
 
 def _by_date(paths: list[str], dates: list[_dt.date], what: str) -> dict[_dt.date, str]:

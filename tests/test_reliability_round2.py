@@ -199,3 +199,21 @@ def test_a_dollar_in_a_file_name_does_not_break_the_report(provider, sample_on_f
     out = processing.run("stf:evaluate", {"PREDICTIONS": [str(prediction)], "REFERENCES": [reference],
                                           "OUTPUT_CSV": str(tmp_path / "e.csv"), "OUTPUT_HTML": str(tmp_path / "e.html")})
     assert os.path.isfile(out["OUTPUT_HTML"]) and "a$_^$b" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
+
+
+def test_evaluate_keeps_two_runs_with_the_same_file_names_apart(sample_on_fine_grid, tmp_path):
+    """Two methods' (or runs') predictions sharing a file name in different folders were merged into one row."""
+    from conftest import SAMPLE
+
+    from stf_fusion.core.evaluation import evaluate_files
+
+    reference = os.path.join(SAMPLE, "truth", "truth_2021-05-03.tif")
+    paths = []
+    for run, source in (("run_a", sample_on_fine_grid.fine[0].path), ("run_b", sample_on_fine_grid.fine[1].path)):
+        os.makedirs(tmp_path / run)
+        paths.append(shutil.copy(source, tmp_path / run / "starfm_2021-05-03.tif"))
+    rows = [r for r in evaluate_files(paths, [reference], keep_details=False).rows if r["band"] == "all"]
+    assert sorted(r["method"] for r in rows) == ["starfm (run_a)", "starfm (run_b)"]
+    assert rows[0]["rmse"] != rows[1]["rmse"]
+    with pytest.raises(InputError, match="given twice"):
+        evaluate_files([paths[0], paths[0]], [reference], keep_details=False)
