@@ -20,7 +20,8 @@ from .dates import date_from_name
 from .errors import InputError
 from .feedback import Feedback, check_cancel
 from .raster import (
-    PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterInfo, as_encoding, check_same_grid, raster_info,
+    PAIRS_KEY, RATIO_KEY, Encoding, OutputTransaction, RasterInfo, as_encoding, check_band_order, check_same_grid,
+    raster_info,
     read_block,
 )
 
@@ -168,6 +169,7 @@ def evaluate_files(
         ref_info = raster_info(match.reference, "reference")
         pred_info = raster_info(match.prediction, "prediction")
         check_same_grid(ref_info, pred_info)
+        check_band_order(ref_info, pred_info)
         pred, pred_valid = read_block(match.prediction, scale=scale, info=pred_info)
         ref, ref_valid = read_block(match.reference, scale=scale, mask_path=mask, info=ref_info)
         valid = pred_valid & ref_valid

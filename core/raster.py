@@ -193,6 +193,17 @@ def grid_differences(ref: RasterInfo, other: RasterInfo, check_bands: bool = Tru
     return diffs
 
 
+def check_band_order(ref: RasterInfo, other: RasterInfo) -> None:
+    """Refuse two images whose band names are the same set in another order (they would be combined band by band,
+    silently wrong); names that differ otherwise (another product's naming, no names) are not judged."""
+    a = [str(d).strip().lower() for d in ref.descriptions or ()]
+    b = [str(d).strip().lower() for d in other.descriptions or ()]
+    if len(a) == len(b) and all(a) and all(b) and a != b and sorted(a) == sorted(b):
+        raise InputError(f"The bands of '{other.path}' ({', '.join(other.descriptions)}) are those of '{ref.path}' "
+                         f"in another order ({', '.join(ref.descriptions)}); they would be combined band by band. "
+                         "Reorder the bands (e.g. gdal_translate -b) so that every image has the same order.")
+
+
 def check_same_grid(ref: RasterInfo, other: RasterInfo, check_bands: bool = True) -> None:
     """Raise :class:`GridMismatchError` naming both files and every differing property."""
     diffs = grid_differences(ref, other, check_bands)

@@ -16,8 +16,8 @@ from .dates import dates_for_files
 from .errors import InputError
 from .feedback import Feedback
 from .raster import (
-    Encoding, OutputTransaction, RasterInfo, as_encoding, check_same_grid, grid_differences, raster_info, read_block,
-    same_crs,
+    Encoding, OutputTransaction, RasterInfo, as_encoding, check_band_order, check_same_grid, grid_differences,
+    raster_info, read_block, same_crs,
     read_thumbnail, valid_mask,
 )
 from .tiles import Window
@@ -184,6 +184,8 @@ def build_series(
         check_same_grid(fine[0].info, f.info)
     for c in coarse[1:]:
         check_same_grid(coarse[0].info, c.info)
+    for item in fine[1:] + coarse:  # same names in another order: fused band by band, silently wrong
+        check_band_order(fine[0].info, item.info)
     ref, first = fine[0].info, coarse[0].info
     if same_crs(ref.crs_wkt, first.crs_wkt) and abs(first.geotransform[1]) < abs(ref.geotransform[1]) * 0.99:
         fine_px, coarse_px = abs(ref.geotransform[1]), abs(first.geotransform[1])

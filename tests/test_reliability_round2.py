@@ -217,3 +217,21 @@ def test_evaluate_keeps_two_runs_with_the_same_file_names_apart(sample_on_fine_g
     assert rows[0]["rmse"] != rows[1]["rmse"]
     with pytest.raises(InputError, match="given twice"):
         evaluate_files([paths[0], paths[0]], [reference], keep_details=False)
+
+
+def test_bands_named_in_another_order_are_refused_by_fusion_and_evaluate(provider, work, tmp_path):
+    """Coarse and fine images whose band names are a permutation of each other were fused by position."""
+    from osgeo import gdal
+
+    from conftest import SAMPLE
+    from stf_fusion.core.evaluation import evaluate_files
+
+    w, fine, coarse = work
+    swapped = str(w / "coarse_2021-05-03.tif")
+    original = str(shutil.copy(swapped, tmp_path / "original.tif"))
+    os.remove(swapped)
+    gdal.Translate(swapped, original, bandList=[3, 2, 1, 4, 5, 6])  # red and blue swapped, names kept with the data
+    run_refused("stf:fuse_starfm", {"FINE": fine, "COARSE": coarse, "OUTPUT_FOLDER": str(tmp_path / "out")},
+                fine + coarse, tmp_path, match="in another order")
+    with pytest.raises(InputError, match="in another order"):
+        evaluate_files([swapped], [os.path.join(SAMPLE, "truth", "truth_2021-05-03.tif")], keep_details=False)
