@@ -42,6 +42,8 @@ GTIFF_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFL
 
 _NUMPY_TO_GDAL = {
     "uint8": gdal.GDT_Byte,
+    # signed bytes (an NDVI x 100): GDAL 3.7+ has Int8; before, a Byte band marked PIXELTYPE=SIGNEDBYTE
+    "int8": getattr(gdal, "GDT_Int8", gdal.GDT_Byte),
     "int16": gdal.GDT_Int16,
     "uint16": gdal.GDT_UInt16,
     "int32": gdal.GDT_Int32,
@@ -125,7 +127,8 @@ def raster_info(path: str, what: str = "raster") -> RasterInfo:
     ds = _open(path, what)
     band = ds.GetRasterBand(1)
     dtype = gdal.GetDataTypeName(band.DataType)
-    np_dtype = next((k for k, v in _NUMPY_TO_GDAL.items() if v == band.DataType), None)
+    np_dtype = "int8" if _signed_byte(band) else next((k for k, v in _NUMPY_TO_GDAL.items() if v == band.DataType),
+                                                       None)
     if np_dtype is None:
         raise InputError(f"The {what} file '{path}' has the unsupported data type {dtype}.")
     gt = ds.GetGeoTransform(can_return_null=True)
@@ -226,6 +229,13 @@ def read_thumbnail(path: str, size: int = 256) -> np.ndarray:
     return data.reshape(ds.RasterCount, height, width)
 
 
+def _signed_byte(band: gdal.Band) -> bool:
+    """A band of signed bytes: Int8, or (GDAL < 3.7) Byte with PIXELTYPE=SIGNEDBYTE."""
+    if band.DataType == getattr(gdal, "GDT_Int8", -1):
+        return True
+    return band.DataType == gdal.GDT_Byte and band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE"
+
+
 def read_raw(path: str, window: Window | None = None) -> np.ndarray:
     """Stored values of all bands as ``[bands, rows, cols]`` in the file's data type."""
     ds = _open(path)
@@ -238,6 +248,8 @@ def read_raw(path: str, window: Window | None = None) -> np.ndarray:
         data = ds.ReadAsArray(window.x, window.y, window.width, window.height)
     except RuntimeError as exc:
         raise InputError(f"Reading '{path}' failed: {exc}") from None
+    if data.dtype == np.uint8 and _signed_byte(ds.GetRasterBand(1)):
+        data = data.view(np.int8)  # GDAL < 3.7 hands signed bytes over as unsigned
     return data.reshape(ds.RasterCount, window.height, window.width)
 
 
@@ -373,7 +385,7 @@ def _avoid_nodata(stored: np.ndarray, nodata: float) -> np.ndarray:
 
 def default_nodata(dtype: str) -> float:
     """A nodata value for ``dtype`` that reflectance never takes."""
-    return {"uint8": 255, "uint16": 65535, "uint32": 4294967295}.get(dtype, -9999)
+    return {"uint8": 255, "int8": -128, "uint16": 65535, "uint32": 4294967295}.get(dtype, -9999)
 
 
 class RasterWriter:
@@ -396,6 +408,9 @@ class RasterWriter:
         self.scale = as_encoding(scale)
         self.nodata = nodata if nodata is not None else default_nodata(self.dtype)
         options = GTIFF_OPTIONS + ["PREDICTOR=3" if self.dtype.startswith("float") else "PREDICTOR=2"]
+        self._signed_bytes = self.dtype == "int8" and not hasattr(gdal, "GDT_Int8")
+        if self._signed_bytes:  # GDAL < 3.7: signed bytes are a Byte band marked so (written as their bit patterns)
+            options.append("PIXELTYPE=SIGNEDBYTE")
         driver = gdal.GetDriverByName("GTiff")
         try:
             self.ds = driver.Create(path, like.width, like.height, self.bands, _NUMPY_TO_GDAL[self.dtype], options)
@@ -440,6 +455,8 @@ class RasterWriter:
         message naming the output folder and the problem."""
         try:
             for index, array, x, y in blocks:
+                if self._signed_bytes:
+                    array = np.ascontiguousarray(array, dtype=np.int8).view(np.uint8)
                 self.ds.GetRasterBand(index + 1).WriteArray(array, x, y)
             self.ds.FlushCache()
         except RuntimeError as exc:

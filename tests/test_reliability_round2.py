@@ -235,3 +235,36 @@ def test_bands_named_in_another_order_are_refused_by_fusion_and_evaluate(provide
                 fine + coarse, tmp_path, match="in another order")
     with pytest.raises(InputError, match="in another order"):
         evaluate_files([swapped], [os.path.join(SAMPLE, "truth", "truth_2021-05-03.tif")], keep_details=False)
+
+
+def test_signed_byte_inputs_keep_their_sign(sample_on_fine_grid, tmp_path):
+    """Signed int8 inputs (an index x 100) were written back as uint8: negative values became 0 or wrapped."""
+    import numpy as np
+    from osgeo import gdal
+
+    from stf_fusion.core.fusion import fuse_method
+    from stf_fusion.core.raster import RasterWriter, raster_info, read_block, read_raw
+    from stf_fusion.core.series import build_series
+
+    paths = {}
+    for kind, items in (("fine", sample_on_fine_grid.fine), ("coarse", sample_on_fine_grid.coarse)):
+        os.makedirs(tmp_path / kind)
+        paths[kind] = []
+        for item in items:
+            values, ok = read_block(item.path, scale=1e-4)
+            path = str(tmp_path / kind / os.path.basename(item.path))
+            with RasterWriter(path, item.info, dtype="int8", scale=0.01) as writer:  # -0.3 .. 0.9: signed bytes
+                writer.write(np.clip(values - 0.3, -1.2, 1.2), valid=ok)
+            paths[kind].append(path)
+    assert raster_info(paths["fine"][0]).dtype == "int8" and read_raw(paths["fine"][0]).min() < 0
+    series = build_series(paths["fine"], paths["coarse"])
+    date = series.predict_dates[0]
+    for method in ("naive", "additive"):
+        out = fuse_method(method, series, [date], str(tmp_path / method), 0.01)[0]
+        assert raster_info(out).dtype == "int8" and gdal.Open(out).GetRasterBand(1).GetNoDataValue() == -128
+        stored = read_raw(out)
+        assert stored.min() < 0  # negative values kept
+        if method == "naive":
+            nearest = read_raw(series.nearest_pair(date).path)
+            valid = nearest[0] != -128
+            assert np.array_equal(stored[:, valid], nearest[:, valid])
