@@ -28,9 +28,10 @@ def resample_to_grid(
         missing = src.path if not src.crs_wkt else ref.path
         raise InputError(f"'{missing}' has no CRS; cannot resample between grids without one.")
     coarse_pixel = _check_overlap(src, ref)
-    nodata = src.nodata[0]
-    if nodata is None:
-        nodata = -9999 if src.dtype not in ("uint8", "uint16", "uint32") else 0
+    # each band keeps its own nodata (GDAL reads the source's per band when srcNodata is not forced); a source
+    # without nodata gets a value it never takes for the pixels outside it (0 would turn real zeros into holes)
+    free = None if all(v is not None for v in src.nodata) else _unused_value(src_path, src)
+    nodata = " ".join(repr(float(v if v is not None else free)) for v in src.nodata)
     xmin, ymin, xmax, ymax = ref.bounds
 
     def progress(complete: float, _message, _data) -> int:
@@ -46,7 +47,6 @@ def resample_to_grid(
         height=ref.height,
         dstSRS=ref.crs_wkt,
         resampleAlg=_GDAL_ALG[method],
-        srcNodata=src.nodata[0],
         dstNodata=nodata,
         creationOptions=GTIFF_OPTIONS + ["PREDICTOR=2" if "int" in src.dtype else "PREDICTOR=3"],
         callback=progress,
@@ -68,6 +68,24 @@ def resample_to_grid(
     if not os.path.exists(dst_path):
         raise StfError(f"Resampling '{src_path}' wrote no file.")
     return dst_path
+
+
+def _unused_value(path: str, info: RasterInfo) -> float:
+    """A nodata value for a source that declares none: its type's usual one (raster.default_nodata) unless the data
+    hold it, then the nearest value toward the middle of the type's range that they do not hold."""
+    import numpy as np
+
+    from .raster import default_nodata, read_raw
+    from .tiles import plan_tiles
+
+    def held(value: float) -> bool:
+        return any(bool(np.any(read_raw(path, tile.inner) == value)) for tile in plan_tiles(info.width, info.height, 512))
+
+    candidate = default_nodata(info.dtype)
+    step = -1 if candidate > 0 else 1
+    while held(candidate):
+        candidate += step
+    return candidate
 
 
 def _check_overlap(src: RasterInfo, ref: RasterInfo) -> float | None:

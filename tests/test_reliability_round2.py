@@ -268,3 +268,48 @@ def test_signed_byte_inputs_keep_their_sign(sample_on_fine_grid, tmp_path):
             nearest = read_raw(series.nearest_pair(date).path)
             valid = nearest[0] != -128
             assert np.array_equal(stored[:, valid], nearest[:, valid])
+
+
+def test_resampling_keeps_each_bands_nodata_and_real_zeros(tmp_path):
+    """resample_coarse passed band 1's nodata to the warp (another band's nodata was interpolated into valid
+    pixels) and declared nodata 0 on a uint16 source that had none (real zeros became holes)."""
+    import numpy as np
+    from osgeo import gdal, osr
+
+    from stf_fusion.core.raster import OutputTransaction, raster_info, read_raw
+    from stf_fusion.core.resample import resample_to_grid
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+
+    def write(path, size, pixel, data, dtype, nodata):
+        ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, data.shape[0], dtype)
+        ds.SetGeoTransform((500000, pixel, 0, 4000000, 0, -pixel))
+        ds.SetProjection(srs.ExportToWkt())
+        for b in range(data.shape[0]):
+            ds.GetRasterBand(b + 1).WriteArray(data[b])
+            if nodata[b] is not None:
+                ds.GetRasterBand(b + 1).SetNoDataValue(nodata[b])
+        ds = None
+        return raster_info(str(path))
+
+    fine = write(tmp_path / "fine.tif", 16, 30, np.ones((2, 16, 16)), gdal.GDT_Int16, [-9999, -9999])
+    coarse = np.full((2, 2, 2), 500.0)
+    coarse[1, 0, 0] = 7  # band 2's nodata; band 1 is valid there
+    src = tmp_path / "coarse.tif"
+    write(src, 2, 240, coarse, gdal.GDT_Int16, [-9999, 7])
+    with OutputTransaction() as tx:
+        out = resample_to_grid(str(src), fine, tx.add(str(tmp_path / "on_fine.tif")), "bilinear")
+    out = str(tmp_path / "on_fine.tif")
+    values = read_raw(out)
+    assert gdal.Open(out).GetRasterBand(2).GetNoDataValue() == 7
+    assert set(np.unique(values[1]).tolist()) <= {7, 500}  # the hole stays a hole, never mixed into 500
+    assert (values[0] == 500).all()
+    zeros = np.zeros((1, 2, 2))
+    zeros[0, 1, 1] = 1000
+    src = tmp_path / "zeros.tif"
+    write(src, 2, 240, zeros, gdal.GDT_UInt16, [None])  # real zeros, no nodata declared
+    with OutputTransaction() as tx:
+        resample_to_grid(str(src), fine, tx.add(str(tmp_path / "zeros_on_fine.tif")), "nearest")
+    info = raster_info(str(tmp_path / "zeros_on_fine.tif"))
+    assert info.nodata[0] not in (0, 1000) and (read_raw(info.path) == 0).sum() == 3 * 64
