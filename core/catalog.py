@@ -174,9 +174,29 @@ def execute(spec: Spec, values: Values, feedback: Feedback) -> dict:
             raise InputError(f"{p.name} is empty: give the {'folder' if p.kind == 'folder_out' else 'file'} to "
                              "write to (an empty destination would write into the current folder).")
     limit = float(values.get("MAX_NODATA", 0.5))
+    _warn_date_conflicts(values, feedback)
     with protect_inputs(input_paths(spec, values)), nodata_limit(limit), \
             scheduler_scope(values.get("SCHEDULER") or ""):
         return spec.run(values, feedback)
+
+
+def _warn_date_conflicts(values: Values, feedback: Feedback | None) -> None:
+    """DATES comes first, but a date that contradicts the one in the file's name is said (a list given in another
+    order than the files would otherwise be used silently)."""
+    from .dates import date_from_name
+
+    if not values.get("DATES") or feedback is None:
+        return
+    paths = list(values.get("FINE") or []) + list(values.get("COARSE") or [])
+    dates = dates_of(values, "DATES")
+    if len(dates) != len(paths):
+        return  # build_series says what is wrong
+    for path, date in zip(paths, dates):
+        named = date_from_name(os.path.basename(str(path)))
+        if named is not None and named != date:
+            feedback.info(f"Warning: DATES gives {date.isoformat()} for '{path}', whose name says "
+                          f"{named.isoformat()}; DATES is used (check its order: the fine files' dates first, then "
+                          "the coarse files', in the order of the files).")
 
 
 # --- shared parameter groups --------------------------------------------------------------------------------------

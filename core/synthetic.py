@@ -104,6 +104,15 @@ class SampleSeriesConfig:
             raise InputError(f"Unknown realism '{self.realism}'; use one of {', '.join(REALISM)}.")
         if self.effects and self.realism != "realistic":
             raise InputError("Effects are settings of the realistic simulator: set realism to 'realistic'.")
+        try:
+            dates = self.dates
+        except (ValueError, OverflowError):
+            raise InputError(f"The start date '{self.start}' is not a date (YYYY-MM-DD), or the series runs past the "
+                             "year 9999.") from None
+        if not (1950 <= dates[0].year and dates[-1].year <= 2100):
+            raise InputError(f"The series would run from {dates[0].isoformat()} to {dates[-1].isoformat()}; its "
+                             "dates must lie in 1950-2100, the years read from file names (names outside them would "
+                             "be refused by every algorithm).")
 
     @property
     def dates(self) -> list[_dt.date]:

@@ -313,3 +313,29 @@ def test_resampling_keeps_each_bands_nodata_and_real_zeros(tmp_path):
         resample_to_grid(str(src), fine, tx.add(str(tmp_path / "zeros_on_fine.tif")), "nearest")
     info = raster_info(str(tmp_path / "zeros_on_fine.tif"))
     assert info.nodata[0] not in (0, 1000) and (read_raw(info.path) == 0).sum() == 3 * 64
+
+
+def test_dates_that_contradict_the_file_names_are_said(provider, work, tmp_path):
+    from stf_fusion.core import catalog
+    from stf_fusion.core.feedback import RecordingFeedback
+
+    w, fine, coarse = work
+    dates = ["2021-04-01", "2021-08-23", "2021-06-04"]  # the fine files' dates in another order
+    dates += [os.path.basename(c)[7:17] for c in coarse]
+    spec = catalog.spec("fuse_naive")
+    values = {p.name: p.default for p in spec.params}
+    values.update(FINE=fine, COARSE=coarse, DATES=",".join(dates), PREDICT_DATES="2021-05-03",
+                  OUTPUT_FOLDER=str(tmp_path / "out"))
+    feedback = RecordingFeedback()
+    catalog.execute(spec, values, feedback)
+    said = [line for line in feedback.lines if line.startswith("Warning: DATES gives")]
+    assert len(said) == 2 and "fine_2021-06-04.tif', whose name says 2021-06-04" in said[0]
+
+
+def test_a_sample_series_beyond_2100_is_refused_before_writing(provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="must lie in 1950-2100"):
+        processing.run("stf:make_sample_series", {"START_DATE": "2100-12-01", "OUTPUT_FOLDER": str(tmp_path / "s")})
+    assert not (tmp_path / "s").exists()
