@@ -474,16 +474,28 @@ class RasterWriter:
         self._store([(index, stored, 0, 0)])
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Flush and close the file; a write error then (a full disk) is the same message as while writing."""
         if self.ds is not None:
-            self.ds.FlushCache()
-            self.ds = None
+            ds, self.ds = self.ds, None
+            try:
+                ds.FlushCache()
+            except RuntimeError as exc:
+                raise StfError(f"Writing '{final_name(self.path)}' failed: {exc} (is the disk full?). No output was "
+                               "written.") from None
+            finally:
+                del ds
 
     def __enter__(self) -> "RasterWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.close()
+        if exc_type is None:
+            self.close()
+            return False
+        try:  # closing after an error: the first error is the one the user needs (a full disk fails both)
+            self.close()
+        except (StfError, RuntimeError):
+            pass
         return False
 
 

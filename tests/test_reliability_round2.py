@@ -339,3 +339,31 @@ def test_a_sample_series_beyond_2100_is_refused_before_writing(provider, tmp_pat
     with pytest.raises(QgsProcessingException, match="must lie in 1950-2100"):
         processing.run("stf:make_sample_series", {"START_DATE": "2100-12-01", "OUTPUT_FOLDER": str(tmp_path / "s")})
     assert not (tmp_path / "s").exists()
+
+
+def test_a_write_error_while_closing_does_not_hide_the_first_one(tmp_path):
+    """A full disk: the clear message was replaced by GDAL's RuntimeError from the writer's close (exit 2)."""
+    import numpy as np
+
+    from stf_fusion.core.errors import StfError
+    from stf_fusion.core.raster import RasterWriter, grid_info
+
+    like = grid_info("", 1, 4, 4, (0, 30, 0, 0, 0, -30), "", "int16")
+
+    class FullDisk:
+        def __init__(self, ds):
+            self.ds = ds
+
+        def GetRasterBand(self, i):  # noqa: N802
+            return self.ds.GetRasterBand(i)
+
+        def FlushCache(self):  # noqa: N802
+            raise RuntimeError("No space left on device")
+
+    with pytest.raises(StfError, match="No space left on device.*is the disk full"):
+        with RasterWriter(str(tmp_path / "a.tif"), like, scale=1e-4) as writer:
+            writer.ds = FullDisk(writer.ds)
+            writer.write(np.zeros((1, 4, 4)))  # the first failure: its message, not the close's
+    with pytest.raises(StfError, match="Writing .*b.tif' failed: No space left"):
+        with RasterWriter(str(tmp_path / "b.tif"), like, scale=1e-4) as writer:
+            writer.ds = FullDisk(writer.ds)  # fails only when closing
