@@ -367,3 +367,30 @@ def test_a_write_error_while_closing_does_not_hide_the_first_one(tmp_path):
     with pytest.raises(StfError, match="Writing .*b.tif' failed: No space left"):
         with RasterWriter(str(tmp_path / "b.tif"), like, scale=1e-4) as writer:
             writer.ds = FullDisk(writer.ds)  # fails only when closing
+
+
+@pytest.mark.parametrize("method", ["stf3dcnn", "dcnn", "dcstfn", "stfdcnn", "stfsr"])
+def test_training_on_a_one_pixel_scene_is_a_model_or_a_message(sample_on_fine_grid, tmp_path, method):
+    """A 1 x 1 scene made train_stf3dcnn fail in conv3d (exit 2): every trainer either trains or says why."""
+    from osgeo import gdal
+
+    from stf_fusion.core import catalog
+    from stf_fusion.core.errors import StfError
+    from stf_fusion.core.feedback import RecordingFeedback
+
+    paths = {}
+    for kind, items in (("fine", sample_on_fine_grid.fine), ("coarse", sample_on_fine_grid.coarse)):
+        os.makedirs(tmp_path / kind)
+        paths[kind] = [str(tmp_path / kind / os.path.basename(i.path)) for i in items]
+        for item, path in zip(items, paths[kind]):
+            gdal.Translate(path, item.path, srcWin=[0, 0, 1, 1])
+    spec = catalog.spec(f"train_{method}")
+    values = {p.name: p.default for p in spec.params}
+    values.update(FINE=paths["fine"], COARSE=paths["coarse"], MODEL=str(tmp_path / "m.stfmodel"))
+    if "EPOCHS" in values:
+        values["EPOCHS"] = 1
+    try:
+        catalog.execute(spec, values, RecordingFeedback())
+        assert os.path.isfile(tmp_path / "m.stfmodel")
+    except StfError as exc:
+        assert str(exc) and not (tmp_path / "m.stfmodel").exists()
