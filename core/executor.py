@@ -147,21 +147,43 @@ def import_distributed():
     return distributed
 
 
+_INTERPRETERS: dict[str, bool] = {}
+
+
+def _same_python(candidate: str) -> bool:
+    """True when ``candidate`` runs this very Python (version and installation), checked once by running it: an
+    embedded Python (QGIS, qgis_process) guesses ``sys.executable`` from PATH, which may be another Python (a
+    pyenv shim, a newer version) whose workers then load the wrong standard library ("No module named '_csv'")."""
+    if candidate not in _INTERPRETERS:
+        import subprocess
+
+        code = "import sys; print(sys.version_info[:2], sys.base_prefix)"
+        try:
+            out = subprocess.run([candidate, "-c", code], capture_output=True, text=True, timeout=30,
+                                 env={k: v for k, v in os.environ.items() if k not in ("PYTHONHOME",)})
+            _INTERPRETERS[candidate] = out.stdout.strip() == f"{tuple(sys.version_info[:2])} {sys.base_prefix}"
+        except (OSError, subprocess.SubprocessError):
+            _INTERPRETERS[candidate] = False
+    return _INTERPRETERS[candidate]
+
+
 def python_executable() -> str:
-    """The Python interpreter worker processes are started with: inside QGIS ``sys.executable`` is the QGIS
-    program, not Python."""
-    exe = sys.executable or ""
-    if os.path.basename(exe).lower().startswith("python"):
-        return exe
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (os.path.join(sys.exec_prefix, "bin", f"python{version}"),
-                      os.path.join(sys.exec_prefix, "bin", "python3"), os.path.join(sys.exec_prefix, "python.exe"),
-                      os.path.join(sys.exec_prefix, "python3.exe")):
-        if os.path.isfile(candidate):
-            return candidate
+    """The Python interpreter worker processes are started with: this process's own Python. Inside QGIS
+    ``sys.executable`` is the QGIS program, or whatever ``python3`` came first on PATH; each candidate is checked
+    to be the same version and installation."""
     import shutil
 
-    return shutil.which(f"python{version}") or shutil.which("python3") or exe
+    exe = sys.executable or ""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [exe] if os.path.basename(exe).lower().startswith("python") else []
+    for prefix in dict.fromkeys((sys.exec_prefix, sys.base_exec_prefix)):
+        candidates += [os.path.join(prefix, "bin", f"python{version}"), os.path.join(prefix, "bin", "python3"),
+                       os.path.join(prefix, "python.exe"), os.path.join(prefix, "python3.exe")]
+    candidates += [shutil.which(f"python{version}") or "", shutil.which("python3") or ""]
+    for candidate in dict.fromkeys(c for c in candidates if c and os.path.isfile(c)):
+        if _same_python(candidate):
+            return candidate
+    return exe
 
 
 class _DaskRun:

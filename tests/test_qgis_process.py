@@ -117,3 +117,19 @@ def test_package_passes_the_plugin_repositorys_validation_rules(tmp_path):
     assert low <= (3, 22) and high >= (4, 0)
     assert f"stf_fusion/{meta['icon']}" in names and "stf_fusion/LICENSE" in names
     assert "\n" not in meta["description"].strip()
+
+
+def test_local_workers_start_under_qgis_process_and_write_the_same_bytes(tmp_path, sample_on_fine_grid):
+    """Issue 27: SCHEDULER=local:2 failed under qgis_process ("No module named '_csv'", "Nanny failed to
+    start"): the embedded Python's sys.executable was another Python found on PATH. Workers now start with an
+    interpreter checked to be this Python."""
+    args = [f"FINE={f.path}" for f in sample_on_fine_grid.fine] + [f"COARSE={c.path}" for c in sample_on_fine_grid.coarse]
+    args.append("PREDICT_DATES=2021-05-03")
+    here = qgis_process(tmp_path, "run", "stf:fuse_starfm", "--", *args, f"OUTPUT_FOLDER={tmp_path / 'here'}")
+    workers = qgis_process(tmp_path, "run", "stf:fuse_starfm", "--", *args, "SCHEDULER=local:2",
+                           f"OUTPUT_FOLDER={tmp_path / 'workers'}")
+    assert here.returncode == 0, here.stderr[-3000:]
+    assert workers.returncode == 0, workers.stderr[-3000:]
+    assert "Traceback" not in workers.stderr
+    for name in ("starfm_2021-05-03.tif", "quality/starfm_2021-05-03_quality.tif"):
+        assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "workers" / name).read_bytes(), name
