@@ -618,7 +618,7 @@ def check_not_input(path: str) -> None:
 # power loss) left behind, the lock being free, and cleans it, and never deletes what a live run's lock holds.
 # Where there is no flock (Windows) the owner's pid decides, on this machine.
 _SCRATCH = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|replaced|scratch)-(?P<pid>\d+)(?:x(?P<tag>[0-9a-f]{10}))?"
-                      r"-[0-9a-z_]{8}(?P<ext>\.[^.]*)?$")
+                      r"-[0-9a-z_]{8}(?P<ext>\.[^.]*)?(?P<sidecar>(\.[^.]+)*)$")  # side-car: .aux.xml, .msk
 _LOCK = re.compile(r"^\.stf-lock-(?P<owner>\d+x[0-9a-f]{10})$")
 _NAME_MAX = 255  # bytes of one file name (ext4, NTFS, APFS)
 try:
@@ -802,7 +802,9 @@ def clean_stale(folder: str) -> list[str]:
             continue
         path = os.path.join(folder, entry)
         try:
-            if match["kind"] == "replaced" and os.path.isdir(path) and not os.path.islink(path):
+            if match["kind"] == "replaced" and (match["ext"] or match["sidecar"]):
+                os.remove(path)  # a side-car of a backup, never a backup itself
+            elif match["kind"] == "replaced" and os.path.isdir(path) and not os.path.islink(path):
                 for inner in os.listdir(path):  # a long name's backup: the file under its own name
                     if not os.path.lexists(os.path.join(folder, inner)):
                         os.replace(os.path.join(path, inner), os.path.join(folder, inner))

@@ -24,11 +24,16 @@ def dead_pid() -> int:
 def test_the_next_run_removes_what_a_dead_process_left(tmp_path):
     pid = dead_pid()
     mine = scratch_name("estarfm_2021-05-03.tif", "partial")
-    left = [f".starfm_2021-05-03.partial-{pid}-0a1b2c3d.tif", f".fsdaf.scratch-{pid}-x_9abcde"]
+    left = [f".starfm_2021-05-03.partial-{pid}-0a1b2c3d.tif", f".fsdaf.scratch-{pid}-x_9abcde",
+            f".starfm_2021-05-03.partial-{pid}-0a1b2c3d.tif.aux.xml",  # GDAL's side-car of the partial file
+            f".starfm_2021-05-03.partial-{pid}-1b2c3d4e.qml"]  # the style beside it
+    (tmp_path / left[2]).write_text("<PAMDataset/>")
+    (tmp_path / left[3]).write_text("<qgis/>")
     (tmp_path / left[0]).write_bytes(b"half a raster")
     (tmp_path / left[1]).mkdir()
     (tmp_path / left[1] / "change.tif").write_bytes(b"scratch")
     (tmp_path / f".kept.tif.replaced-{pid}-0a1b2c3d").write_text("the user's file")  # its original is gone
+    (tmp_path / f".kept.tif.replaced-{pid}-0a1b2c3d.aux.xml").write_text("<PAMDataset/>")  # not a backup: removed
     (tmp_path / "other.tif").write_text("new")
     (tmp_path / f".other.tif.replaced-{pid}-0a1b2c3d").write_text("old")  # committed: the backup is stale
     (tmp_path / mine).write_bytes(b"this process is alive: not touched")
