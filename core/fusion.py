@@ -126,12 +126,6 @@ def write_predictions(
     usable = np.zeros(len(dates))  # values where it is valid
     with OutputTransaction() as tx:
         ratio = pixel_ratio(series)
-        style, shows = series_qml(series)  # one style for the series: same bands, one stretch (core/style.py)
-        for date in dates:
-            with open(tx.add(style_path(prediction_path(folder, method, date))), "w", encoding="utf-8") as fh:
-                fh.write(style)
-        if feedback is not None:
-            feedback.info(f"Style: {shows}, one stretch for the series (a .qml beside each output).")
         writers = [RasterWriter(tx.add(prediction_path(folder, method, date)), grid, dtype=grid.dtype,
                                 scale=as_scales(scale).fine,
                                 metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
@@ -167,9 +161,21 @@ def write_predictions(
                                   "fine image is valid.")
                 if share > limit:
                     raise InputError(_nodata_message(series, method, date, share, limit))
-        finally:
-            for writer in writers:
-                writer.close()
+        except BaseException:
+            for writer in writers:  # the first error is the one to report (a full disk fails the closes too)
+                with contextlib.suppress(Exception):
+                    writer.close()
+            raise
+        for writer in writers:
+            writer.close()
+        # the styles last: they are committed after their rasters, so a run killed while committing never leaves a
+        # style without its raster (the next run cleans what is still a temporary)
+        style, shows = series_qml(series)  # one style for the series: same bands, one stretch (core/style.py)
+        for date in dates:
+            with open(tx.add(style_path(prediction_path(folder, method, date))), "w", encoding="utf-8") as fh:
+                fh.write(style)
+        if feedback is not None:
+            feedback.info(f"Style: {shows}, one stretch for the series (a .qml beside each output).")
     sides = {os.path.abspath(layer.path(folder, method, d)) for layer in side for d in dates}
     return [path for path in tx.committed if not path.endswith(".qml") and path not in sides]
 

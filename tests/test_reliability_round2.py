@@ -394,3 +394,24 @@ def test_training_on_a_one_pixel_scene_is_a_model_or_a_message(sample_on_fine_gr
         assert os.path.isfile(tmp_path / "m.stfmodel")
     except StfError as exc:
         assert str(exc) and not (tmp_path / "m.stfmodel").exists()
+
+
+def test_styles_are_committed_after_their_rasters(sample_on_fine_grid, tmp_path, monkeypatch):
+    """Leftovers: a run killed while committing left .qml styles without their rasters, which no later run
+    removes (they are final names). The styles are now committed last."""
+    from stf_fusion.core import raster
+    from stf_fusion.core.fusion import fuse_method
+
+    order = []
+    real = raster.OutputTransaction.commit
+
+    def commit(self):
+        order.extend(final for _, final in self._pending)
+        return real(self)
+
+    monkeypatch.setattr(raster.OutputTransaction, "commit", commit)
+    fuse_method("naive", sample_on_fine_grid, sample_on_fine_grid.predict_dates[:3], str(tmp_path / "o"), 1e-4,
+                rules="strict")
+    styles = [i for i, p in enumerate(order) if p.endswith(".qml")]
+    rasters = [i for i, p in enumerate(order) if p.endswith(".tif")]
+    assert len(styles) == 3 and min(styles) > max(rasters)
