@@ -58,6 +58,14 @@ def import_torch() -> Any:
     return torch
 
 
+def mps_available() -> bool:
+    """True where torch is installed and has a usable Apple GPU (checked without failing when torch is missing)."""
+    try:
+        return _mps_available(import_torch())
+    except MissingDependencyError:
+        return False
+
+
 def _mps_available(torch: Any) -> bool:
     backends = getattr(torch, "backends", None)
     mps = getattr(backends, "mps", None)

@@ -34,7 +34,7 @@ from ..algorithms.base import source_path
 from ..algorithms.compat import qgis_enum
 from ..algorithms.layers import layer_date, set_layer_date
 from ..core.dates import date_from_name, parse_date, parse_date_list
-from ..core.device import DEVICES, detected_devices, install_hint, torch_available
+from ..core.device import DEVICES, detected_devices, install_hint, mps_available, torch_available
 from ..core.errors import InputError
 from ..core.executor import SCHEDULER_HELP
 from ..core.resample import RESAMPLING_METHODS
@@ -249,7 +249,7 @@ class FusionDialog(QDialog):
                                "improving); 0 keeps the untrained model (a baseline).")
         form.addRow("Training epochs (at most)", self.epochs)
         self.device = QComboBox()
-        self.device.addItems(list(DEVICES))
+        self.device.addItems([d for d in DEVICES if d != "mps" or mps_available()])  # Apple GPUs where torch has one
         device_row = QHBoxLayout()
         device_row.addWidget(self.device)
         self.detected = QLabel(f"Detected: {detected_devices()}")

@@ -445,3 +445,13 @@ def test_the_dialog_keeps_what_the_user_ticked_and_reads_fine_and_coarse_from_na
     assert dialog.summary.height() == height
     dialog.close()
     project.clear()
+
+
+def test_the_device_list_offers_apple_gpus_only_where_torch_has_one(qgis_iface, project, monkeypatch):
+    import stf_fusion.stf_plugin.dialog as dialog_module
+
+    for available in (False, True):
+        monkeypatch.setattr(dialog_module, "mps_available", lambda available=available: available)
+        dialog = FusionDialog(qgis_iface, project=project)
+        items = [dialog.device.itemText(i) for i in range(dialog.device.count())]
+        assert items == ["auto", "cpu", "cuda"] + (["mps"] if available else [])
