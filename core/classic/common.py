@@ -59,6 +59,40 @@ def read_tile(
     )
 
 
+DATES_PER_PASS = 16  # dates of a tile computed in one pass of a dates function (memory grows with them)
+
+
+def read_tile_dates(fine: list[DatedRaster], coarse: list[DatedRaster], coarse_pred: list[DatedRaster],
+                    dates: list[_dt.date], tile: Tile, scale: float, device: Any) -> list[tuple[list, TileInputs]]:
+    """The tile's inputs for several prediction dates: (dates, inputs) per group of dates whose inputs are valid on
+    the same pixels (``inputs.coarse_pred`` [D, B, H, W], ``inputs.valid`` the pixels where the pairs and those
+    dates are all valid: exactly what :func:`read_tile` gives each date alone). The pairs are read once."""
+    xp = backend()
+    valid = np.ones((tile.outer.height, tile.outer.width), bool)
+    arrays = []
+    for item in list(fine) + list(coarse):
+        data, ok = read_item(item, tile.outer, scale)
+        arrays.append(data)
+        valid &= ok
+    groups: dict[bytes, tuple[np.ndarray, list, list]] = {}
+    for item, date in zip(coarse_pred, dates):
+        data, ok = read_item(item, tile.outer, scale)
+        both = valid & ok
+        entry = groups.setdefault(np.packbits(both).tobytes() + bytes(str(both.shape), "ascii"), (both, [], []))
+        entry[1].append(date)
+        entry[2].append(data)
+
+    def t(a):
+        return xp.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    p = len(fine)
+    rows, cols = tile.inner_in_outer
+    inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
+    fine_t, coarse_t = t(np.stack(arrays[:p])), t(np.stack(arrays[p:]))
+    return [(group, TileInputs(fine=fine_t, coarse=coarse_t, coarse_pred=t(np.stack(preds)), valid=t(ok),
+                               inner=inner)) for ok, group, preds in groups.values()]
+
+
 def box_sum(tensor: Any, size: int) -> Any:
     """Sums over every ``size`` x ``size`` window of the last two axes (no padding: the result is ``size - 1``
     smaller a side), from an integral image in float64: O(1) per pixel whatever the window (average pooling with a
@@ -201,12 +235,18 @@ def cpu_tile_size(device: Any, compiled: bool = False) -> int | None:
 def fuse_moving_window(
     method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, pairs: int,
     tile_function: Any, params: Any, bytes_per_pixel: float, device: str, feedback: Any, settings: str,
-    statistics: Any = band_std, compiled: bool = False,
+    statistics: Any = band_std, compiled: bool = False, dates_function: Any = None, bytes_per_date: float = 0.0,
 ) -> list[str]:
     """What STARFM and ESTARFM share: choose the pairs of each date, compute the scene-wide standard deviation of
     every pair image once (``statistics(items, scale)``), and run ``tile_function(inputs, sigma, params)`` tile by
     tile with a halo of the window radius (``compiled``: the tile function runs a compiled kernel on the CPU, see
-    kernels.py). Writes ``<method>_<date>.tif`` files."""
+    kernels.py). Writes ``<method>_<date>.tif`` files.
+
+    ``dates_function(inputs, sigma, params)`` (issue 28): the same for up to ``DATES_PER_PASS`` dates at once
+    (``inputs.coarse_pred`` [D, B, H, W]), returning one result per date; a tile then computes the dates that share
+    their pairs, and the same validity of the inputs on the tile, in one pass (the pair-only work done once) and
+    serves them from a cache as the tile job asks for them. ``bytes_per_date``: its extra memory per pixel and
+    date."""
     from ..device import array_device, describe_device
     from ..fusion import write_predictions
 
@@ -229,15 +269,33 @@ def fuse_moving_window(
             feedback.info(f"{method.upper()} {date.isoformat()}: pair(s) " + ", ".join(p.date.isoformat() for p in used)
                           + (" (the date is outside them: the method extrapolates)" if outside else ""))
 
-    def predict(date, tile):
-        used = plans[date]
-        inputs = read_tile(used, [series.coarse_at(p.date) for p in used], series.coarse_at(date), tile, scale, dev)
-        sigma = xp.tensor(np.stack([sigmas[p.path] for p in used]), dtype=xp.float64, device=dev).float()
-        with xp.no_grad():
-            prediction, valid = tile_function(inputs, sigma, params)
-        return prediction.cpu().numpy(), valid.cpu().numpy()
+    cache: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
 
+    def predict(date, tile):
+        if (tile.index, date) in cache:
+            return cache.pop((tile.index, date))
+        for key in [k for k in cache if k[0] != tile.index]:  # a cancelled tile's leftovers
+            del cache[key]
+        used = plans[date]
+        sigma = xp.tensor(np.stack([sigmas[p.path] for p in used]), dtype=xp.float64, device=dev).float()
+        if dates_function is None:
+            inputs = read_tile(used, [series.coarse_at(p.date) for p in used], series.coarse_at(date), tile, scale,
+                               dev)
+            with xp.no_grad():
+                prediction, valid = tile_function(inputs, sigma, params)
+            return prediction.cpu().numpy(), valid.cpu().numpy()
+        same = [d for d in dates if [p.path for p in plans[d]] == [p.path for p in used]]
+        chunk = same[same.index(date):same.index(date) + DATES_PER_PASS]
+        for group, inputs in read_tile_dates(used, [series.coarse_at(p.date) for p in used],
+                                             [series.coarse_at(d) for d in chunk], chunk, tile, scale, dev):
+            with xp.no_grad():
+                results = dates_function(inputs, sigma, params)
+            for d, (prediction, valid) in zip(group, results):
+                cache[(tile.index, d)] = (prediction.cpu().numpy(), valid.cpu().numpy())
+        return cache.pop((tile.index, date))
+
+    per_pixel = bytes_per_pixel + (bytes_per_date * (min(DATES_PER_PASS, len(dates)) - 1) if dates_function else 0)
     return write_predictions(series, dates, method, folder, predict, scale, halo=window_radius(params.window),
-                             bytes_per_pixel=bytes_per_pixel,
+                             bytes_per_pixel=per_pixel,
                              tile_size=params.tile_size or cpu_tile_size(dev, compiled and kernels.enabled(dev)),
                              feedback=feedback)

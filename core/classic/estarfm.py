@@ -85,6 +85,15 @@ def _t_critical(max_df: int, device):
 def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     """ESTARFM (module docstring) for the centre pixels of one tile; ``inputs`` hold exactly two pairs. ``sigma``
     [2, B]. Returns (prediction [B, h, w], valid [h, w])."""
+    return estarfm_tile_dates(inputs, sigma, params)[0]
+
+
+def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list:
+    """:func:`estarfm_tile` for several prediction dates at once (issue 28): ``inputs.coarse_pred`` [D, B, H, W]
+    (or [B, H, W]) and ``inputs.valid`` shared by the dates. The similar pixels, their weights and the conversion
+    coefficients depend on the pairs only: one pass over the window accumulates them once and the weighted coarse
+    change of every date (each date's sums in the same order as alone: identical results). Returns one
+    (prediction, valid) per date."""
     xp = backend()
     if inputs.fine.shape[0] != 2:
         raise InputError("ESTARFM needs two pairs.")
@@ -92,7 +101,8 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     win = Window(inputs.inner, r)
     fine = pad(inputs.fine, r, 0.0)
     coarse = pad(inputs.coarse, r, 0.0)
-    coarse_pred = pad(inputs.coarse_pred, r, 0.0)
+    coarse_pred = pad(inputs.coarse_pred if inputs.coarse_pred.dim() == 4 else inputs.coarse_pred[None], r, 0.0)
+    n_dates = coarse_pred.shape[0]
     valid = pad(inputs.valid, r, False)
     bands = fine.shape[1]
     # spectral similarity 1 - R per pixel (it depends on the similar pixel only)
@@ -107,7 +117,7 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
         one_minus_r = 1.0 - (fc * cc).sum(dim=0) / denom
     one_minus_r = xp.where(xp.isfinite(one_minus_r), one_minus_r, 0.5)  # undefined R: 0.5
     one_minus_r = xp.where(valid, one_minus_r, 0.0)
-    change = coarse_pred[None] - coarse  # [2, B, H, W]: C(t_p) - C(t_k)
+    change = coarse_pred[:, None] - coarse[None]  # [D, 2, B, H, W]: C(t_p) - C(t_k)
     # sums over the similar pixels, stacked so that one multiply-add per window step accumulates them all:
     # C_m, C_n (sum x = C_m + C_n), sum y, sum xx, sum xy, sum yy (x coarse, y fine, both dates)
     stats = xp.cat([coarse[0], coarse[1], fine.sum(dim=0), (coarse * coarse).sum(dim=0),
@@ -116,19 +126,19 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
     fine_c = win.view(fine)
     h, w = fine_c.shape[-2:]
     if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
-        by_weight = xp.cat([xp.ones_like(one_minus_r)[None], change.flatten(0, 1), fine.flatten(0, 1)])
+        by_weight = xp.cat([xp.ones_like(one_minus_r)[None], change.flatten(0, 2), fine.flatten(0, 1)])
         by_similar = xp.cat([xp.ones_like(one_minus_r)[None], stats])
         acc_w, acc_s = (xp.from_numpy(x) for x in kernels.estarfm_sums(
             fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
             win.x0 + r, h, w, r))
         weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:]
-        weighted_change = acc_w[1:1 + 2 * bands].reshape(2, bands, h, w)
-        weighted_fine = acc_w[1 + 2 * bands:].reshape(2, bands, h, w)
-        return _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count,
-                               weighted_change, weighted_fine, sums)
+        weighted_change = acc_w[1:1 + 2 * bands * n_dates].reshape(n_dates, 2, bands, h, w)
+        weighted_fine = acc_w[1 + 2 * bands * n_dates:].reshape(2, bands, h, w)
+        return [_estarfm_result(inputs, params, fine, coarse, coarse_pred[d], valid, fine_c, weight_sum, count,
+                                weighted_change[d], weighted_fine, sums) for d in range(n_dates)]
     weight_sum = xp.zeros((h, w), dtype=fine.dtype, device=fine.device)
     count = xp.zeros_like(weight_sum)
-    weighted_change = xp.zeros_like(fine_c)
+    weighted_change = xp.zeros((n_dates,) + tuple(fine_c.shape), dtype=fine.dtype, device=fine.device)
     weighted_fine = xp.zeros_like(fine_c)
     sums = xp.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
     for dy, dx in win.offsets():
@@ -141,8 +151,8 @@ def estarfm_tile(inputs: TileInputs, sigma, params: EstarfmParams):
         weighted_change += weight * win.view(change, dy, dx)
         weighted_fine += weight * win.view(fine, dy, dx)
         sums += sim * win.view(stats, dy, dx)
-    return _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count,
-                           weighted_change, weighted_fine, sums)
+    return [_estarfm_result(inputs, params, fine, coarse, coarse_pred[d], valid, fine_c, weight_sum, count,
+                            weighted_change[d], weighted_fine, sums) for d in range(n_dates)]
 
 
 def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count, weighted_change,
@@ -202,4 +212,5 @@ def fuse_estarfm(
     if len(series.fine) < 2:
         raise InputError("ESTARFM needs two fine/coarse pairs; the series has one.")
     return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, 4 * 30, device,
-                              feedback, f"window {params.window}, {params.classes} classes", compiled=True)
+                              feedback, f"window {params.window}, {params.classes} classes", compiled=True,
+                              dates_function=estarfm_tile_dates, bytes_per_date=4 * 30)
