@@ -153,6 +153,29 @@ def _classic(workdir: str, method: str) -> dict:
     return {"pixels": CIA_ROWS * CIA_COLS}
 
 
+def _prepare_cia_series8(workdir: str) -> None:
+    """Issue 28: a CIA-size series with 8 dates between its two pairs (the marginal cost of a date: this case's
+    time against the one-date case's)."""
+    _make_cia_like(os.path.join(workdir, "cia_series8"), (0, 9), n_dates=10, flood_indices=(), interval_days=8,
+                   start="2021-05-01")
+
+
+def _classic_series8(workdir: str, method: str) -> dict:
+    from stf_fusion.core.fusion import fuse_method
+
+    series = _load_cia_like(os.path.join(workdir, "cia_series8"))
+    files = fuse_method(method, series, series.predict_dates, os.path.join(workdir, f"out8_{method}"), 1e-4,
+                        device="cpu", rules="strict")
+    for f in files:
+        os.remove(f)
+    return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates": len(files),
+            "note": f"marginal cost of a date = (this - {method}_cia_cpu) / 7"}
+
+
+case("estarfm_cia_series8", "ESTARFM on the CPU, CIA size, 8 dates between the same two pairs (one pass per tile "
+     "for the dates sharing their pairs)", _prepare_cia_series8)(lambda w: _classic_series8(w, "estarfm"))
+
+
 for _method, _what in (("starfm", "two pairs, window 31"), ("estarfm", "two pairs, window 51"),
                        ("fsdaf", "one pair, 5 classes, window 41, 20 similar pixels"),
                        ("fitfc", "one pair, regression radius 5 coarse pixels, window 41, 20 similar pixels")):
