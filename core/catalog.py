@@ -1048,11 +1048,16 @@ def _evaluate_spec() -> Spec:
         _run_evaluate)
 
 
+def _methods(values: Values) -> list[str]:
+    """METHODS as a list (separated by commas, semicolons or spaces), lower case."""
+    return [m for m in re.split(r"[,;\s]+", str(values.get("METHODS") or "").strip().lower()) if m]
+
+
 def _learned_methods_asked(values: Values) -> bool:
     """Cross-validation and fuse_auto need torch only when METHODS names a learned method."""
     from .crossval import LEARNED
 
-    return any(m in LEARNED for m in re.split(r"[,;\s]+", str(values.get("METHODS") or "").strip().lower()))
+    return any(m in LEARNED for m in _methods(values))
 
 
 def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
@@ -1060,7 +1065,7 @@ def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
     from .raster import OutputTransaction
 
     series = read_series(values)
-    methods = [m for m in re.split(r"[,;\s]+", values["METHODS"].strip().lower()) if m]
+    methods = _methods(values)
     csv_path, html_path = values["OUTPUT_CSV"], values.get("OUTPUT_HTML")
     folder = os.path.dirname(os.path.abspath(csv_path))
     result = cross_validate(series, methods, folder, scales_of(values), values["DEVICE"], feedback)

@@ -65,9 +65,6 @@ def series_value_range(series: SceneSeries, scale: "float | Encoding | Scales") 
     """The reflectance range predictions are clamped into: [min(0, lowest), max(1, highest)] over the valid
     values of the fine images of the pairs. Reflectance gives [0, 1] (or a little more where the inputs exceed 1);
     an index such as NDVI (negative values) gives about [-1, 1]. Bands share one range."""
-    from .raster import read_raw, valid_mask
-    from .tiles import plan_tiles
-
     enc = as_scales(scale).fine
     low, high = 0.0, 1.0
     for item in series.fine:  # read here, in tiles: GDAL's own min/max writes statistics into a VRT input

@@ -557,9 +557,7 @@ def _files_behind(path: str) -> list[str]:
     with a raw raster band, itself or nested, is refused: it can map any file the user can read into the data
     (GDAL 3.6 has no run-time switch for them; GDAL_VRT_ENABLE_RAWRASTERBAND=NO is set too where it has)."""
     if not path or not (os.path.isfile(path) or path.lstrip().startswith("<VRTDataset")):
-        return []
-    if os.path.isfile(path):
-        require_regular_file(path, "input")
+        return []  # (os.path.isfile: a pipe or device is refused when it is opened, with its own message)
     previous = gdal.GetThreadLocalConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", None)
     gdal.SetThreadLocalConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", "NO")
     try:
@@ -583,14 +581,7 @@ def protect_inputs(paths: Sequence[str]) -> Iterator[None]:
     """While active, :meth:`OutputTransaction.add` refuses any output that is one of ``paths`` (compared by real
     path and by file identity, so a link to an input or to its folder is caught too), or a file GDAL reads for one
     of them (a VRT's source files, side-cars)."""
-    behind = []
-    for p in paths:
-        try:
-            behind += [(f"{f} (read through {p})", f) for f in _files_behind(p)]
-        except InputError as exc:
-            if "raw raster band" in str(exc):
-                raise
-            # not a regular file: refused when it is opened, with its own message
+    behind = [(f"{f} (read through {p})", f) for p in paths for f in _files_behind(p)]
     entries = tuple((name, os.path.realpath(p), _identity(p)) for name, p in [(p, p) for p in paths if p] + behind)
     token = _PROTECTED.set(_PROTECTED.get() + entries)
     try:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,15 +105,12 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         raise InputError("Every fine image is held out: keep at least one pair for fusion.")
     series = build_series([p for p, _ in fine], [p for p, _ in config.coarse],
                           [d for _, d in fine] + [d for _, d in config.coarse])
-    from .raster import claim, clean_stale, release, scratch_prefix
+    from .raster import scratch_dir
 
-    clean_stale(config.output_folder)  # what a killed earlier run left
-    claim(config.output_folder)  # this run's lock while its staging folder exists (raster.clean_stale)
-    staging = tempfile.mkdtemp(prefix=scratch_prefix("stf-run"), dir=config.output_folder)
-    stage = lambda a, b: SubFeedback(feedback, a, b) if feedback else None  # noqa: E731
-    out = config.output_folder
-    commands: list[tuple[str, dict]] = []
-    try:
+    with scratch_dir("stf-run", config.output_folder) as staging:  # cleaned first; this run's lock held
+        stage = lambda a, b: SubFeedback(feedback, a, b) if feedback else None  # noqa: E731
+        out = config.output_folder
+        commands: list[tuple[str, dict]] = []
         if not series.coarse_on_fine_grid:
             commands.append(("stf:resample_coarse", {"COARSE": [p for p, _ in config.coarse], "REFERENCE": fine[0][0],
                                                      "METHOD": config.resample_method,
@@ -203,9 +198,6 @@ def _run_workflow(config: WorkflowConfig, feedback: Feedback | None) -> Workflow
         result = WorkflowResult(method, [(d, moved[f]) for d, f in zip(dates, files)],
                                 moved.get(model_file) if model_file else None, moved.get(report), moved.get(table),
                                 commands)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        release(config.output_folder)
     if feedback is not None:
         feedback.set_progress(100)
     return result

@@ -38,25 +38,11 @@ def read_tile(
     fine: list[DatedRaster], coarse: list[DatedRaster], coarse_pred: DatedRaster, tile: Tile, scale: float,
     device: Any,
 ) -> TileInputs:
-    """Read the tile's outer window of every input as float32 tensors on ``device``."""
-    xp = backend()
-
-    valid = np.ones((tile.outer.height, tile.outer.width), bool)
-    arrays = []
-    for item in list(fine) + list(coarse) + [coarse_pred]:
-        data, ok = read_item(item, tile.outer, scale)
-        arrays.append(data)
-        valid &= ok
-    p = len(fine)
-
-    def t(a):
-        return xp.from_numpy(np.ascontiguousarray(a)).to(device)
-
-    rows, cols = tile.inner_in_outer
-    return TileInputs(
-        fine=t(np.stack(arrays[:p])), coarse=t(np.stack(arrays[p:2 * p])), coarse_pred=t(arrays[-1]),
-        valid=t(valid), inner=(rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start),
-    )
+    """Read the tile's outer window of every input as float32 tensors on ``device`` (one prediction date:
+    ``coarse_pred`` [B, H, W])."""
+    (_, inputs), = read_tile_dates(fine, coarse, [coarse_pred], [None], tile, scale, device)
+    inputs.coarse_pred = inputs.coarse_pred[0]
+    return inputs
 
 
 DATES_PER_PASS = 16  # dates of a tile computed in one pass of a dates function (memory grows with them)
@@ -78,7 +64,7 @@ def read_tile_dates(fine: list[DatedRaster], coarse: list[DatedRaster], coarse_p
     for item, date in zip(coarse_pred, dates):
         data, ok = read_item(item, tile.outer, scale)
         both = valid & ok
-        entry = groups.setdefault(np.packbits(both).tobytes() + bytes(str(both.shape), "ascii"), (both, [], []))
+        entry = groups.setdefault(np.packbits(both).tobytes(), (both, [], []))  # one shape per tile
         entry[1].append(date)
         entry[2].append(data)
 
