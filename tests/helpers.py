@@ -81,3 +81,17 @@ class kernel_path:  # noqa: N801  a context manager, used like a function
         return False
 
 
+
+
+def crop_series(series, folder, size: int) -> dict[str, list[str]]:
+    """The north-west ``size`` x ``size`` pixels of every fine and coarse image of ``series`` (coarse on the fine
+    grid), written under ``folder``/fine and ``folder``/coarse with their names: {"fine": paths, "coarse": paths}."""
+    import os
+
+    crop = {}
+    for kind, items in (("fine", series.fine), ("coarse", series.coarse)):
+        os.makedirs(os.path.join(folder, kind))
+        crop[kind] = [os.path.join(folder, kind, os.path.basename(i.path)) for i in items]
+        for item, path in zip(items, crop[kind]):
+            gdal.Translate(path, item.path, srcWin=[0, 0, size, size])
+    return crop

@@ -1,7 +1,7 @@
 """ESTARFM: equals a per-pixel loop written from the rules of Zhu's 2018 code (the module docstring)."""
 import numpy as np
 import pytest
-from helpers import KERNEL_PATHS, kernel_path
+from helpers import KERNEL_PATHS, crop_series, kernel_path
 from reference_classic import estarfm_reference
 from test_starfm import _tiny_scene
 
@@ -35,7 +35,6 @@ def test_a_series_in_one_pass_equals_each_date_alone(sample_on_fine_grid, tmp_pa
     """Issue 28: the dates that share their pairs are computed in one pass per tile (the similar pixels, weights
     and conversion coefficients once); every output equals the date predicted alone, also where one date's coarse
     image has a hole (its own group) and on both CPU paths."""
-    import os
     import shutil
 
     from osgeo import gdal
@@ -44,12 +43,7 @@ def test_a_series_in_one_pass_equals_each_date_alone(sample_on_fine_grid, tmp_pa
     from stf_fusion.core.raster import read_raw
     from stf_fusion.core.series import build_series
 
-    crop = {}
-    for kind, items in (("fine", sample_on_fine_grid.fine), ("coarse", sample_on_fine_grid.coarse)):
-        os.makedirs(tmp_path / kind)
-        crop[kind] = [str(tmp_path / kind / os.path.basename(i.path)) for i in items]
-        for item, path in zip(items, crop[kind]):
-            gdal.Translate(path, item.path, srcWin=[0, 0, 60, 60])
+    crop = crop_series(sample_on_fine_grid, str(tmp_path), 60)
     cloudy = [p for p in crop["coarse"] if "2021-05-03" in p][0]
     ds = gdal.Open(cloudy, gdal.GA_Update)
     for b in range(1, ds.RasterCount + 1):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import files_in
+from helpers import crop_series
 from test_bad_inputs import run_refused, snapshot
 
 from stf_fusion.core.errors import InputError
@@ -372,18 +373,11 @@ def test_a_write_error_while_closing_does_not_hide_the_first_one(tmp_path):
 @pytest.mark.parametrize("method", ["stf3dcnn", "dcnn", "dcstfn", "stfdcnn", "stfsr"])
 def test_training_on_a_one_pixel_scene_is_a_model_or_a_message(sample_on_fine_grid, tmp_path, method):
     """A 1 x 1 scene made train_stf3dcnn fail in conv3d (exit 2): every trainer either trains or says why."""
-    from osgeo import gdal
-
     from stf_fusion.core import catalog
     from stf_fusion.core.errors import StfError
     from stf_fusion.core.feedback import RecordingFeedback
 
-    paths = {}
-    for kind, items in (("fine", sample_on_fine_grid.fine), ("coarse", sample_on_fine_grid.coarse)):
-        os.makedirs(tmp_path / kind)
-        paths[kind] = [str(tmp_path / kind / os.path.basename(i.path)) for i in items]
-        for item, path in zip(items, paths[kind]):
-            gdal.Translate(path, item.path, srcWin=[0, 0, 1, 1])
+    paths = crop_series(sample_on_fine_grid, str(tmp_path), 1)
     spec = catalog.spec(f"train_{method}")
     values = {p.name: p.default for p in spec.params}
     values.update(FINE=paths["fine"], COARSE=paths["coarse"], MODEL=str(tmp_path / "m.stfmodel"))

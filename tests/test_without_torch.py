@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from helpers import crop_series
 
 from stf_fusion.core.arrays import backend, is_numpy, torch_importable
 from stf_fusion.core.classic.starfm import StarfmParams
@@ -47,17 +48,9 @@ def test_classic_tests_pass_without_torch():
 @pytest.fixture(scope="module")
 def cropped_sample(sample_on_fine_grid, tmp_path_factory):
     """The sample's north-west 96 x 96 pixels (coarse on the fine grid): small enough for the tensor path."""
-    from osgeo import gdal
-
     from stf_fusion.core.series import build_series
 
-    folder = tmp_path_factory.mktemp("cropped_sample")
-    crop = {}
-    for kind, items in (("fine", sample_on_fine_grid.fine), ("coarse", sample_on_fine_grid.coarse)):
-        os.makedirs(folder / kind)
-        crop[kind] = [str(folder / kind / os.path.basename(i.path)) for i in items]
-        for item, path in zip(items, crop[kind]):
-            gdal.Translate(path, item.path, srcWin=[0, 0, 96, 96])
+    crop = crop_series(sample_on_fine_grid, str(tmp_path_factory.mktemp("cropped_sample")), 96)
     return build_series(crop["fine"], crop["coarse"])
 
 
