@@ -142,6 +142,8 @@ class Evaluation:
     conventions: dict[str, str]
     details: list[dict] = field(default_factory=list)
     pair_dates: list[str] = field(default_factory=list)  # from the predictions' metadata (stf fusion outputs)
+    # predictions with an error estimate beside them (stf:fuse_auto): its mean against the true error's
+    error_estimates: list[dict] = field(default_factory=list)
 
 
 def evaluate_files(
@@ -163,7 +165,7 @@ def evaluate_files(
     used: dict[str, list[str]] = {}  # h/l -> predictions (names)
     pairs: set[str] = set()
     conventions["masked pixels"] = "nodata in any band, non-finite, or 0 in the mask raster: excluded everywhere"
-    rows, details = [], []
+    rows, details, estimates = [], [], []
     for i, match in enumerate(matches):
         check_cancel(feedback)
         ref_info = raster_info(match.reference, "reference")
@@ -193,12 +195,43 @@ def evaluate_files(
         used.setdefault("not known" if math.isnan(h_l) else f"{h_l:.4g}", []).append(os.path.basename(match.prediction))
         result = metrics.compute_all(pred, ref, valid, data_range, h_l, base)
         rows += _rows(match, result, ref_info)
+        estimate = _error_estimate(match, pred, ref, valid, ref_info)
+        if estimate:
+            estimates.append(estimate)
         if keep_details:
             details.append(_details(match, pred, ref, valid, ref_info.descriptions))
         if feedback is not None:
             feedback.set_progress(100.0 * (i + 1) / len(matches))
     conventions["h/l"] = _describe_ratios(ratio, used)
-    return Evaluation(rows, conventions, details, sorted(pairs))
+    if estimates:
+        conventions["error estimates"] = (
+            "where a prediction has an error estimate beside it (uncertainty/<name>_error.tif, written by "
+            "stf:fuse_auto), its mean over the valid pixels is compared with the mean true error, the per-pixel RMS "
+            "over the bands sqrt(mean_b (P_b - R_b)^2); the correlation is over those pixels")
+    return Evaluation(rows, conventions, details, sorted(pairs), estimates)
+
+
+def _error_estimate(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.ndarray,
+                    ref_info: RasterInfo) -> dict | None:
+    """The prediction's error estimate against its true error (mean estimate, mean true per-pixel RMS over bands,
+    their ratio and correlation), or None when it has none beside it."""
+    from .auto import ERROR
+
+    path = ERROR.beside(match.prediction)
+    if not os.path.isfile(path):
+        return None
+    info = raster_info(path, "error estimate")
+    check_same_grid(ref_info, info, check_bands=False)
+    estimate, ok = read_block(path, scale=1.0, info=info)
+    ok &= valid
+    if not ok.any():
+        return None
+    true = np.sqrt(np.mean((pred - ref) ** 2, axis=0))[ok]
+    est = estimate[0][ok].astype(np.float64)
+    corr = float(np.corrcoef(est, true)[0, 1]) if est.std() > 0 and true.std() > 0 else float("nan")
+    return dict(date=match.date.isoformat() if match.date else "", method=match.method,
+                prediction=os.path.basename(match.prediction), estimated=float(est.mean()), true=float(true.mean()),
+                ratio=float(est.mean()) / max(float(true.mean()), 1e-12), correlation=corr)
 
 
 def _ratio(ratio: float, info) -> float:

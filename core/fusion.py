@@ -55,6 +55,11 @@ class SideLayer:
     def path(self, folder: str, method: str, date: _dt.date) -> str:
         return os.path.join(folder, self.subfolder, f"{method}_{date.isoformat()}_{self.suffix}.tif")
 
+    def beside(self, prediction: str) -> str:
+        """The side layer of the prediction file ``prediction`` (``<folder>/<method>_<date>.tif``)."""
+        folder, name = os.path.split(prediction)
+        return os.path.join(folder, self.subfolder, f"{os.path.splitext(name)[0]}_{self.suffix}.tif")
+
 
 def prediction_path(folder: str, method: str, date: _dt.date) -> str:
     """``<folder>/<method>_<YYYY-MM-DD>.tif`` (SPEC.md naming)."""

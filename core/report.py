@@ -207,6 +207,15 @@ def write_html(evaluation: Evaluation, path: str, transaction: OutputTransaction
     overall = [r for r in evaluation.rows if r["band"] == "all"]
     parts.append(_table(["date", "method"] + [_header(k) for k in columns] + ["n_pixels"],
                         [[r["date"], r["method"]] + [r[k] for k in columns] + [r["n_pixels"]] for r in overall]))
+    if evaluation.error_estimates:
+        items = evaluation.error_estimates
+        ratio = float(np.mean([e["estimated"] for e in items])) / max(float(np.mean([e["true"] for e in items])), 1e-12)
+        parts.append("<h2>Estimated against true error</h2><p>Predictions with an error estimate beside them "
+                     "(stf:fuse_auto): the mean estimate against the mean true error (per-pixel RMS over the bands) "
+                     f"and their correlation over the pixels. Over all of them, estimate / true = {ratio:.2f}.</p>")
+        parts.append(_table(["date", "method", "estimated error", "true error", "estimate / true", "correlation"],
+                            [[e["date"], e["method"], e["estimated"], e["true"], e["ratio"], e["correlation"]]
+                             for e in items]))
     if evaluation.details:
         parts.append("<h2>Images per date</h2><p>The reference and each prediction with one stretch; below, each "
                      "prediction's error on one colour scale per date.</p>")

@@ -12,7 +12,9 @@ from osgeo import gdal
 
 from stf_fusion.core.auto import MEMBERS, fuse_auto, simplex_weights
 from stf_fusion.core.errors import InputError
-from stf_fusion.core.raster import read_block
+from stf_fusion.core.evaluation import evaluate_files
+from stf_fusion.core.raster import OutputTransaction, read_block
+from stf_fusion.core.report import write_html
 from stf_fusion.core.series import build_series
 
 
@@ -25,6 +27,38 @@ def test_simplex_weights_hand_computed():
     c = np.array([[0.1, 0.3, 0.2], [0.2, 0.1, 0.2], [0.3, 0.2, 0.2]])
     w = simplex_weights(c, np.array([0.2, 0.2, 0.2]))  # the third member is exact
     np.testing.assert_allclose(w, [0.0, 0.0, 1.0], atol=1e-6)
+
+
+def test_novelty_is_the_change_that_the_pairs_do_not_explain(tmp_path):
+    """Hand-computed: coarse images of dates 1 and 3 (pairs) and 2 (to predict), C(2) = 0.5 C(1) + 0.5 C(3) + 0.01
+    everywhere except a 4 x 4 event of +0.0600 in band 1 and +0.0300 in band 2: the fit recovers (0.5, 0.5, 0.01)
+    (the event is 16 of 1024 pixels: least squares moves them by under 3 %), n = 0 off the event and
+    sqrt((0.06^2 + 0.03^2) / 2) = 0.0474 on it."""
+    from helpers import make_raster
+
+    from stf_fusion.core.auto import _novelty, _novelty_fit
+
+    rng = np.random.default_rng(0)
+    c1 = rng.uniform(0.05, 0.4, (2, 32, 32))
+    c3 = c1 + rng.uniform(0.0, 0.1, (2, 32, 32))
+    c2 = 0.5 * c1 + 0.5 * c3 + 0.01
+    c2[0, 8:12, 8:12] += 0.06
+    c2[1, 8:12, 8:12] += 0.03
+    fine, coarse = [], []
+    for day, c in (("2021-01-01", c1), ("2021-01-11", c2), ("2021-01-21", c3)):
+        coarse.append(make_raster(tmp_path / f"coarse_{day}.tif", np.round(c * 1e4), dtype=gdal.GDT_UInt16))
+        if day != "2021-01-11":
+            fine.append(make_raster(tmp_path / f"fine_{day}.tif", np.round(c * 1e4), dtype=gdal.GDT_UInt16))
+    series = build_series(fine, coarse)
+    date = series.predict_dates[0]
+    fit = _novelty_fit(series, series.pair_dates, date, 1e-4)
+    assert fit[1] == list(series.pair_dates)
+    np.testing.assert_allclose(fit[2], [[0.5, 0.5, 0.01]] * 2, atol=0.02)
+    n, ok = _novelty(series, fit, None, 1e-4)
+    event = np.zeros((32, 32), bool)
+    event[8:12, 8:12] = True
+    assert ok.all() and n[~event].max() < 0.003
+    np.testing.assert_allclose(n[event], np.sqrt((0.06 ** 2 + 0.03 ** 2) / 2), rtol=0.08)
 
 
 def _mean_rmse(files, truth):
@@ -72,6 +106,15 @@ def test_auto_is_never_worse_than_the_best_member_and_beats_it_somewhere(sample_
         assert set(result.members) == set(MEMBERS)
         assert json.loads(gdal.Open(result.files[0]).GetMetadataItem("STF_AUTO"))["choice"] == result.choice
         assert os.path.exists(result.csv) and all(np.isfinite(est))
+        # the error estimate's mean agrees with the true mean error within 20 % (issue 25, item 3)
+        assert 0.8 <= np.mean(est) / np.mean(true) <= 1.2
+        # stf:evaluate finds the estimates beside the predictions and reports them against the true error
+        evaluation = evaluate_files(result.files, sorted(truth.values()))
+        np.testing.assert_allclose([e["estimated"] for e in evaluation.error_estimates], est, rtol=1e-5)
+        np.testing.assert_allclose([e["true"] for e in evaluation.error_estimates], true, rtol=1e-5)
+        with OutputTransaction() as tx:
+            report = write_html(evaluation, str(tmp_path / f"{name}.html"), tx)
+        assert "Estimated against true error" in open(report, encoding="utf-8").read()
     assert max(gains.values()) > 0  # better than the best single method on at least one scene
 
 
