@@ -382,3 +382,42 @@ for _scheduler, _label in (("", "inprocess"), ("local:2", "local2")):
          + (f"{_scheduler} (2 worker processes, 1 thread each; includes starting them)" if _scheduler else
             "empty (in this process, 2 threads)"), _prepare_cia_series)(
         lambda w, s=_scheduler: _starfm_scheduler(w, s))
+
+
+def _prepare_sample_on_fine_grid(workdir: str) -> None:
+    """The bundled sample with its coarse images resampled onto the fine grid (bicubic)."""
+    from stf_fusion.core.raster import OutputTransaction
+    from stf_fusion.core.series import resample_series
+
+    target = os.path.join(workdir, "sample_coarse_fine")
+    if os.path.isdir(target):
+        return
+    with OutputTransaction() as tx:
+        resample_series(_bundled_sample(), target, "bicubic", tx)
+
+
+def _bundled_sample(workdir: str | None = None):
+    from stf_fusion.core.series import build_series
+
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "sample")
+    fine = sorted(glob.glob(os.path.join(sample, "fine", "*.tif")))
+    if workdir is None:
+        return build_series(fine, sorted(glob.glob(os.path.join(sample, "coarse", "*.tif"))))
+    return build_series(fine, sorted(glob.glob(os.path.join(workdir, "sample_coarse_fine", "*.tif"))))
+
+
+def _train_defaults(workdir: str, name: str) -> dict:
+    """Train with the DEFAULT settings (the user's budget) on the bundled sample; the held-out record."""
+    from stf_fusion.core.deep.api import train_method
+    from stf_fusion.core.deep.training import bf16_training
+
+    _, meta = train_method(name, _bundled_sample(workdir), 1e-4, None, "cpu")
+    record = meta.get("validation", {})
+    return {"held_out_rmse": record.get("rmse"), "untrained_rmse": record.get("untrained_rmse"),
+            "best_epoch": record.get("best_epoch"), "bf16": bf16_training("cpu")}
+
+
+for _name in ("stfdcnn", "stf3dcnn"):
+    case(f"train_{_name}_sample", f"{_name.upper()} training with the default settings on the bundled sample "
+         "(192 x 192 x 6, 10 dates, 3 pairs; bf16 autocast where the CPU has it, STF_TRAIN_PRECISION=fp32 "
+         "turns it off)", _prepare_sample_on_fine_grid)(lambda w, n=_name: _train_defaults(w, n))

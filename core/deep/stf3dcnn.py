@@ -54,6 +54,7 @@ from ..device import describe_device, import_torch, resolve_device
 from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
+from ..raster import keep_open
 from ..series import SceneSeries, check_encodings, nearest_date, read_item
 from ..tiles import Window
 from .guided import build_branch, guided_radius
@@ -234,17 +235,18 @@ def _sample_windows(series: SceneSeries, params: Stf3dcnnParams, holdout: HoldOu
     rng = np.random.default_rng(params.seed)
     coarse_all, fine_all = [], []
     tries = 0
-    while len(coarse_all) < params.windows and tries < 20 * params.windows:
-        tries += 1
-        y = int(rng.integers(0, grid.height - size + 1))
-        x = int(rng.integers(0, grid.width - size + 1))
-        if holdout is not None and holdout.overlaps(y, x, size, size):
-            continue
-        coarse, valid, fine = _read_cube(series, Window(x, y, size, size), scale)
-        if not valid.all():
-            continue
-        coarse_all.append(coarse)
-        fine_all.append(np.stack([fine[d] for d in pair_dates], axis=1))
+    with keep_open():
+        while len(coarse_all) < params.windows and tries < 20 * params.windows:
+            tries += 1
+            y = int(rng.integers(0, grid.height - size + 1))
+            x = int(rng.integers(0, grid.width - size + 1))
+            if holdout is not None and holdout.overlaps(y, x, size, size):
+                continue
+            coarse, valid, fine = _read_cube(series, Window(x, y, size, size), scale)
+            if not valid.all():
+                continue
+            coarse_all.append(coarse)
+            fine_all.append(np.stack([fine[d] for d in pair_dates], axis=1))
     if not coarse_all:
         raise InputError("No training sub-cube without nodata outside the validation block; choose a smaller "
                          "sub-cube size (PATCH).")
@@ -294,8 +296,11 @@ def train_stf3dcnn(
                       f"pixels x {len(series.dates)} dates (random sub-sequences), pairs on "
                       + ", ".join(d.isoformat() for d in chosen))
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
+    if dev.type == "cpu":  # channels-last for oneDNN's grouped 3D convolutions; back to contiguous after
+        net.body = net.body.to(memory_format=torch.channels_last_3d)
     history = train(net, optimizer, batches, params.epochs, masked_mse, validate, params.patience, dev, feedback,
-                    label="stf3dcnn: ")
+                    label="stf3dcnn: ", bf16=True)
+    net.body = net.body.to(memory_format=torch.contiguous_format)
     metadata = training_metadata(grid, scale, params, params.spatial_radius, chosen,
                                  {"stf3dcnn": history.as_dict()}, dev,
                                  training_dates=[d.isoformat() for d in series.dates],
