@@ -183,6 +183,49 @@ for _method, _what in (("starfm", "two pairs, window 31"), ("estarfm", "two pair
          _prepare_cia_series)(lambda w, m=_method: _classic(w, m))
 
 
+def _marginal(workdir: str, method: str) -> dict:
+    """Issue 28: the per-pair set-up cost and the marginal cost of one more date, for every method: the method
+    predicts the first date of the 8-date CIA-size series alone, then its first three dates in one run;
+    marginal = (t3 - t1) / 2, set-up = t1 - marginal. Learned methods use the tiny models of ``_prepare_cia_models``
+    (speed, not accuracy)."""
+    import time
+
+    from stf_fusion.core.classic.fitfc import FitfcParams
+    from stf_fusion.core.classic.fsdaf import FsdafParams
+    from stf_fusion.core.deep.api import predict_with_model
+    from stf_fusion.core.fusion import fuse_method
+
+    series = _load_cia_like(os.path.join(workdir, "cia_series8"))
+    params = {"fsdaf": FsdafParams(factor=20), "fitfc": FitfcParams(factor=20)}.get(method)
+    seconds = {}
+    for count in (1, 3):
+        out = os.path.join(workdir, f"marginal_{method}_{count}")
+        dates = series.predict_dates[:count]
+        start = time.perf_counter()
+        if os.path.exists(os.path.join(workdir, f"{method}.stfmodel")):
+            files = predict_with_model(os.path.join(workdir, f"{method}.stfmodel"), series, dates, out, 1e-4, "cpu")
+        else:
+            files = fuse_method(method, series, dates, out, 1e-4, device="cpu", params=params, rules="strict")
+        seconds[count] = time.perf_counter() - start
+        for f in files:
+            os.remove(f)
+    marginal = (seconds[3] - seconds[1]) / 2
+    return {"pixels": CIA_ROWS * CIA_COLS * 4, "one_date_s": seconds[1], "three_dates_s": seconds[3],
+            "marginal_s_per_date": marginal, "setup_s": seconds[1] - marginal,
+            "46_dates_min_estimate": (seconds[1] + 45 * marginal) / 60}
+
+
+def _prepare_marginal(workdir: str) -> None:
+    _prepare_cia_series8(workdir)
+    _prepare_cia_models(workdir)
+
+
+for _method in ("starfm", "estarfm", "fsdaf", "fitfc", "stfdcnn", "stfsr", "dcnn", "dcstfn"):
+    case(f"{_method}_cia_marginal", f"{_method.upper()}, CIA size: one date, then three dates between the same two "
+         "pairs: the set-up and the marginal cost of a date (issue 28)", _prepare_marginal)(
+        lambda w, m=_method: _marginal(w, m))
+
+
 def _prepare_cia_models(workdir: str) -> None:
     """The CIA-size series plus a tiny STFDCNN, DCNN, DCSTFN and STFSR model (the timed steps measure speed, not
     accuracy)."""

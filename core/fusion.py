@@ -72,16 +72,42 @@ def series_value_range(series: SceneSeries, scale: "float | Encoding | Scales") 
     an index such as NDVI (negative values) gives about [-1, 1]. Bands share one range."""
     enc = as_scales(scale).fine
     low, high = 0.0, 1.0
-    for item in series.fine:  # read here, in tiles: GDAL's own min/max writes statistics into a VRT input
-        info = item.info
-        for tile in plan_tiles(info.width, info.height, 512):
-            raw = read_raw(item.path, tile.inner)
-            ok = valid_mask(raw, info.nodata)
-            if ok.any():
-                values = raw[:, ok]
-                low = min(low, float(values.min()) * enc.scale + enc.offset)
-                high = max(high, float(values.max()) * enc.scale + enc.offset)
+    for item in series.fine:
+        stored = _stored_range(item.path, tuple(item.info.nodata), item.info.width, item.info.height)
+        if stored is not None:
+            ends = [v * enc.scale + enc.offset for v in stored]
+            low, high = min(low, *ends), max(high, *ends)
     return float(low), float(high)
+
+
+_RANGES: dict = {}  # (file identity, nodata) -> (min, max) stored values: a series is read once per process
+
+
+def _stored_range(path: str, nodata: tuple, width: int, height: int) -> tuple[float, float] | None:
+    """(min, max) of the valid stored values of a raster, read in tiles (GDAL's own min/max writes statistics into
+    a VRT input); remembered for a regular file by its identity (device, inode, size, modification time), so the
+    several steps of one run (gap filling, validation, prediction) read it once, and a changed file is read again.
+    A VRT is read every time (its sources can change under it)."""
+    key = None
+    if os.path.isfile(path) and not path.lower().endswith(".vrt"):
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, nodata)
+        if key in _RANGES:
+            return _RANGES[key]
+    low = high = None
+    for tile in plan_tiles(width, height, 512):
+        raw = read_raw(path, tile.inner)
+        ok = valid_mask(raw, nodata)
+        if ok.any():
+            values = raw[:, ok]
+            low = float(values.min()) if low is None else min(low, float(values.min()))
+            high = float(values.max()) if high is None else max(high, float(values.max()))
+    result = None if low is None else (low, high)
+    if key is not None:
+        if len(_RANGES) > 256:
+            _RANGES.clear()
+        _RANGES[key] = result
+    return result
 
 
 def pixel_ratio(series: SceneSeries) -> float | None:

@@ -114,3 +114,32 @@ def test_resample_cancel_leaves_nothing(tmp_path):
         with OutputTransaction() as tx:
             resample_to_grid(coarse, raster_info(fine), tx.add(str(out_dir / "o.tif")), "bilinear", Cancelled())
     assert os.listdir(out_dir) == []
+
+
+def test_the_value_range_is_read_once_per_file_and_again_when_it_changes(tmp_path, monkeypatch):
+    """series_value_range (the clamp of every prediction) is remembered per file identity: the steps of one run
+    read each fine image once (issue 28), a rewritten file is read again, and the range is hand-checkable."""
+    from osgeo import gdal
+
+    from stf_fusion.core import fusion
+
+    data = np.full((2, 8, 8), 500, np.int16)
+    data[0, 0, 0], data[1, 1, 1], data[0, 2, 2] = -300, 12000, -9999  # -0.03, 1.2 and nodata
+    fine = [make_raster(tmp_path / "fine_2021-01-01.tif", data, nodata=-9999),
+            make_raster(tmp_path / "fine_2021-01-21.tif", np.full((2, 8, 8), 400, np.int16), nodata=-9999)]
+    coarse = [make_raster(tmp_path / f"coarse_2021-01-{d:02d}.tif", np.full((2, 8, 8), 400, np.int16))
+              for d in (1, 11, 21)]
+    series = build_series(fine, coarse)
+    reads = []
+    original = fusion.read_raw
+    monkeypatch.setattr(fusion, "read_raw", lambda path, window=None: reads.append(path) or original(path, window))
+    assert fusion.series_value_range(series, 1e-4) == pytest.approx((-0.03, 1.2))
+    assert fusion.series_value_range(series, 1e-4) == pytest.approx((-0.03, 1.2))
+    assert sorted(reads) == sorted(fine)  # once each
+    ds = gdal.Open(fine[0], gdal.GA_Update)
+    ds.GetRasterBand(2).WriteArray(np.full((8, 8), 500, np.int16))
+    ds = None
+    os.utime(fine[0], ns=(1, os.stat(fine[0]).st_mtime_ns + 10**9))
+    series = build_series(fine, coarse)
+    assert fusion.series_value_range(series, 1e-4) == pytest.approx((-0.03, 1.0))
+    assert reads.count(fine[0]) == 2
