@@ -117,7 +117,7 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
         one_minus_r = 1.0 - (fc * cc).sum(dim=0) / denom
     one_minus_r = xp.where(xp.isfinite(one_minus_r), one_minus_r, 0.5)  # undefined R: 0.5
     one_minus_r = xp.where(valid, one_minus_r, 0.0)
-    change = coarse_pred[:, None] - coarse[None]  # [D, 2, B, H, W]: C(t_p) - C(t_k)
+    # sum W (C(t_p) - C(t_k)) = sum W C(t_p) - sum W C(t_k): per date only sum W C(t_p) [B], the pairs' part once
     # sums over the similar pixels, stacked so that one multiply-add per window step accumulates them all:
     # C_m, C_n (sum x = C_m + C_n), sum y, sum xx, sum xy, sum yy (x coarse, y fine, both dates)
     stats = xp.cat([coarse[0], coarse[1], fine.sum(dim=0), (coarse * coarse).sum(dim=0),
@@ -126,19 +126,21 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     fine_c = win.view(fine)
     h, w = fine_c.shape[-2:]
     if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
-        by_weight = xp.cat([xp.ones_like(one_minus_r)[None], change.flatten(0, 2), fine.flatten(0, 1)])
+        by_weight = xp.cat([xp.ones_like(one_minus_r)[None], coarse_pred.flatten(0, 1), coarse.flatten(0, 1),
+                            fine.flatten(0, 1)])
         by_similar = xp.cat([xp.ones_like(one_minus_r)[None], stats])
         acc_w, acc_s = (xp.from_numpy(x) for x in kernels.estarfm_sums(
             fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
             win.x0 + r, h, w, r))
         weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:]
-        weighted_change = acc_w[1:1 + 2 * bands * n_dates].reshape(n_dates, 2, bands, h, w)
-        weighted_fine = acc_w[1 + 2 * bands * n_dates:].reshape(2, bands, h, w)
+        weighted_pred = acc_w[1:1 + bands * n_dates].reshape(n_dates, 1, bands, h, w)
+        weighted_coarse, weighted_fine = acc_w[1 + bands * n_dates:].reshape(2, 2, bands, h, w)
         return [_estarfm_result(inputs, params, fine, coarse, coarse_pred[d], valid, fine_c, weight_sum, count,
-                                weighted_change[d], weighted_fine, sums) for d in range(n_dates)]
+                                weighted_pred[d] - weighted_coarse, weighted_fine, sums) for d in range(n_dates)]
     weight_sum = xp.zeros((h, w), dtype=fine.dtype, device=fine.device)
     count = xp.zeros_like(weight_sum)
-    weighted_change = xp.zeros((n_dates,) + tuple(fine_c.shape), dtype=fine.dtype, device=fine.device)
+    weighted_pred = xp.zeros((n_dates, 1) + tuple(fine_c.shape[1:]), dtype=fine.dtype, device=fine.device)
+    weighted_coarse = xp.zeros_like(fine_c)
     weighted_fine = xp.zeros_like(fine_c)
     sums = xp.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
     for dy, dx in win.offsets():
@@ -148,11 +150,12 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
         weight = sim / (win.view(one_minus_r, dy, dx) * (1.0 + math.hypot(dy, dx) / r) + 1e-7)
         weight_sum += weight
         count += sim
-        weighted_change += weight * win.view(change, dy, dx)
+        weighted_pred += weight * win.view(coarse_pred, dy, dx)[:, None]
+        weighted_coarse += weight * win.view(coarse, dy, dx)
         weighted_fine += weight * win.view(fine, dy, dx)
         sums += sim * win.view(stats, dy, dx)
     return [_estarfm_result(inputs, params, fine, coarse, coarse_pred[d], valid, fine_c, weight_sum, count,
-                            weighted_change[d], weighted_fine, sums) for d in range(n_dates)]
+                            weighted_pred[d] - weighted_coarse, weighted_fine, sums) for d in range(n_dates)]
 
 
 def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count, weighted_change,

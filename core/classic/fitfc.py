@@ -56,7 +56,8 @@ from ..deep.common import upsample_window
 from ..series import DatedRaster, SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import Window, block_sum, box_sum, check_window, cpu_tile_size, pad, pair_sets, window_radius
+from .common import (DATES_PER_PASS, Window, block_sum, box_sum, check_window, cpu_tile_size, pad, pair_sets,
+                     window_radius)
 
 
 @dataclass
@@ -136,7 +137,9 @@ def similar_filter(fine: Any, value: Any, valid: Any, inner: tuple[int, int, int
                    ) -> tuple[Any, Any]:
     """Step 3 for the centre pixels ``inner`` (row, col, height, width) of the outer arrays ``fine``, ``value``
     [B, H, W] and ``valid`` [H, W]: the weighted mean of ``value`` over the ``similar`` neighbours with the
-    smallest D = mean_b |F1(x_k) - F1(x_ij)|; returns it [B, h, w] and whether the centre had any valid neighbour."""
+    smallest D = mean_b |F1(x_k) - F1(x_ij)|; returns it [B, h, w] and whether the centre had any valid neighbour.
+    ``value`` [C, H, W] may hold several dates' bands (C = dates x B, issue 28): the neighbours and their weights
+    depend on F1 and the validity only, so they are chosen once for all ([C, h, w] out, each as alone)."""
     xp = backend()
     r = window_radius(params.window)
     win = Window(inner, r)
@@ -194,26 +197,48 @@ def fuse_fitfc(
                           f"{float(np.median(a[0][inside])) if inside.any() else float('nan'):.3f}, residual RMS "
                           f"{float(np.sqrt(np.mean(residual[:, inside] ** 2))) if inside.any() else 0.0:.4f}.")
 
+    cache: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
+
     def predict(date: _dt.date, tile: Tile):
-        pair, a, b, residual, coarse_ok = fits[date]
+        """The dates of a tile that share the pair and the validity in one filter pass (issue 28), served from
+        ``cache`` as the tile job asks for them."""
+        if (tile.index, date) in cache:
+            return cache.pop((tile.index, date))
+        for key in [k for k in cache if k[0] != tile.index]:  # a cancelled tile's leftovers
+            del cache[key]
+        pair = fits[date][0]
+        same = [d for d in dates if fits[d][0].path == pair.path]
+        chunk = same[same.index(date):same.index(date) + DATES_PER_PASS]
         o = tile.outer
-        f1, valid = read_item(pair, o, scale)
+        f1, f1_valid = read_item(pair, o, scale)
         ys, xs = np.arange(o.y, o.y + o.height) // f, np.arange(o.x, o.x + o.width) // f
-        valid &= coarse_ok[ys][:, xs]
+        rows, cols = tile.inner_in_outer
+        inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
         t = lambda x: xp.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
+        groups: dict = {}  # validity -> [date]
+        for d in chunk:
+            valid = f1_valid & fits[d][4][ys][:, xs]
+            groups.setdefault(valid.tobytes(), (valid, []))[1].append(d)
         with xp.no_grad():
             f1_t = t(f1)
-            up = upsample_window(t(residual.astype(np.float32))[None], f, o)[0]  # bicubic, pixel centres aligned
-            compensated = t(a[:, ys][:, :, xs]) * f1_t + t(b[:, ys][:, :, xs]) + up  # steps 1-2 on the fine grid
-            rows, cols = tile.inner_in_outer
-            inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
-            prediction, ok = similar_filter(f1_t, compensated, t(valid), inner, params)
-        return prediction.cpu().numpy(), ok.cpu().numpy()
+            for valid, group in groups.values():
+                values = []
+                for d in group:
+                    _, a, b, residual, _ = fits[d]
+                    up = upsample_window(t(residual.astype(np.float32))[None], f, o)[0]  # bicubic, centres aligned
+                    values.append(t(a[:, ys][:, :, xs]) * f1_t + t(b[:, ys][:, :, xs]) + up)  # steps 1-2, fine grid
+                prediction, ok = similar_filter(f1_t, xp.cat(values), t(valid), inner, params)
+                prediction, ok = prediction.cpu().numpy(), ok.cpu().numpy()
+                bands = f1.shape[0]
+                for i, d in enumerate(group):
+                    cache[(tile.index, d)] = (prediction[i * bands:(i + 1) * bands], ok)
+        return cache.pop((tile.index, date))
 
     second = SubFeedback(feedback, 20.0, 100.0) if feedback else None
     compiled = kernels.enabled(dev)
     return write_predictions(series, dates, "fitfc", folder, predict, scale, halo=window_radius(params.window),
                              # the torch path holds a key, a sorted key and an index per window offset and pixel
-                             bytes_per_pixel=4 * (12 if compiled else 4 * params.window ** 2 + 8),
+                             bytes_per_pixel=4 * (12 if compiled else 4 * params.window ** 2 + 8)
+                             + 4 * 3 * grid.bands * (min(DATES_PER_PASS, len(dates)) - 1),  # dates of a pass
                              tile_size=params.tile_size or cpu_tile_size(dev, compiled), feedback=second,
                              value_range=series_value_range(series, scale))

@@ -60,7 +60,8 @@ from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import Window, block_sum, check_window, cpu_tile_size, pad, pair_sets, window_radius
+from .common import (DATES_PER_PASS, Window, block_sum, check_window, cpu_tile_size, pad, pair_sets,
+                     window_radius)
 
 
 @dataclass
@@ -352,7 +353,32 @@ def multiquadric(nodes_yx: np.ndarray, values: np.ndarray, points_yx: Any) -> An
 def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold, coarse_change=None):
     """Step 10 (eq. 25) for the centre pixels: F1 + weighted mean of dF over the most similar pixels of the window.
     ``fine`` and ``change`` [B, H, W], ``valid`` [H, W] tensors covering the outer window; ``threshold`` [B] the
-    similarity thresholds; ``coarse_change`` [B, h, w] (C2 - C1 at the centres) for out-of-range predictions."""
+    similarity thresholds; ``coarse_change`` [B, h, w] (C2 - C1 at the centres) for out-of-range predictions.
+
+    Several dates of one pair at once (issue 28): ``change`` [D, B, H, W] and ``coarse_change`` [D, B, h, w] give a
+    prediction [D, B, h, w]. The similar pixels and their weights depend on F1 (and the validity) only: they are
+    chosen once, and each date's weighted mean is summed in the same order as alone (identical results)."""
+    if change.dim() == 4:
+        prediction, found = _final_prediction(fine, change.flatten(0, 1), valid, inner, params, threshold, None,
+                                              dates=change.shape[0])
+        if coarse_change is not None:
+            y, x, h, w = inner
+            prediction = _out_of_range(prediction, fine[:, y:y + h, x:x + w], params, coarse_change)
+        return prediction, found
+    return _final_prediction(fine, change, valid, inner, params, threshold, coarse_change)
+
+
+def _out_of_range(prediction, fine_c, params, coarse_change):
+    """Out-of-range predictions replaced by F1 + the coarse change, clamped (the reference code's rule)."""
+    xp = backend()
+    outside = (prediction < params.data_min) | (prediction > params.data_max)
+    fallback = (fine_c + coarse_change).clamp(params.data_min, params.data_max)
+    return xp.where(outside, fallback, prediction)
+
+
+def _final_prediction(fine, change, valid, inner, params: FsdafParams, threshold, coarse_change=None, dates=0):
+    """:func:`final_prediction` of one date, or of ``dates`` dates whose bands ``change`` stacks ([dates x B, H, W],
+    no ``coarse_change``)."""
     xp = backend()
     r = window_radius(params.window)
     win = Window(inner, r)
@@ -370,7 +396,7 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
     if kernels.enabled(fine.device):  # the same selection and weights, compiled (kernels.py)
         delta, found = (xp.from_numpy(x) for x in kernels.fsdaf_similar(
             scaled_p, coefficient, invalid_p, change_p, win.y0 + r, win.x0 + r, r, k))
-        return _final(fine_c + delta, found, fine_c, win, valid_p, params, coarse_change)
+        return _final(_add_dates(fine_c, delta, dates), found, fine_c, win, valid_p, params, coarse_change)
     offsets = win.offsets()
     h, w = fine_c.shape[-2:]
     keys = xp.empty((len(offsets), h, w), dtype=fine.dtype, device=fine.device)
@@ -388,17 +414,20 @@ def final_prediction(fine, change, valid, inner, params: FsdafParams, threshold,
     weight = xp.where(usable, 1.0 / ((1.0 + d / r) * (spectral.gather(0, best_indices) + 1.0)), 0.0)
     weight = weight / weight.sum(dim=0).clamp_min(1e-30)
     neighbours = win.gather(change_p, chosen)
-    return _final(fine_c + (weight[None] * neighbours).sum(dim=1), usable.any(dim=0), fine_c, win, valid_p, params,
-                  coarse_change)
+    return _final(_add_dates(fine_c, (weight[None] * neighbours).sum(dim=1), dates), usable.any(dim=0), fine_c, win,
+                  valid_p, params, coarse_change)
+
+
+def _add_dates(fine_c, delta, dates: int):
+    """F1 + the weighted change: ``delta`` [B, h, w], or [D B, h, w] for ``dates`` dates ([D, B, h, w] out)."""
+    if not dates:
+        return fine_c + delta
+    return fine_c[None] + delta.reshape((dates,) + tuple(fine_c.shape))
 
 
 def _final(prediction, found, fine_c, win, valid_p, params, coarse_change):
-    """Out-of-range predictions replaced by F1 + the coarse change, clamped (the reference code's rule)."""
-    xp = backend()
     if coarse_change is not None:
-        outside = (prediction < params.data_min) | (prediction > params.data_max)
-        fallback = (fine_c + coarse_change).clamp(params.data_min, params.data_max)
-        prediction = xp.where(outside, fallback, prediction)
+        prediction = _out_of_range(prediction, fine_c, params, coarse_change)
     return prediction, win.view(valid_p) & found
 
 
@@ -443,23 +472,44 @@ def fuse_fsdaf(
                 map_ordered(scene.total_change, tiles, sub, store)
             changes[date] = (pair, path, scene.similar_threshold)
 
+        cache: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
+
         def predict(date, tile):
-            pair, path, threshold = changes[date]
+            """The dates of a tile that share the pair (and the validity and thresholds) in one pass of the final
+            step (issue 28), served from ``cache`` as the tile job asks for them."""
+            if (tile.index, date) in cache:
+                return cache.pop((tile.index, date))
+            for key in [k for k in cache if k[0] != tile.index]:  # a cancelled tile's leftovers
+                del cache[key]
+            pair = changes[date][0]
+            same = [d for d in dates if changes[d][0].path == pair.path]
+            chunk = same[same.index(date):same.index(date) + DATES_PER_PASS]
             f1, v1 = read_item(pair, tile.outer, scale)
-            change, vc = read_block(path, tile.outer)
-            rows, cols = tile.inner_in_outer
             c1, _ = read_item(series.coarse_at(pair.date), tile.inner, scale)
-            c2, _ = read_item(series.coarse_at(date), tile.inner, scale)
-            t = lambda a: xp.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+            rows, cols = tile.inner_in_outer
             inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
-            with xp.no_grad():
-                prediction, valid = final_prediction(t(f1), t(change), t(v1 & vc), inner, params,
-                                                     t(threshold.astype(np.float32)), t(c2 - c1))
-            return prediction.cpu().numpy(), valid.cpu().numpy()
+            t = lambda a: xp.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+            groups: dict = {}  # (validity, thresholds) -> [(date, change, coarse change)]
+            for d in chunk:
+                change, vc = read_block(changes[d][1], tile.outer)
+                c2, _ = read_item(series.coarse_at(d), tile.inner, scale)
+                ok = v1 & vc
+                threshold = changes[d][2].astype(np.float32)
+                groups.setdefault((ok.tobytes(), threshold.tobytes()), (ok, threshold, []))[2].append(
+                    (d, change, c2 - c1))
+            for ok, threshold, items in groups.values():
+                with xp.no_grad():
+                    prediction, valid = final_prediction(t(f1), t(np.stack([i[1] for i in items])), t(ok), inner,
+                                                         params, t(threshold), t(np.stack([i[2] for i in items])))
+                valid = valid.cpu().numpy()
+                for i, (d, _, _) in enumerate(items):
+                    cache[(tile.index, d)] = (prediction[i].cpu().numpy(), valid)
+            return cache.pop((tile.index, date))
 
         second = SubFeedback(feedback, 50.0, 100.0) if feedback else None
         return write_predictions(series, dates, "fsdaf", folder, predict, scale, halo=window_radius(params.window),
                                  # the torch path holds a key per window offset and pixel; the kernel a few arrays
-                                 bytes_per_pixel=4 * (16 if kernels.enabled(dev) else params.window ** 2 // 4 + 8),
+                                 bytes_per_pixel=4 * (16 if kernels.enabled(dev) else params.window ** 2 // 4 + 8)
+                                 + 4 * 3 * grid.bands * (min(DATES_PER_PASS, len(dates)) - 1),  # dates of a pass
                                  tile_size=params.tile_size or cpu_tile_size(dev, kernels.enabled(dev)),
                                  feedback=second)

@@ -189,6 +189,7 @@ if numba is not None:
     def _fsdaf_similar(scaled, coefficient, invalid, change, y0, x0, radius, k, delta,
                        found):  # pragma: no cover - compiled
         bands, h, w = coefficient.shape[0], coefficient.shape[1], coefficient.shape[2]
+        channels = change.shape[0]
         r = radius
         inf = np.float32(np.inf)
         for i in prange(h):
@@ -233,7 +234,7 @@ if numba is not None:
                         d = np.float32(math.sqrt(np.float32(dy * dy + dx * dx)))
                         total += np.float32(1.0) / ((np.float32(1.0) + d / np.float32(r)) * (spectral[j, m] + 1))
                 found[i, j] = keys[j, 0] < inf
-                for b in range(bands):
+                for b in range(channels):
                     delta[b, i, j] = 0.0
                 if total <= 0:
                     continue
@@ -243,13 +244,14 @@ if numba is not None:
                         d = np.float32(math.sqrt(np.float32(dy * dy + dx * dx)))
                         weight = np.float32(1.0) / ((np.float32(1.0) + d / np.float32(r)) * (spectral[j, m] + 1))
                         weight /= total
-                        for b in range(bands):
+                        for b in range(channels):  # every band of every date: one selection for all
                             delta[b, i, j] += weight * change[b, ci + dy, x0 + j + dx]
 
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _fitfc_similar(fine, value, invalid, y0, x0, k, dinv, result, found):  # pragma: no cover - compiled
-        bands, h, w = result.shape[0], result.shape[1], result.shape[2]
+        bands, h, w = fine.shape[0], result.shape[1], result.shape[2]
+        channels = result.shape[0]  # the value's bands, of one or several dates
         r = (dinv.shape[0] - 1) // 2
         inf = np.float32(np.inf)
         inverse_bands = np.float32(1.0 / bands)
@@ -285,7 +287,7 @@ if numba is not None:
                     if keys[j, m] < inf:
                         total += dinv[where[j, m, 0] + r, where[j, m, 1] + r]
                 found[i, j] = keys[j, 0] < inf
-                for b in range(bands):
+                for b in range(channels):
                     result[b, i, j] = 0.0
                 if total <= 0:
                     continue
@@ -293,7 +295,7 @@ if numba is not None:
                     if keys[j, m] < inf:
                         dy, dx = where[j, m, 0], where[j, m, 1]
                         weight = dinv[dy + r, dx + r] / total
-                        for b in range(bands):
+                        for b in range(channels):
                             result[b, i, j] += weight * value[b, ci + dy, x0 + j + dx]
 
 def fitfc_similar(fine, value, invalid, y0: int, x0: int, h: int, w: int, radius: int,
@@ -302,8 +304,9 @@ def fitfc_similar(fine, value, invalid, y0: int, x0: int, h: int, w: int, radius
     x0) of the padded ``fine``, ``value`` [B, H, W] and ``invalid`` [H, W], the k valid neighbours of the window
     with the smallest D = mean_b |F1(x_k) - F1(x_ij)| (a tie keeps the earlier offset, row by row); returns the
     mean of ``value`` over them weighted by 1 / (1 + d / A), A = (2 r + 1) / 2, normalised [B, h, w], and whether
-    any neighbour was found [h, w]."""
-    result = np.empty((fine.shape[0], h, w), np.float32)
+    any neighbour was found [h, w]. ``value`` may hold several dates' bands ([dates x B, H, W]): the selection
+    depends on ``fine`` only, and each channel is summed in the same order as alone."""
+    result = np.empty((value.shape[0], h, w), np.float32)
     found = np.empty((h, w), np.bool_)
     _fitfc_similar(_np(fine), _np(value), _np(invalid).astype(np.uint8), y0, x0, k,
                    distance_weights(radius, (2 * radius + 1) / 2.0), result, found)
@@ -316,9 +319,11 @@ def fsdaf_similar(scaled, coefficient, invalid, change, y0: int, x0: int, radius
     window with the smallest key (S + 1e-5)(10 + d / r) among those similar in every band (|dF| / threshold < 1)
     and valid, S = sum_b |dF_b| / F_b(centre); returns the weighted mean of their ``change`` [B, h, w] with
     weights 1 / ((1 + d / r)(S + 1)) normalised, and whether any neighbour was found [h, w]. ``scaled`` is the
-    padded fine image in units of each band's threshold, ``coefficient`` threshold / F(centre) [B, h, w]."""
-    bands, h, w = coefficient.shape
-    delta = np.empty((bands, h, w), np.float32)
+    padded fine image in units of each band's threshold, ``coefficient`` threshold / F(centre) [B, h, w];
+    ``change`` [C, H, W] may hold several dates' bands (C = dates x B): the selection depends on the fine image
+    only, so it is made once and every channel's weighted mean is accumulated in the same order as alone."""
+    _, h, w = coefficient.shape
+    delta = np.empty((change.shape[0], h, w), np.float32)
     found = np.empty((h, w), np.bool_)
     _fsdaf_similar(_np(scaled), _np(coefficient), _np(invalid).astype(np.uint8), _np(change), y0, x0, radius, k,
                    delta, found)
