@@ -226,6 +226,31 @@ for _method in ("starfm", "estarfm", "fsdaf", "fitfc", "stfdcnn", "stfsr", "dcnn
         lambda w, m=_method: _marginal(w, m))
 
 
+def _prepare_cia_series46(workdir: str) -> None:
+    """Issue 28's target series: 46 dates (an 8-day year) between two pairs, CIA size."""
+    _make_cia_like(os.path.join(workdir, "cia_series46"), (0, 47), n_dates=48, flood_indices=(), interval_days=8,
+                   start="2021-01-01")
+
+
+def _series46(workdir: str, method: str) -> dict:
+    from stf_fusion.core.classic.fitfc import FitfcParams
+    from stf_fusion.core.classic.fsdaf import FsdafParams
+    from stf_fusion.core.fusion import fuse_method
+
+    series = _load_cia_like(os.path.join(workdir, "cia_series46"))
+    params = {"fsdaf": FsdafParams(factor=20), "fitfc": FitfcParams(factor=20)}.get(method)
+    files = fuse_method(method, series, series.predict_dates, os.path.join(workdir, f"out46_{method}"), 1e-4,
+                        device="cpu", params=params, rules="strict")
+    for f in files:
+        os.remove(f)
+    return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates": len(files)}
+
+
+for _method, _target in (("fitfc", 4), ("estarfm", 4), ("starfm", 2), ("fsdaf", 6)):
+    case(f"{_method}_cia_series46", f"{_method.upper()}, CIA size, 46 dates between two pairs (issue 28's target: "
+         f"{_target} min)", _prepare_cia_series46)(lambda w, m=_method: _series46(w, m))
+
+
 def _prepare_cia_models(workdir: str) -> None:
     """The CIA-size series plus a tiny STFDCNN, DCNN, DCSTFN and STFSR model (the timed steps measure speed, not
     accuracy)."""
