@@ -239,6 +239,6 @@ def fuse_fitfc(
     return write_predictions(series, dates, "fitfc", folder, predict, scale, halo=window_radius(params.window),
                              # the torch path holds a key, a sorted key and an index per window offset and pixel
                              bytes_per_pixel=4 * (12 if compiled else 4 * params.window ** 2 + 8)
-                             + 4 * 3 * grid.bands * (min(DATES_PER_PASS, len(dates)) - 1),  # dates of a pass
+                             + 4 * 3 * (min(DATES_PER_PASS, len(dates)) - 1),  # per band: dates of a pass
                              tile_size=params.tile_size or cpu_tile_size(dev, compiled), feedback=second,
                              value_range=series_value_range(series, scale))

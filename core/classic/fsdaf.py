@@ -510,6 +510,6 @@ def fuse_fsdaf(
         return write_predictions(series, dates, "fsdaf", folder, predict, scale, halo=window_radius(params.window),
                                  # the torch path holds a key per window offset and pixel; the kernel a few arrays
                                  bytes_per_pixel=4 * (16 if kernels.enabled(dev) else params.window ** 2 // 4 + 8)
-                                 + 4 * 3 * grid.bands * (min(DATES_PER_PASS, len(dates)) - 1),  # dates of a pass
+                                 + 4 * 3 * (min(DATES_PER_PASS, len(dates)) - 1),  # per band: dates of a pass
                                  tile_size=params.tile_size or cpu_tile_size(dev, kernels.enabled(dev)),
                                  feedback=second)

@@ -189,7 +189,7 @@ if numba is not None:
     def _fsdaf_similar(scaled, coefficient, invalid, change, y0, x0, radius, k, delta,
                        found):  # pragma: no cover - compiled
         bands, h, w = coefficient.shape[0], coefficient.shape[1], coefficient.shape[2]
-        channels = change.shape[0]
+        channels = change.shape[2]  # channels last, as Fit-FC's
         r = radius
         inf = np.float32(np.inf)
         for i in prange(h):
@@ -235,7 +235,7 @@ if numba is not None:
                         total += np.float32(1.0) / ((np.float32(1.0) + d / np.float32(r)) * (spectral[j, m] + 1))
                 found[i, j] = keys[j, 0] < inf
                 for b in range(channels):
-                    delta[b, i, j] = 0.0
+                    delta[i, j, b] = 0.0
                 if total <= 0:
                     continue
                 for m in range(k):
@@ -245,13 +245,14 @@ if numba is not None:
                         weight = np.float32(1.0) / ((np.float32(1.0) + d / np.float32(r)) * (spectral[j, m] + 1))
                         weight /= total
                         for b in range(channels):  # every band of every date: one selection for all
-                            delta[b, i, j] += weight * change[b, ci + dy, x0 + j + dx]
+                            delta[i, j, b] += weight * change[ci + dy, x0 + j + dx, b]
 
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _fitfc_similar(fine, value, invalid, y0, x0, k, dinv, result, found):  # pragma: no cover - compiled
-        bands, h, w = fine.shape[0], result.shape[1], result.shape[2]
-        channels = result.shape[0]  # the value's bands, of one or several dates
+        bands, h, w = fine.shape[0], result.shape[0], result.shape[1]
+        channels = result.shape[2]  # the value's bands, of one or several dates (channels last: one neighbour's
+        # channels are contiguous, so the weighted sums of many dates do not miss the cache per channel)
         r = (dinv.shape[0] - 1) // 2
         inf = np.float32(np.inf)
         inverse_bands = np.float32(1.0 / bands)
@@ -288,7 +289,7 @@ if numba is not None:
                         total += dinv[where[j, m, 0] + r, where[j, m, 1] + r]
                 found[i, j] = keys[j, 0] < inf
                 for b in range(channels):
-                    result[b, i, j] = 0.0
+                    result[i, j, b] = 0.0
                 if total <= 0:
                     continue
                 for m in range(k):
@@ -296,7 +297,7 @@ if numba is not None:
                         dy, dx = where[j, m, 0], where[j, m, 1]
                         weight = dinv[dy + r, dx + r] / total
                         for b in range(channels):
-                            result[b, i, j] += weight * value[b, ci + dy, x0 + j + dx]
+                            result[i, j, b] += weight * value[ci + dy, x0 + j + dx, b]
 
 def fitfc_similar(fine, value, invalid, y0: int, x0: int, h: int, w: int, radius: int,
                   k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -306,11 +307,11 @@ def fitfc_similar(fine, value, invalid, y0: int, x0: int, h: int, w: int, radius
     mean of ``value`` over them weighted by 1 / (1 + d / A), A = (2 r + 1) / 2, normalised [B, h, w], and whether
     any neighbour was found [h, w]. ``value`` may hold several dates' bands ([dates x B, H, W]): the selection
     depends on ``fine`` only, and each channel is summed in the same order as alone."""
-    result = np.empty((value.shape[0], h, w), np.float32)
+    result = np.empty((h, w, value.shape[0]), np.float32)
     found = np.empty((h, w), np.bool_)
-    _fitfc_similar(_np(fine), _np(value), _np(invalid).astype(np.uint8), y0, x0, k,
+    _fitfc_similar(_np(fine), _channels_last(value), _np(invalid).astype(np.uint8), y0, x0, k,
                    distance_weights(radius, (2 * radius + 1) / 2.0), result, found)
-    return result, found
+    return np.ascontiguousarray(np.moveaxis(result, -1, 0)), found
 
 
 def fsdaf_similar(scaled, coefficient, invalid, change, y0: int, x0: int, radius: int,
@@ -323,11 +324,11 @@ def fsdaf_similar(scaled, coefficient, invalid, change, y0: int, x0: int, radius
     ``change`` [C, H, W] may hold several dates' bands (C = dates x B): the selection depends on the fine image
     only, so it is made once and every channel's weighted mean is accumulated in the same order as alone."""
     _, h, w = coefficient.shape
-    delta = np.empty((change.shape[0], h, w), np.float32)
+    delta = np.empty((h, w, change.shape[0]), np.float32)
     found = np.empty((h, w), np.bool_)
-    _fsdaf_similar(_np(scaled), _np(coefficient), _np(invalid).astype(np.uint8), _np(change), y0, x0, radius, k,
-                   delta, found)
-    return delta, found
+    _fsdaf_similar(_np(scaled), _np(coefficient), _np(invalid).astype(np.uint8), _channels_last(change), y0, x0,
+                   radius, k, delta, found)
+    return np.ascontiguousarray(np.moveaxis(delta, -1, 0)), found
 
 
 def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar, y0: int, x0: int, h: int, w: int,
@@ -343,6 +344,11 @@ def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar,
     _estarfm_sums(_np(fine), _np(inv_threshold).astype(np.float32), _np(valid).astype(np.float32),
                   _np(one_minus_r), _np(by_weight), _np(by_similar), y0, x0, dfac, acc_w, acc_s)
     return acc_w, acc_s
+
+
+def _channels_last(tensor: Any) -> np.ndarray:
+    """[C, H, W] as a contiguous [H, W, C] array."""
+    return np.ascontiguousarray(np.moveaxis(tensor.detach().cpu().numpy(), 0, -1))
 
 
 def _np(tensor: Any) -> np.ndarray:
