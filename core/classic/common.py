@@ -48,6 +48,32 @@ def read_tile(
 DATES_PER_PASS = 16  # dates of a tile computed in one pass of a dates function (memory grows with them)
 
 
+class TileDates:
+    """The dates of a tile computed together (issue 28): a tile job asks for one date at a time; the first date of
+    a pass computes the up to :data:`DATES_PER_PASS` dates that share its pairs (``key(date)``), the others are
+    served from here. Only the current tile's results are kept (a cancelled tile's leftovers are dropped)."""
+
+    def __init__(self, dates: list, key) -> None:
+        self.dates, self.key = dates, key
+        self.results: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
+
+    def cached(self, tile, date):
+        """The result of ``date`` on ``tile`` if a pass computed it (removed from here), else None."""
+        result = self.results.pop((tile.index, date), None)
+        if result is None:
+            for k in [k for k in self.results if k[0] != tile.index]:
+                del self.results[k]
+        return result
+
+    def chunk(self, date) -> list:
+        """``date`` and the dates after it that share its pairs, at most DATES_PER_PASS."""
+        same = [d for d in self.dates if self.key(d) == self.key(date)]
+        return same[same.index(date):same.index(date) + DATES_PER_PASS]
+
+    def put(self, tile, date, result) -> None:
+        self.results[(tile.index, date)] = result
+
+
 def read_tile_dates(fine: list[DatedRaster], coarse: list[DatedRaster], coarse_pred: list[DatedRaster],
                     dates: list[_dt.date], tile: Tile, scale: float, device: Any) -> list[tuple[list, TileInputs]]:
     """The tile's inputs for several prediction dates: (dates, inputs) per group of dates whose inputs are valid on
@@ -255,13 +281,12 @@ def fuse_moving_window(
             feedback.info(f"{method.upper()} {date.isoformat()}: pair(s) " + ", ".join(p.date.isoformat() for p in used)
                           + (" (the date is outside them: the method extrapolates)" if outside else ""))
 
-    cache: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
+    passes = TileDates(dates, lambda d: [p.path for p in plans[d]])
 
     def predict(date, tile):
-        if (tile.index, date) in cache:
-            return cache.pop((tile.index, date))
-        for key in [k for k in cache if k[0] != tile.index]:  # a cancelled tile's leftovers
-            del cache[key]
+        done = passes.cached(tile, date)
+        if done is not None:
+            return done
         used = plans[date]
         sigma = xp.tensor(np.stack([sigmas[p.path] for p in used]), dtype=xp.float64, device=dev).float()
         if dates_function is None:
@@ -270,15 +295,14 @@ def fuse_moving_window(
             with xp.no_grad():
                 prediction, valid = tile_function(inputs, sigma, params)
             return prediction.cpu().numpy(), valid.cpu().numpy()
-        same = [d for d in dates if [p.path for p in plans[d]] == [p.path for p in used]]
-        chunk = same[same.index(date):same.index(date) + DATES_PER_PASS]
+        chunk = passes.chunk(date)
         for group, inputs in read_tile_dates(used, [series.coarse_at(p.date) for p in used],
                                              [series.coarse_at(d) for d in chunk], chunk, tile, scale, dev):
             with xp.no_grad():
                 results = dates_function(inputs, sigma, params)
             for d, (prediction, valid) in zip(group, results):
-                cache[(tile.index, d)] = (prediction.cpu().numpy(), valid.cpu().numpy())
-        return cache.pop((tile.index, date))
+                passes.put(tile, d, (prediction.cpu().numpy(), valid.cpu().numpy()))
+        return passes.cached(tile, date)
 
     per_pixel = bytes_per_pixel + (bytes_per_date * (min(DATES_PER_PASS, len(dates)) - 1) if dates_function else 0)
     return write_predictions(series, dates, method, folder, predict, scale, halo=window_radius(params.window),

@@ -56,8 +56,8 @@ from ..deep.common import upsample_window
 from ..series import DatedRaster, SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import (DATES_PER_PASS, Window, block_sum, box_sum, check_window, cpu_tile_size, pad, pair_sets,
-                     window_radius)
+from .common import (DATES_PER_PASS, TileDates, Window, block_sum, box_sum, check_window, cpu_tile_size, pad,
+                     pair_sets, window_radius)
 
 
 @dataclass
@@ -197,18 +197,15 @@ def fuse_fitfc(
                           f"{float(np.median(a[0][inside])) if inside.any() else float('nan'):.3f}, residual RMS "
                           f"{float(np.sqrt(np.mean(residual[:, inside] ** 2))) if inside.any() else 0.0:.4f}.")
 
-    cache: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
+    passes = TileDates(dates, lambda d: fits[d][0].path)
 
     def predict(date: _dt.date, tile: Tile):
-        """The dates of a tile that share the pair and the validity in one filter pass (issue 28), served from
-        ``cache`` as the tile job asks for them."""
-        if (tile.index, date) in cache:
-            return cache.pop((tile.index, date))
-        for key in [k for k in cache if k[0] != tile.index]:  # a cancelled tile's leftovers
-            del cache[key]
+        """The dates of a tile that share the pair and the validity in one filter pass (issue 28)."""
+        done = passes.cached(tile, date)
+        if done is not None:
+            return done
         pair = fits[date][0]
-        same = [d for d in dates if fits[d][0].path == pair.path]
-        chunk = same[same.index(date):same.index(date) + DATES_PER_PASS]
+        chunk = passes.chunk(date)
         o = tile.outer
         f1, f1_valid = read_item(pair, o, scale)
         ys, xs = np.arange(o.y, o.y + o.height) // f, np.arange(o.x, o.x + o.width) // f
@@ -231,8 +228,8 @@ def fuse_fitfc(
                 prediction, ok = prediction.cpu().numpy(), ok.cpu().numpy()
                 bands = f1.shape[0]
                 for i, d in enumerate(group):
-                    cache[(tile.index, d)] = (prediction[i * bands:(i + 1) * bands], ok)
-        return cache.pop((tile.index, date))
+                    passes.put(tile, d, (prediction[i * bands:(i + 1) * bands], ok))
+        return passes.cached(tile, date)
 
     second = SubFeedback(feedback, 20.0, 100.0) if feedback else None
     compiled = kernels.enabled(dev)

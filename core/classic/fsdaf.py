@@ -60,7 +60,7 @@ from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import (DATES_PER_PASS, Window, block_sum, check_window, cpu_tile_size, pad, pair_sets,
+from .common import (DATES_PER_PASS, TileDates, Window, block_sum, check_window, cpu_tile_size, pad, pair_sets,
                      window_radius)
 
 
@@ -472,18 +472,16 @@ def fuse_fsdaf(
                 map_ordered(scene.total_change, tiles, sub, store)
             changes[date] = (pair, path, scene.similar_threshold)
 
-        cache: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
+        passes = TileDates(dates, lambda d: changes[d][0].path)
 
         def predict(date, tile):
             """The dates of a tile that share the pair (and the validity and thresholds) in one pass of the final
-            step (issue 28), served from ``cache`` as the tile job asks for them."""
-            if (tile.index, date) in cache:
-                return cache.pop((tile.index, date))
-            for key in [k for k in cache if k[0] != tile.index]:  # a cancelled tile's leftovers
-                del cache[key]
+            step (issue 28)."""
+            done = passes.cached(tile, date)
+            if done is not None:
+                return done
             pair = changes[date][0]
-            same = [d for d in dates if changes[d][0].path == pair.path]
-            chunk = same[same.index(date):same.index(date) + DATES_PER_PASS]
+            chunk = passes.chunk(date)
             f1, v1 = read_item(pair, tile.outer, scale)
             c1, _ = read_item(series.coarse_at(pair.date), tile.inner, scale)
             rows, cols = tile.inner_in_outer
@@ -503,8 +501,8 @@ def fuse_fsdaf(
                                                          params, t(threshold), t(np.stack([i[2] for i in items])))
                 valid = valid.cpu().numpy()
                 for i, (d, _, _) in enumerate(items):
-                    cache[(tile.index, d)] = (prediction[i].cpu().numpy(), valid)
-            return cache.pop((tile.index, date))
+                    passes.put(tile, d, (prediction[i].cpu().numpy(), valid))
+            return passes.cached(tile, date)
 
         second = SubFeedback(feedback, 50.0, 100.0) if feedback else None
         return write_predictions(series, dates, "fsdaf", folder, predict, scale, halo=window_radius(params.window),
