@@ -95,3 +95,39 @@ def crop_series(series, folder, size: int) -> dict[str, list[str]]:
         for item, path in zip(items, crop[kind]):
             gdal.Translate(path, item.path, srcWin=[0, 0, size, size])
     return crop
+
+
+def assert_one_pass_equals_each_date(fuse, sample, folder, size: int, hole: tuple[slice, slice], dates: tuple,
+                                     params) -> None:
+    """Issue 28's check for a method that computes the dates of a tile together: on the north-west ``size``
+    pixels of ``sample``, with a hole (nodata in every band at ``hole``) in the coarse image of 2021-05-03 so that
+    its validity makes a group of its own, ``fuse(series, dates, folder, device=, params=)`` on ``dates`` (ISO
+    strings) writes exactly what it writes for each date alone, on both CPU paths."""
+    import os
+    import shutil
+
+    import numpy as np
+
+    from stf_fusion.core.raster import read_raw
+    from stf_fusion.core.series import build_series
+
+    crop = crop_series(sample, folder, size)
+    cloudy = [p for p in crop["coarse"] if "2021-05-03" in p][0]
+    ds = gdal.Open(cloudy, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        values = band.ReadAsArray()
+        values[hole] = band.GetNoDataValue()
+        band.WriteArray(values)
+    ds = None
+    series = build_series(crop["fine"], crop["coarse"])
+    chosen = [d for d in series.predict_dates if d.isoformat() in dates]
+    out = os.path.join(folder, "out")
+    for path in KERNEL_PATHS:
+        with kernel_path(path):
+            shutil.rmtree(out, ignore_errors=True)
+            together = fuse(series, chosen, os.path.join(out, "series"), device="cpu", params=params)
+            alone = [fuse(series, [d], os.path.join(out, d.isoformat()), device="cpu", params=params)[0]
+                     for d in chosen]
+        for a, b in zip(together, alone):
+            np.testing.assert_array_equal(read_raw(a), read_raw(b))

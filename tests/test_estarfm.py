@@ -1,7 +1,7 @@
 """ESTARFM: equals a per-pixel loop written from the rules of Zhu's 2018 code (the module docstring)."""
 import numpy as np
 import pytest
-from helpers import KERNEL_PATHS, crop_series, kernel_path
+from helpers import KERNEL_PATHS, assert_one_pass_equals_each_date, kernel_path
 from reference_classic import estarfm_reference
 from test_starfm import _tiny_scene
 
@@ -35,32 +35,9 @@ def test_a_series_in_one_pass_equals_each_date_alone(sample_on_fine_grid, tmp_pa
     """Issue 28: the dates that share their pairs are computed in one pass per tile (the similar pixels, weights
     and conversion coefficients once); every output equals the date predicted alone, also where one date's coarse
     image has a hole (its own group) and on both CPU paths."""
-    import shutil
-
-    from osgeo import gdal
-
     from stf_fusion.core.classic.estarfm import fuse_estarfm
-    from stf_fusion.core.raster import read_raw
-    from stf_fusion.core.series import build_series
 
-    crop = crop_series(sample_on_fine_grid, str(tmp_path), 60)
-    cloudy = [p for p in crop["coarse"] if "2021-05-03" in p][0]
-    ds = gdal.Open(cloudy, gdal.GA_Update)
-    for b in range(1, ds.RasterCount + 1):
-        band = ds.GetRasterBand(b)
-        hole = band.ReadAsArray()
-        hole[20:30, 30:45] = band.GetNoDataValue()
-        band.WriteArray(hole)
-    ds = None
-    series = build_series(crop["fine"], crop["coarse"])
-    dates = [d for d in series.predict_dates if d.isoformat() in ("2021-04-17", "2021-05-03", "2021-05-19",
-                                                                   "2021-07-06")]
-    for path in KERNEL_PATHS:
-        with kernel_path(path):
-            shutil.rmtree(tmp_path / "out", ignore_errors=True)
-            together = fuse_estarfm(series, dates, str(tmp_path / "out" / "series"), device="cpu",
-                                    params=EstarfmParams(tile_size=32))
-            alone = [fuse_estarfm(series, [d], str(tmp_path / "out" / d.isoformat()), device="cpu",
-                                  params=EstarfmParams(tile_size=32))[0] for d in dates]
-        for a, b in zip(together, alone):
-            np.testing.assert_array_equal(read_raw(a), read_raw(b))
+    assert_one_pass_equals_each_date(fuse_estarfm, sample_on_fine_grid, str(tmp_path), 60,
+                                     (slice(20, 30), slice(30, 45)),
+                                     ("2021-04-17", "2021-05-03", "2021-05-19", "2021-07-06"),
+                                     EstarfmParams(tile_size=32))

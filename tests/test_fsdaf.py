@@ -44,33 +44,11 @@ def test_the_dates_of_a_pair_in_one_pass_equal_each_date_alone(sample_on_fine_gr
     """Issue 28: the final step chooses the similar pixels once per tile for the dates that share a pair and sums
     each date's change in the same order: every output equals the date predicted alone, also where one date's
     coarse image has a hole (another validity: its own group), on both CPU paths."""
-    import shutil
-
-    from helpers import KERNEL_PATHS, crop_series, kernel_path
-    from osgeo import gdal
+    from helpers import assert_one_pass_equals_each_date
 
     from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
-    from stf_fusion.core.raster import read_raw
-    from stf_fusion.core.series import build_series
 
-    crop = crop_series(sample_on_fine_grid, str(tmp_path), 64)
-    cloudy = [p for p in crop["coarse"] if "2021-05-03" in p][0]
-    ds = gdal.Open(cloudy, gdal.GA_Update)
-    for b in range(1, ds.RasterCount + 1):
-        band = ds.GetRasterBand(b)
-        hole = band.ReadAsArray()
-        hole[20:30, 30:45] = band.GetNoDataValue()
-        band.WriteArray(hole)
-    ds = None
-    series = build_series(crop["fine"], crop["coarse"])
-    dates = [d for d in series.predict_dates if d.isoformat() in ("2021-04-17", "2021-05-03", "2021-05-19",
-                                                                   "2021-07-06", "2021-07-22")]
-    params = FsdafParams(tile_size=32, factor=16, window=15, block=2)
-    for path in KERNEL_PATHS:
-        with kernel_path(path):
-            shutil.rmtree(tmp_path / "out", ignore_errors=True)
-            together = fuse_fsdaf(series, dates, str(tmp_path / "out" / "series"), device="cpu", params=params)
-            alone = [fuse_fsdaf(series, [d], str(tmp_path / "out" / d.isoformat()), device="cpu", params=params)[0]
-                     for d in dates]
-        for a, b in zip(together, alone):
-            np.testing.assert_array_equal(read_raw(a), read_raw(b))
+    assert_one_pass_equals_each_date(fuse_fsdaf, sample_on_fine_grid, str(tmp_path), 64,
+                                     (slice(20, 30), slice(30, 45)),
+                                     ("2021-04-17", "2021-05-03", "2021-05-19", "2021-07-06", "2021-07-22"),
+                                     FsdafParams(tile_size=32, factor=16, window=15, block=2))
