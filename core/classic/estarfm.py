@@ -214,6 +214,10 @@ def fuse_estarfm(
     params.validate()
     if len(series.fine) < 2:
         raise InputError("ESTARFM needs two fine/coarse pairs; the series has one.")
+    # per pixel and band: about 30 floats for the pairs' arrays and window sums; each further date of a pass adds
+    # about 5 (its coarse image as read and padded, its column of the kernel's input and sums, its prediction).
+    # Counting 30 per date made 16-date tiles about 100 pixels: the 51-pixel window's halo recomputed 2.2 times
+    # the pixels and each 256-pixel output block was written several times.
     return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, 4 * 30, device,
                               feedback, f"window {params.window}, {params.classes} classes", compiled=True,
-                              dates_function=estarfm_tile_dates, bytes_per_date=4 * 30)
+                              dates_function=estarfm_tile_dates, bytes_per_date=4 * 5)
