@@ -415,12 +415,14 @@ class RasterWriter:
     ``path`` should be a temporary path of an :class:`OutputTransaction`. Values are encoded with ``scale`` (a
     factor or an :class:`Encoding`) and converted to ``dtype``; pixels where ``valid`` is False become ``nodata``.
     A non-finite value in a valid pixel is an error: predictions are never written silently with holes.
+    ``compress=False`` writes uncompressed blocks (scratch rasters of float intermediates, which DEFLATE shrinks by
+    about 10 % at 20 times the write time).
     """
 
     def __init__(
         self, path: str, like: RasterInfo, bands: int | None = None, dtype: str | None = None,
         scale: "float | Encoding" = 1.0, nodata: float | None = None, descriptions: Sequence[str] | None = None,
-        metadata: dict | None = None,
+        metadata: dict | None = None, compress: bool = True,
     ) -> None:
         self.path = path
         self.like = like
@@ -429,6 +431,8 @@ class RasterWriter:
         self.scale = as_encoding(scale)
         self.nodata = nodata if nodata is not None else default_nodata(self.dtype)
         options = GTIFF_OPTIONS + ["PREDICTOR=3" if self.dtype.startswith("float") else "PREDICTOR=2"]
+        if not compress:
+            options = [o for o in GTIFF_OPTIONS if not o.startswith("COMPRESS=")] + ["COMPRESS=NONE"]
         self._signed_bytes = self.dtype == "int8" and not hasattr(gdal, "GDT_Int8")
         if self._signed_bytes:  # GDAL < 3.7: signed bytes are a Byte band marked so (written as their bit patterns)
             options.append("PIXELTYPE=SIGNEDBYTE")

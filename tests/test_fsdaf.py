@@ -3,7 +3,8 @@ interpolation, the class changes from the purest coarse pixels, and the final st
 import numpy as np
 
 from stf_fusion.core.arrays import backend
-from stf_fusion.core.classic.fsdaf import _class_changes, _percentile_position, multiquadric
+from stf_fusion.core.classic.fsdaf import (_class_changes, _percentile_position, multiquadric, multiquadric_lattice,
+                                          multiquadric_weights)
 
 torch = backend()  # PyTorch, or its NumPy stand-in where torch is not installed (core/arrays.py)
 
@@ -20,6 +21,25 @@ def test_multiquadric_interpolates_its_nodes_and_is_smooth_between():
     mid = torch.tensor([[23.5, 39.5], [40.0, 50.0]])
     got = multiquadric(nodes, linear, mid).numpy()[:, 0]
     np.testing.assert_allclose(got, 0.1 + 0.001 * mid[:, 0].numpy() + 0.002 * mid[:, 1].numpy(), atol=2e-3)
+
+
+def test_multiquadric_on_the_coarse_lattice_by_fft_equals_the_direct_sums():
+    # FSDAF's nodes are the coarse pixel centres (some missing), its points every fine pixel: the FFT form must give
+    # the direct sums at every pixel, for an odd and an even factor and a lattice that is not square
+    rng = np.random.default_rng(3)
+    for f, m, n in ((4, 7, 9), (5, 6, 5)):
+        present = rng.random((m, n)) > 0.2
+        cy, cx = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+        nodes = np.stack([cy[present] * f + (f - 1) / 2.0, cx[present] * f + (f - 1) / 2.0], axis=1)
+        values = rng.uniform(0.05, 0.5, (len(nodes), 3))
+        weights, eps = multiquadric_weights(nodes, values)
+        lattice = np.zeros((3, m, n))
+        lattice[:, present] = weights.T
+        got = multiquadric_lattice(lattice, eps, f)
+        py, px = np.meshgrid(np.arange(m * f), np.arange(n * f), indexing="ij")
+        points = torch.from_numpy(np.stack([py.ravel(), px.ravel()], axis=1).astype(np.float32))
+        direct = np.asarray(multiquadric(nodes, values, points)).T.reshape(3, m * f, n * f)
+        np.testing.assert_allclose(got, direct, atol=1e-6)
 
 
 def test_percentile_positions_as_the_reference_code():
