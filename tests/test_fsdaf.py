@@ -72,3 +72,41 @@ def test_the_dates_of_a_pair_in_one_pass_equal_each_date_alone(sample_on_fine_gr
                                      (slice(20, 30), slice(30, 45)),
                                      ("2021-04-17", "2021-05-03", "2021-05-19", "2021-07-06", "2021-07-22"),
                                      FsdafParams(tile_size=32, factor=16, window=15, block=2))
+
+
+def test_the_pairs_scan_shared_by_its_dates_equals_each_dates_own_scan(sample_on_fine_grid, tmp_path):
+    """Issue 28: the class map and coarse-pixel sums over the pixels valid in F1 and C1 are computed once per pair
+    and completed with each date's C2; that equals the date's own scan, and a C2 with a hole the pair lacks gets
+    its own scan (its class counts change)."""
+    from helpers import crop_series
+    from osgeo import gdal
+
+    from stf_fusion.core.classic.fsdaf import FsdafParams, _PairScan, _Scene
+    from stf_fusion.core.device import array_device
+    from stf_fusion.core.series import build_series
+
+    crop = crop_series(sample_on_fine_grid, str(tmp_path), 96)
+    series = build_series(crop["fine"], crop["coarse"])
+    pair, date = series.fine[0], series.predict_dates[0]
+    shared: dict = {}
+    scene = _Scene(series, pair, date, 1e-4, FsdafParams(factor=16, block=2), array_device("cpu"), None,
+                   shared)
+    c1, c2 = series.coarse_at(pair.date), series.coarse_at(date)
+    own = _PairScan(scene, pair, c1, c2, None)
+    completed = shared["scan"].with_c2(scene, c2, None)
+    for name in ("labels", "sums", "counts", "class_min", "class_max", "c2_min", "c2_max", "f1_sum", "f1_squares",
+                 "f1_n"):
+        np.testing.assert_array_equal(getattr(completed, name), getattr(own, name), err_msg=name)
+    np.testing.assert_array_equal(scene.classes, own.labels)
+    assert (own.labels != 255).all()  # the sample's pair is valid everywhere: nothing was left out of the check
+
+    ds = gdal.Open(c2.path, gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    values = band.ReadAsArray()
+    values[10:20, 10:20] = band.GetNoDataValue()
+    band.WriteArray(values)
+    ds = None
+    assert shared["scan"].with_c2(scene, c2, None) is None
+    holed = _Scene(series, pair, date, 1e-4, FsdafParams(factor=16, block=2), array_device("cpu"), None,
+                   shared)
+    assert (holed.classes[10:20, 10:20] == 255).all() and (holed.classes[30:40, 30:40] != 255).all()

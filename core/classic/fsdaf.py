@@ -42,6 +42,7 @@ bounded by the tile size.
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import math
 import os
@@ -118,82 +119,129 @@ def kmeans(x, k: int, iterations: int, seed: int):
     return centroids
 
 
-class _Scene:
-    """Scene-wide FSDAF state for one prediction: class map, coarse arrays, class changes, residuals."""
+class _PairScan:
+    """Steps 1-2 over the scene for one pair, and the per coarse pixel sums a date needs, in one pass over
+    block-aligned tiles: the class map (uint8, 255 = invalid), per coarse pixel the sums of C1 (and C2) and the
+    class counts over the valid pixels, F1's range per class and its moments. ``c2`` None: valid = F1 and C1 valid,
+    the part that every date of the pair shares (issue 28); else F1, C1 and C2 valid."""
 
-    def __init__(self, series, pair, date, scale, params, device, feedback):
+    def __init__(self, scene: "_Scene", pair, c1, c2, feedback) -> None:
+        params, f = scene.params, scene.params.factor
+        bands, classes = pair.info.bands, params.classes
+        self.labels = np.full((scene.height, scene.width), 255, np.uint8)
+        self.sums = np.zeros((2, bands, scene.hc, scene.wc))  # C1, C2 sums over valid pixels
+        self.counts = np.zeros((classes + 1, scene.hc, scene.wc))  # per class, then all valid
+        self.class_min = np.full((classes, bands), np.inf)  # F1 per class (for the range of F2_TP)
+        self.class_max = np.full((classes, bands), -np.inf)
+        self.c2_min, self.c2_max = np.full(bands, np.inf), np.full(bands, -np.inf)
+        self.f1_sum, self.f1_squares, self.f1_n = np.zeros(bands), np.zeros(bands), 0
+        for tile in scene.block_tiles:
+            check_cancel(feedback)
+            w = tile.inner
+            f1, v1 = read_item(pair, w, scene.scale)
+            a, valid = read_item(c1, w, scene.scale)
+            valid &= v1
+            if c2 is not None:
+                b, vb = read_item(c2, w, scene.scale)
+                valid &= vb
+            labels = scene.classify(f1)
+            labels[~valid] = 255
+            self.labels[w.slices] = labels
+            by, bx = w.y // f, w.x // f
+            nby, nbx = -(-w.height // f), -(-w.width // f)
+            self.sums[0, :, by:by + nby, bx:bx + nbx] += block_sum(np.where(valid, a, 0.0), f)
+            for c in range(classes):
+                self.counts[c, by:by + nby, bx:bx + nbx] += block_sum((labels == c)[None].astype(float), f)[0]
+                members = f1[:, labels == c]
+                if members.size:
+                    self.class_min[c] = np.minimum(self.class_min[c], members.min(axis=1))
+                    self.class_max[c] = np.maximum(self.class_max[c], members.max(axis=1))
+            self.counts[-1, by:by + nby, bx:bx + nbx] += block_sum(valid[None].astype(float), f)[0]
+            if valid.any():
+                values = f1[:, valid].astype(np.float64)
+                self.f1_sum += values.sum(axis=1)
+                self.f1_squares += (values * values).sum(axis=1)
+                self.f1_n += values.shape[1]
+                if c2 is not None:
+                    self.add_c2(w, b, valid, f)
+
+    def add_c2(self, w, b: np.ndarray, valid: np.ndarray, f: int) -> None:
+        """C2's sums per coarse pixel and range over the valid pixels of the window ``w``."""
+        by, bx = w.y // f, w.x // f
+        nby, nbx = -(-w.height // f), -(-w.width // f)
+        self.sums[1, :, by:by + nby, bx:bx + nbx] += block_sum(np.where(valid, b, 0.0), f)
+        if valid.any():
+            self.c2_min = np.minimum(self.c2_min, b[:, valid].min(axis=1))
+            self.c2_max = np.maximum(self.c2_max, b[:, valid].max(axis=1))
+
+    def with_c2(self, scene: "_Scene", c2, feedback) -> "_PairScan | None":
+        """This pair's scan completed with the date's coarse image C2, or None where C2 lacks a pixel that F1 and C1
+        have (the date then needs its own scan: its class counts and ranges change)."""
+        f = scene.params.factor
+        done = copy.copy(self)
+        done.sums = self.sums.copy()
+        done.c2_min, done.c2_max = self.c2_min.copy(), self.c2_max.copy()
+        for tile in scene.block_tiles:
+            check_cancel(feedback)
+            w = tile.inner
+            b, vb = read_item(c2, w, scene.scale)
+            valid = self.labels[w.slices] != 255
+            if (valid & ~vb).any():
+                return None
+            done.add_c2(w, b, valid, f)
+        return done
+
+
+class _Scene:
+    """Scene-wide FSDAF state for one prediction: class map, coarse arrays, class changes, residuals. ``shared``: the
+    pair's k-means centroids and scan, computed once for the dates of a pair (issue 28; filled on first use)."""
+
+    def __init__(self, series, pair, date, scale, params, device, feedback, shared: dict | None = None):
         xp = backend()
         self.xp, self.dev, self.params, self.scale = xp, device, params, scale
         self.pair, self.c1, self.c2 = pair, series.coarse_at(pair.date), series.coarse_at(date)
         grid = series.grid
         f = params.factor
         self.height, self.width = grid.height, grid.width
-        hc, wc = -(-grid.height // f), -(-grid.width // f)
-        block_tiles = plan_tiles(grid.width, grid.height, max(f, (512 // f) * f))
-        rng = np.random.default_rng(params.seed)
-        share = params.sample / max(grid.width * grid.height, 1)
-        samples = []
-        for tile in block_tiles:
-            data, valid = read_item(pair, tile.inner, scale)
-            pixels = data[:, valid].T
-            take = min(len(pixels), int(math.ceil(share * pixels.shape[0])))
-            samples.append(pixels[rng.choice(len(pixels), take, replace=False)] if take else pixels[:0])
-        sample = xp.from_numpy(np.concatenate(samples)).to(device)
-        self.centroids = kmeans(sample, params.classes, params.kmeans_iterations, params.seed)
-        # class map (uint8, whole scene, 255 = invalid) and coarse-pixel sums in one pass over block-aligned tiles
-        self.classes = np.full((grid.height, grid.width), 255, np.uint8)
-        bands = grid.bands
-        sums = np.zeros((3, bands, hc, wc))  # C1, C2 sums over valid pixels
-        counts = np.zeros((params.classes + 1, hc, wc))  # per class, then all valid
-        class_min = np.full((params.classes, bands), np.inf)  # F1 per class (for the range of F2_TP)
-        class_max = np.full((params.classes, bands), -np.inf)
-        c2_min, c2_max = np.full(bands, np.inf), np.full(bands, -np.inf)
-        f1_sum, f1_squares, f1_n = np.zeros(bands), np.zeros(bands), 0
-        for tile in block_tiles:
-            check_cancel(feedback)
-            w = tile.inner
-            f1, v1 = read_item(pair, w, scale)
-            a, va = read_item(self.c1, w, scale)
-            b, vb = read_item(self.c2, w, scale)
-            valid = v1 & va & vb
-            labels = self.classify(f1)
-            labels[~valid] = 255
-            self.classes[w.slices] = labels
-            by, bx = w.y // f, w.x // f
-            nby, nbx = -(-w.height // f), -(-w.width // f)
-            for i, image in enumerate((a, b)):
-                sums[i, :, by:by + nby, bx:bx + nbx] += block_sum(np.where(valid, image, 0.0), f)
-            for c in range(params.classes):
-                counts[c, by:by + nby, bx:bx + nbx] += block_sum((labels == c)[None].astype(float), f)[0]
-                members = f1[:, labels == c]
-                if members.size:
-                    class_min[c] = np.minimum(class_min[c], members.min(axis=1))
-                    class_max[c] = np.maximum(class_max[c], members.max(axis=1))
-            counts[-1, by:by + nby, bx:bx + nbx] += block_sum(valid[None].astype(float), f)[0]
-            if valid.any():
-                c2_min = np.minimum(c2_min, b[:, valid].min(axis=1))
-                c2_max = np.maximum(c2_max, b[:, valid].max(axis=1))
-                values = f1[:, valid].astype(np.float64)
-                f1_sum += values.sum(axis=1)
-                f1_squares += (values * values).sum(axis=1)
-                f1_n += values.shape[1]
-        n_valid = counts[-1]
+        self.hc, self.wc = -(-grid.height // f), -(-grid.width // f)
+        self.block_tiles = plan_tiles(grid.width, grid.height, max(f, (512 // f) * f))
+        shared = {} if shared is None else shared
+        if "centroids" not in shared:
+            rng = np.random.default_rng(params.seed)
+            share = params.sample / max(grid.width * grid.height, 1)
+            samples = []
+            for tile in self.block_tiles:
+                data, valid = read_item(pair, tile.inner, scale)
+                pixels = data[:, valid].T
+                take = min(len(pixels), int(math.ceil(share * pixels.shape[0])))
+                samples.append(pixels[rng.choice(len(pixels), take, replace=False)] if take else pixels[:0])
+            sample = xp.from_numpy(np.concatenate(samples)).to(device)
+            shared["centroids"] = kmeans(sample, params.classes, params.kmeans_iterations, params.seed)
+        self.centroids = shared["centroids"]
+        # class map and coarse-pixel sums: the pair's scan completed with C2, or the date's own scan where C2 has
+        # holes that the pair has not (the same values either way)
+        if "scan" not in shared:
+            shared["scan"] = _PairScan(self, pair, self.c1, None, feedback)
+        scan = shared["scan"].with_c2(self, self.c2, feedback) or _PairScan(self, pair, self.c1, self.c2, feedback)
+        self.classes = scan.labels
+        n_valid = scan.counts[-1]
         ok = n_valid > 0
         self.block_pixels = n_valid
+        sums = scan.sums
         delta_c = np.where(ok, (sums[1] - sums[0]) / np.maximum(n_valid, 1), 0.0)  # [B, hc, wc]
         self.coarse2 = np.where(ok, sums[1] / np.maximum(n_valid, 1), 0.0)  # block means of C2, for the TPS
-        fractions = counts[:-1] / np.maximum(n_valid, 1)  # [classes, hc, wc]
+        fractions = scan.counts[:-1] / np.maximum(n_valid, 1)  # [classes, hc, wc]
         complete = n_valid >= _block_sizes(grid.height, grid.width, f)  # every fine pixel valid
         self.class_change = _class_changes(delta_c, np.where(complete[None], fractions, 0.0), params.num_pure)
         self.residual = np.where(ok, delta_c - np.einsum("bc,chw->bhw", self.class_change, fractions), 0.0)
         # the range F2 is clamped into: C2 and F2_TP over the scene, within the data range
-        present = np.isfinite(class_min[:, 0])
-        tp_min = (class_min[present] + self.class_change.T[present]).min(axis=0)
-        tp_max = (class_max[present] + self.class_change.T[present]).max(axis=0)
-        self.allowed = (np.maximum(np.minimum(c2_min, tp_min), params.data_min),
-                        np.minimum(np.maximum(c2_max, tp_max), params.data_max))
-        mean = f1_sum / max(f1_n, 1)
-        self.similar_threshold = 2.0 * np.sqrt(np.maximum(f1_squares / max(f1_n, 1) - mean * mean, 0.0)) \
+        present = np.isfinite(scan.class_min[:, 0])
+        tp_min = (scan.class_min[present] + self.class_change.T[present]).min(axis=0)
+        tp_max = (scan.class_max[present] + self.class_change.T[present]).max(axis=0)
+        self.allowed = (np.maximum(np.minimum(scan.c2_min, tp_min), params.data_min),
+                        np.minimum(np.maximum(scan.c2_max, tp_max), params.data_max))
+        mean = scan.f1_sum / max(scan.f1_n, 1)
+        self.similar_threshold = 2.0 * np.sqrt(np.maximum(scan.f1_squares / max(scan.f1_n, 1) - mean * mean, 0.0)) \
             / params.classes
         if feedback is not None:
             feedback.info(f"FSDAF {date.isoformat()} from the pair {pair.date.isoformat()}: class changes (band 1) "
@@ -516,10 +564,11 @@ def fuse_fsdaf(
     # scratch beside the outputs (not an unbounded /tmp), named so that a later run removes it if this one is killed
     with scratch_dir("fsdaf", folder) as tmp:
         changes = {}
+        shared: dict = {}  # per pair: its k-means centroids and scan, for every date it predicts
         for i, date in enumerate(dates):
             sub = SubFeedback(feedback, 50.0 * i / len(dates), 50.0 * (i + 1) / len(dates)) if feedback else None
             pair = pair_sets(series, date, 1)[0]
-            scene = _Scene(series, pair, date, scale, params, dev, sub)
+            scene = _Scene(series, pair, date, scale, params, dev, sub, shared.setdefault(pair.path, {}))
             path = os.path.join(tmp, f"change_{date.isoformat()}.tif")
             with RasterWriter(path, grid, dtype="float32", nodata=np.nan, compress=False) as writer:
                 tiles = plan_tiles(grid.width, grid.height, tile_a, window_radius(params.window))
