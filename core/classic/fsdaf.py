@@ -222,7 +222,10 @@ class _Scene:
         # holes that the pair has not (the same values either way)
         if "scan" not in shared:
             shared["scan"] = _PairScan(self, pair, self.c1, None, feedback)
-        scan = shared["scan"].with_c2(self, self.c2, feedback) or _PairScan(self, pair, self.c1, self.c2, feedback)
+        scan = shared["scan"].with_c2(self, self.c2, feedback)
+        # the homogeneity index per tile, shared with the pair's other dates where the class map is the pair's
+        self.hi_cache = {} if scan is None else shared.setdefault("hi", {})
+        scan = scan or _PairScan(self, pair, self.c1, self.c2, feedback)
         self.classes = scan.labels
         n_valid = scan.counts[-1]
         ok = n_valid > 0
@@ -267,14 +270,18 @@ class _Scene:
         change = xp.cat([change, xp.zeros_like(change[:, :1])], dim=1)
         f1_t = t(f1)
         temporal = f1_t + change[:, labels_t]  # F2_TP [B, H, W]
-        # homogeneity index: share of the (2 r + 1)^2 window (clipped at the scene border) in the pixel's class
-        r = window_radius(params.window)
-        onehot = xp.nn.functional.one_hot(labels_t, params.classes + 1).permute(2, 0, 1).to(xp.float64)
-        counts = _box_count(onehot, r)  # same-class pixels in the window (integral images: exact counts)
-        area = _box_count(xp.ones_like(onehot[:1]), r)[0]
-        hi = (counts.gather(0, labels_t[None])[0] / area).to(xp.float32)
         rows, cols = tile.inner_in_outer
-        hi, temporal, f1_in = hi[rows, cols], temporal[:, rows, cols], f1_t[:, rows, cols]
+        # homogeneity index: share of the (2 r + 1)^2 window (clipped at the scene border) in the pixel's class;
+        # it depends on the class map only, so the dates sharing the pair's map share it (issue 28)
+        key = (outer.x, outer.y, outer.width, outer.height)
+        hi = self.hi_cache.get(key)
+        if hi is None:
+            r = window_radius(params.window)
+            onehot = xp.nn.functional.one_hot(labels_t, params.classes + 1).permute(2, 0, 1).to(xp.float64)
+            counts = _box_count(onehot, r)  # same-class pixels in the window (integral images: exact counts)
+            area = _box_count(xp.ones_like(onehot[:1]), r)[0]
+            hi = self.hi_cache[key] = (counts.gather(0, labels_t[None])[0] / area).to(xp.float32)[rows, cols]
+        temporal, f1_in = temporal[:, rows, cols], f1_t[:, rows, cols]
         valid_in = t(valid[rows, cols])
         h, w = inner.height, inner.width
         # spatial prediction: multiquadric interpolation of the coarse means (the block plus one coarse pixel)
@@ -442,7 +449,9 @@ def multiquadric_lattice(lattice: np.ndarray, eps: float, factor: int) -> np.nda
     channels, m, n = lattice.shape
     f = factor
     c = (f - 1) / 2.0
-    fm, fn = _fast_size(3 * m - 2), _fast_size(3 * n - 2)  # linear convolution of m taps with 2 m - 1 taps
+    # circular convolution of m weights with 2 m - 1 kernel taps: the full linear result has 3 m - 2 terms, of which
+    # the m wanted (m - 1 .. 2 m - 2) wrap onto none when the length is at least 2 m - 1
+    fm, fn = _fast_size(2 * m - 1), _fast_size(2 * n - 1)
     di = np.arange(-(m - 1), m)[:, None] * f + np.arange(f)[None, :] - c  # [2m - 1, f]: (a - i) f + u - c
     dj = np.arange(-(n - 1), n)[:, None] * f + np.arange(f)[None, :] - c
     # kernel[u, v, a - i + m - 1, b - j + n - 1]
