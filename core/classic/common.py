@@ -50,11 +50,12 @@ DATES_PER_PASS = 16  # dates of a tile computed in one pass of a dates function 
 
 class TileDates:
     """The dates of a tile computed together (issue 28): a tile job asks for one date at a time; the first date of
-    a pass computes the up to :data:`DATES_PER_PASS` dates that share its pairs (``key(date)``), the others are
-    served from here. Only the current tile's results are kept (a cancelled tile's leftovers are dropped)."""
+    a pass computes the up to ``per_pass`` (default :data:`DATES_PER_PASS`) dates that share its pairs
+    (``key(date)``), the others are served from here. Only the current tile's results are kept (a cancelled tile's
+    leftovers are dropped)."""
 
-    def __init__(self, dates: list, key) -> None:
-        self.dates, self.key = dates, key
+    def __init__(self, dates: list, key, per_pass: int = DATES_PER_PASS) -> None:
+        self.dates, self.key, self.per_pass = dates, key, per_pass
         self.results: dict = {}  # (tile index, date) -> result computed with an earlier date of the tile
 
     def cached(self, tile, date):
@@ -66,9 +67,9 @@ class TileDates:
         return result
 
     def chunk(self, date) -> list:
-        """``date`` and the dates after it that share its pairs, at most DATES_PER_PASS."""
+        """``date`` and the dates after it that share its pairs, at most ``per_pass``."""
         same = [d for d in self.dates if self.key(d) == self.key(date)]
-        return same[same.index(date):same.index(date) + DATES_PER_PASS]
+        return same[same.index(date):same.index(date) + self.per_pass]
 
     def put(self, tile, date, result) -> None:
         self.results[(tile.index, date)] = result

@@ -61,7 +61,7 @@ from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import (DATES_PER_PASS, TileDates, Window, block_sum, check_window, cpu_tile_size, pad, pair_sets,
+from .common import (TileDates, Window, block_sum, check_window, cpu_tile_size, pad, pair_sets,
                      window_radius)
 
 
@@ -91,6 +91,14 @@ class FsdafParams:
         check_window(self.window, "FSDAF")
         if self.similar < 1 or self.similar > self.window ** 2:
             raise InputError(f"The number of similar pixels must be between 1 and window^2 (got {self.similar}).")
+
+
+# Dates of a tile in one pass of the final filter: its selection of similar pixels (the pair's, shared) costs
+# about 25 s a pass at CIA size and each further date about 0.1 s, so passes are longer than the common 16; 24
+# takes the dates of an 8-day year between two pairs, 23 per pair, in one pass each (issue 28), about 200 MB more
+# than 16 on a 256-pixel tile
+DATES_PER_PASS_FINAL = 24
+HI_CACHE_BYTES = 128 * 2**20  # homogeneity indices kept for the pair's later dates (CIA size: 17 MB)
 
 
 def kmeans(x, k: int, iterations: int, seed: int):
@@ -280,7 +288,10 @@ class _Scene:
             onehot = xp.nn.functional.one_hot(labels_t, params.classes + 1).permute(2, 0, 1).to(xp.float64)
             counts = _box_count(onehot, r)  # same-class pixels in the window (integral images: exact counts)
             area = _box_count(xp.ones_like(onehot[:1]), r)[0]
-            hi = self.hi_cache[key] = (counts.gather(0, labels_t[None])[0] / area).to(xp.float32)[rows, cols]
+            hi = (counts.gather(0, labels_t[None])[0] / area).to(xp.float32)[rows, cols]
+            held = sum(4 * math.prod(v.shape) for v in self.hi_cache.values())
+            if held + 4 * math.prod(hi.shape) <= HI_CACHE_BYTES:  # bounded: a large scene recomputes the rest
+                self.hi_cache[key] = hi
         temporal, f1_in = temporal[:, rows, cols], f1_t[:, rows, cols]
         valid_in = t(valid[rows, cols])
         h, w = inner.height, inner.width
@@ -591,7 +602,7 @@ def fuse_fsdaf(
                 map_ordered(scene.total_change, tiles, sub, store)
             changes[date] = (pair, path, scene.similar_threshold)
 
-        passes = TileDates(dates, lambda d: changes[d][0].path)
+        passes = TileDates(dates, lambda d: changes[d][0].path, DATES_PER_PASS_FINAL)
 
         def predict(date, tile):
             """The dates of a tile that share the pair (and the validity and thresholds) in one pass of the final
@@ -627,6 +638,6 @@ def fuse_fsdaf(
         return write_predictions(series, dates, "fsdaf", folder, predict, scale, halo=window_radius(params.window),
                                  # the torch path holds a key per window offset and pixel; the kernel a few arrays
                                  bytes_per_pixel=4 * (16 if kernels.enabled(dev) else params.window ** 2 // 4 + 8)
-                                 + 4 * 3 * (min(DATES_PER_PASS, len(dates)) - 1),  # per band: dates of a pass
+                                 + 4 * 3 * (min(DATES_PER_PASS_FINAL, len(dates)) - 1),  # per band and date
                                  tile_size=params.tile_size or cpu_tile_size(dev, kernels.enabled(dev)),
                                  feedback=second)
