@@ -36,9 +36,10 @@ Defaults as the reference code: half window 20 (``window`` 41), 20 similar pixel
 of 30 coarse pixels. The coarse pixels are rebuilt as block means of the coarse images on the fine grid, so
 ``factor`` must be the coarse/fine pixel-size ratio (default: from the data, recorded by stf:resample_coarse, else
 estimated, else refused; :mod:`..coarse_grid`) and the fine grid must start on a coarse pixel corner (as
-stf:resample_coarse outputs do). Scene-wide steps run once per date on coarse arrays and a class map; the per-pixel
-steps run tile by tile in two passes (total change to a temporary raster, then the final filter), so memory is
-bounded by the tile size.
+stf:resample_coarse outputs do). Scene-wide steps run once per date on coarse arrays and a class map (the
+classification and the pair's coarse-pixel sums once per pair, shared by its dates); the per-pixel steps run tile
+by tile in two passes (total change to a temporary raster, then the final filter), so memory is bounded by the
+tile size.
 """
 from __future__ import annotations
 
