@@ -304,13 +304,15 @@ class _Scene:
         present = self.block_pixels[cy, cx] > 0
         nodes = np.stack([cy[present] * f + (f - 1) / 2.0, cx[present] * f + (f - 1) / 2.0], axis=1)
         values = self.coarse2[:, cy[present], cx[present]].T  # [N, B]
-        lattice = np.zeros((values.shape[1],) + present.shape)
         if present.any():
-            weights, eps = multiquadric_weights(nodes, values)
-            lattice[:, present] = weights.T
-            lattice = multiquadric_lattice(lattice, eps, f)
+            node_weights, eps = multiquadric_weights(nodes, values)
+            weights = np.zeros((values.shape[1],) + present.shape)  # per coarse pixel, 0 where it is no node
+            weights[:, present] = node_weights.T
+            interpolated = multiquadric_lattice(weights, eps, f)
+        else:  # no valid coarse pixel in the block and its margin: nothing to interpolate
+            interpolated = np.zeros((values.shape[1], present.shape[0] * f, present.shape[1] * f))
         oy, ox = inner.y - cy0 * f, inner.x - cx0 * f
-        spatial = t(lattice[:, oy:oy + h, ox:ox + w].astype(np.float32))  # F2_SP [B, h, w]
+        spatial = t(interpolated[:, oy:oy + h, ox:ox + w].astype(np.float32))  # F2_SP [B, h, w]
         # residual of each pixel's coarse pixel, distributed with the code's weights
         ys = (xp.arange(h, device=self.dev) + inner.y) // f
         xs = (xp.arange(w, device=self.dev) + inner.x) // f
@@ -429,22 +431,6 @@ def multiquadric(nodes_yx: np.ndarray, values: np.ndarray, points_yx: Any) -> An
     return result.to(xp.float32)
 
 
-def _fast_size(n: int) -> int:
-    """The smallest 2^a 3^b 5^c >= n (an FFT length without large prime factors)."""
-    best = 1 << max(n - 1, 0).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 def multiquadric_lattice(lattice: np.ndarray, eps: float, factor: int) -> np.ndarray:
     """A multiquadric interpolant whose nodes lie on the coarse pixel centres, evaluated at every fine pixel of
     those coarse pixels: ``lattice`` [C, m, n] holds the weights w_ij of the node of coarse pixel (i, j) (0 where a
@@ -455,15 +441,17 @@ def multiquadric_lattice(lattice: np.ndarray, eps: float, factor: int) -> np.nda
 
     phi(dy, dx) = sqrt((dy^2 + dx^2) / eps^2 + 1). For each of the f^2 sub-pixel phases (u, v) this is a 2D
     convolution of the weights with phi sampled one coarse pixel apart, done by FFT: the same sums as
-    :func:`multiquadric` for every fine pixel (agreeing to about 1e-12 of the values), but O(f^2 m n log(m n))
-    instead of (m f)(n f) x (m n) kernel evaluations (issue 28: the interpolation was 40 % of an FSDAF date at
-    CIA size), and every band and date of a tile in one transform of the kernel."""
+    :func:`multiquadric` for every fine pixel (to that form's float32 rounding), but O(f^2 m n log(m n)) instead of
+    (m f)(n f) x (m n) kernel evaluations (issue 28: the interpolation was 40 % of an FSDAF date at CIA size), and
+    one transform of the kernel for every channel."""
+    from scipy.fft import next_fast_len
+
     channels, m, n = lattice.shape
     f = factor
     c = (f - 1) / 2.0
     # circular convolution of m weights with 2 m - 1 kernel taps: the full linear result has 3 m - 2 terms, of which
     # the m wanted (m - 1 .. 2 m - 2) wrap onto none when the length is at least 2 m - 1
-    fm, fn = _fast_size(2 * m - 1), _fast_size(2 * n - 1)
+    fm, fn = next_fast_len(2 * m - 1, real=True), next_fast_len(2 * n - 1, real=True)
     di = np.arange(-(m - 1), m)[:, None] * f + np.arange(f)[None, :] - c  # [2m - 1, f]: (a - i) f + u - c
     dj = np.arange(-(n - 1), n)[:, None] * f + np.arange(f)[None, :] - c
     # kernel[u, v, a - i + m - 1, b - j + n - 1]
