@@ -655,6 +655,12 @@ def _fitfc_spec() -> Spec:
 
 # --- deep learning ------------------------------------------------------------------------------------------------
 _TRAIN_DATES_HELP = "The pair dates to train on, separated by commas. Empty: every pair."
+COARSE_NOISE_HELP = (
+    "With temporal augmentation, add to each sample moved towards its reference the coarse error a change that "
+    "short really carries (differences of the coarse series' own date-to-date errors, estimated from every coarse "
+    "date), and validate on the held-out pairs moved the same way (a quarter and half of the way). Without it a "
+    "network learns to trust a small coarse change as much as a large one. Needs four coarse dates or more; "
+    "otherwise off.")
 
 
 def _training_run(method: str, settings: type, train_dates: bool) -> Callable[[Values, Feedback], dict]:
@@ -780,6 +786,8 @@ def _dcnn_spec() -> Spec:
                   d.max_patches, 1, 100_000_000),
             Param("AUGMENT", "bool", "Temporal augmentation", "Move each sample to a random point between its two "
                   "dates (pairs are far apart; predictions are usually near a pair).", d.augment, advanced=True),
+            Param("COARSE_NOISE", "bool", "Short-gap coarse error", COARSE_NOISE_HELP, d.coarse_noise,
+                  advanced=True),
             Param("BATCH", "int", "Batch size", "Patches per gradient step (paper: 64).", d.batch, 1, 65536,
                   advanced=True),
             Param("LR", "float", "Learning rate", "Initial learning rate of SGD (paper: 0.01).", d.lr, 1e-9, 10.0,
@@ -828,6 +836,8 @@ def _dcstfn_spec() -> Spec:
                   advanced=True),
             Param("AUGMENT", "bool", "Temporal augmentation", "Move each sample to a random point between its two "
                   "dates (pairs are far apart; predictions are usually near a pair).", d.augment, advanced=True),
+            Param("COARSE_NOISE", "bool", "Short-gap coarse error", COARSE_NOISE_HELP, d.coarse_noise,
+                  advanced=True),
         ),
         DcstfnParams,
         "The pair dates to train on (at least two), separated by commas. Empty: every pair.")

@@ -50,10 +50,11 @@ from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
+from .coarse_noise import CoarseErrors
 from .common import read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (BlockData, HoldOut, baseline_scores, plan_validation, read_block_data, reference_plan,
+from .validation import (BlockData, baseline_scores, one_reference_plan, plan_validation, read_block_data,
                          score, validation_record)
 
 METHOD = "dcnn"
@@ -77,6 +78,7 @@ class DcnnParams:
     window: int = 9
     validation: float = 0.25
     seed: int = 0
+    coarse_noise: bool = True
 
     def validate(self) -> None:
         if self.epochs < 0 or self.batch < 1 or self.max_patches < 1:
@@ -134,7 +136,7 @@ def predict_arrays(net: Any, params: DcnnParams, coarse_pred: Any, refs: list[tu
     return w1[:, 0] * outs[0] + w3[:, 0] * outs[1]
 
 
-def _validator(net: Any, params: DcnnParams, data: BlockData, holdout: HoldOut, value_range, dev: Any):
+def _validator(net: Any, params: DcnnParams, data: BlockData, plan: list, value_range, dev: Any):
     torch = import_torch()
 
     def tensor(a):
@@ -142,8 +144,6 @@ def _validator(net: Any, params: DcnnParams, data: BlockData, holdout: HoldOut, 
 
     def validate() -> float:
         predictions = []
-        plan = ([(target, refs) for target, refs in holdout.targets] if params.two_references
-                else [(target, (ref,)) for target, ref in reference_plan(holdout)])  # one pair: each in turn
         for target, use in plan:
             out = predict_arrays(net, params, tensor(data.coarse[target]),
                                  [(tensor(data.fine[k]), tensor(data.coarse[k])) for k in use])
@@ -172,7 +172,9 @@ def train_dcnn(
     spatial = holdout is not None and holdout.spatial
     excluded = (holdout.training_mask(grid.height, grid.width, margin=1) if spatial  # 3 x 3 patches
                 else np.zeros((grid.height, grid.width), bool))
-    x, y = _training_patches(series, pairs, params, excluded, scale)
+    errors = CoarseErrors(series, scale, params.seed) if params.coarse_noise else None
+    errors = errors if errors is not None and errors.usable else None
+    x, y = _training_patches(series, pairs, params, excluded, scale, errors)
     net = build_network(params).to(dev)
     optimizer = torch.optim.SGD(net.parameters(), lr=params.lr, momentum=params.momentum,
                                 weight_decay=params.weight_decay)
@@ -180,8 +182,14 @@ def train_dcnn(
     validate, scores = None, {}
     if holdout is not None:
         data = read_block_data(series, holdout, params.halo, scale)
-        validate = _validator(net, params, data, holdout, value_range, dev)
-        scores = baseline_scores(data, holdout, value_range, each_reference=not params.two_references)
+        if params.two_references:
+            plan = [(target, refs) for target, refs in holdout.targets]
+            scores = baseline_scores(data, holdout, value_range)
+        else:  # one pair: from each neighbouring pair in turn, at short gaps where the series allows
+            refs = one_reference_plan(holdout, data, errors)
+            plan = [(target, (ref,)) for target, ref in refs]
+            scores = baseline_scores(data, holdout, value_range, plan=refs)
+        validate = _validator(net, params, data, plan, value_range, dev)
         if feedback is not None:
             feedback.info(f"DCNN {holdout.describe()}.")
     if feedback is not None:
@@ -196,7 +204,7 @@ def train_dcnn(
 
 
 def _training_patches(series: SceneSeries, pairs: list, params: DcnnParams, excluded: np.ndarray,
-                      scale: float) -> tuple[Any, Any]:
+                      scale: float, errors: CoarseErrors | None = None) -> tuple[Any, Any]:
     """At most ``max_patches`` training samples: 3 x 3 x 3 input patches [N, 3, 3, 3] and target centres
     [N, 1, 1, 1], spread evenly over the ordered (reference, target) pair combinations, at random valid pixels
     outside ``excluded``. Streamed: a first pass reads each pair's validity, a second reads each pair date once
@@ -247,6 +255,10 @@ def _training_patches(series: SceneSeries, pairs: list, params: DcnnParams, excl
         a = rng.uniform(0.2, 1.0, len(x)).astype(np.float32)
         x[:, 0] = x[:, 1] + a[:, None, None] * (x[:, 0] - x[:, 1])
         y = x[:, 2, 1, 1] + a * (y - x[:, 2, 1, 1])
+        if errors is not None:  # the date-specific coarse error a short gap has (core/deep/coarse_noise.py)
+            band = np.concatenate([b for b, _ in picks.values()])
+            pix = np.concatenate([q for _, q in picks.values()])
+            x[:, 0] += np.sqrt(1 - a * a)[:, None, None] * errors.patches(band, pix, 3, rng, pad=1)
     return torch.from_numpy(x), torch.from_numpy(y)[:, None, None, None]
 
 

@@ -56,10 +56,11 @@ from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
+from .coarse_noise import CoarseErrors
 from .common import patch_positions, read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (baseline_scores, plan_validation, read_block_data, reference_plan, score,
+from .validation import (baseline_scores, plan_validation, read_block_data, one_reference_plan, score,
                          validation_record)
 
 METHOD = "dcstfn"
@@ -80,6 +81,7 @@ class DcstfnParams:
     patch: int = 160
     patches_per_epoch: int = 96
     augment: bool = True
+    coarse_noise: bool = True
     patience: int = 4
     validation: float = 0.25
     seed: int = 0
@@ -180,7 +182,9 @@ def train_dcstfn(
     spatial = holdout is not None and holdout.spatial
     excluded = (holdout.training_mask(grid.height, grid.width) if spatial  # whole patches outside
                 else np.zeros((grid.height, grid.width), bool))
-    x, y, size = _training_patches(series, pairs, params, excluded, scale, feedback)
+    errors = CoarseErrors(series, scale, params.seed) if params.coarse_noise else None
+    errors = errors if errors is not None and errors.usable else None
+    x, y, size = _training_patches(series, pairs, params, excluded, scale, feedback, errors)
     net = build_network(params).to(dev)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, params.lr_decay)
@@ -188,8 +192,9 @@ def train_dcstfn(
     validate, scores = None, {}
     if holdout is not None:
         data = read_block_data(series, holdout, params.halo, scale)
-        validate = _validator(net, params, data, holdout, value_range, dev)
-        scores = baseline_scores(data, holdout, value_range, each_reference=True)
+        plan = one_reference_plan(holdout, data, errors)  # from each neighbouring pair, at short gaps if it can
+        validate = _validator(net, params, data, plan, value_range, dev)
+        scores = baseline_scores(data, holdout, value_range, plan=plan)
         if feedback is not None:
             feedback.info(f"DCSTFN {holdout.describe()}.")
     if feedback is not None:
@@ -226,7 +231,7 @@ class _EpochSample:
         return itertools.islice(self.batches(epoch), self.count)
 
 
-def _validator(net, params, data, holdout, value_range, dev):
+def _validator(net, params, data, plan, value_range, dev):
     torch = import_torch()
 
     def tensor(a):
@@ -235,7 +240,7 @@ def _validator(net, params, data, holdout, value_range, dev):
     def validate() -> float:
         predictions = []
         w = data.window
-        for target, ref in reference_plan(holdout):  # from each neighbouring pair: predictions use either
+        for target, ref in plan:
             out = apply(net, params, tensor(data.coarse[target]), tensor(data.coarse[ref]), tensor(data.fine[ref]),
                         w.y, w.x)
             predictions.append((target, out.clamp(*value_range)[(slice(None),) + data.inner].cpu().numpy()))
@@ -245,7 +250,7 @@ def _validator(net, params, data, holdout, value_range, dev):
 
 
 def _training_patches(series: SceneSeries, pairs: list, params: DcstfnParams, excluded: np.ndarray, scale: float,
-                      feedback: Feedback | None) -> tuple[Any, Any, int]:
+                      feedback: Feedback | None, errors: CoarseErrors | None = None) -> tuple[Any, Any, int]:
     """Training samples: inputs [N, 3, P, P] (C2, C1, F1 on the fine grid) and targets [N, 1, P, P] (F2), one band
     of one patch of one ordered pair combination each; patches aligned to the coarse pixels, outside the
     validation block, with every pixel valid on both dates. P is ``patch`` or less on a small scene."""
@@ -280,7 +285,7 @@ def _training_patches(series: SceneSeries, pairs: list, params: DcstfnParams, ex
     bands = grid.bands
     total = max(params.patches_per_epoch * 4, len(positions))
     per_combo = math.ceil(total / len(positions))
-    xs, ys = [], []
+    xs, ys, where = [], [], []
     for (ref, target), found in positions.items():
         f1, c1, _ = images[ref]
         f2, c2, _ = images[target]
@@ -289,12 +294,16 @@ def _training_patches(series: SceneSeries, pairs: list, params: DcstfnParams, ex
             window = (b, slice(y, y + size), slice(x, x + size))
             xs.append(np.stack([c2[window], c1[window], f1[window]]))
             ys.append(f2[window][None])
+            where.append((b, y, x))
     x = np.stack(xs).astype(np.float32)
     y = np.stack(ys).astype(np.float32)
     if params.augment:
         a = rng.uniform(0.2, 1.0, len(x)).astype(np.float32)[:, None, None]
         x[:, 0] = x[:, 1] + a * (x[:, 0] - x[:, 1])
         y[:, 0] = x[:, 2] + a * (y[:, 0] - x[:, 2])
+        if errors is not None:  # the date-specific coarse error a short gap has (core/deep/coarse_noise.py)
+            where_ = np.asarray(where)
+            x[:, 0] += np.sqrt(1 - a * a) * errors.patches(where_[:, 0], where_[:, 1:], size, rng)
     return torch.from_numpy(x), torch.from_numpy(y), size
 
 
