@@ -31,6 +31,14 @@ validation block, at most ``max_patches`` of them, drawn once with the seed. Pai
 days on the sample) while predictions are usually 8-48 days from a pair, so with ``augment`` each sample is moved
 to a random point of the way between its two dates (temporal augmentation): coarse(t) = coarse(t_ref) + a dC,
 fine(t) = fine(t_ref) + a dF with a uniform in [0.2, 1], i.e. the network sees small changes as well as large ones.
+With ``coarse_noise`` (default) each moved sample also gets the coarse error a change that short really carries,
+sqrt(1 - a^2) (n_i - n_j) from the coarse series' own date-to-date errors (:mod:`.coarse_noise`), and validation
+moves the held-out pairs a quarter and half of the way with that error (:func:`.validation.add_short_gaps`).
+Without it the network learned to trust a small coarse change as much as a large one and validation, a pair
+spacing from the references, could not see the dates near a pair: no epoch was ever kept. Measured (realistic
+simulator, 17-date CIA-like series, 192 pixels, mean RMSE over the 12 predicted dates, trained / untrained):
+seed 42 (developed on) 0.02037 / 0.02228 (+8.6 %), seeds 101 and 202 +3.4 % each; the control generator keeps
+its start.
 
 Prediction from the nearest pair; with ``two_references`` the predictions from the pairs before and after the date
 are blended with weights from the coarse change in 9 x 9 windows (STFDCNN's eq. 8 on the coarse images).
@@ -54,8 +62,8 @@ from .coarse_noise import CoarseErrors
 from .common import read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (BlockData, baseline_scores, one_reference_plan, plan_validation, read_block_data,
-                         score, validation_record)
+from .validation import (BlockData, ShortGap, baseline_scores, one_reference_plan, plan_validation,
+                         read_block_data, score, validation_record)
 
 METHOD = "dcnn"
 
@@ -179,7 +187,7 @@ def train_dcnn(
     optimizer = torch.optim.SGD(net.parameters(), lr=params.lr, momentum=params.momentum,
                                 weight_decay=params.weight_decay)
     value_range = series_value_range(series, scale)
-    validate, scores = None, {}
+    validate, scores, plan = None, {}, None
     if holdout is not None:
         data = read_block_data(series, holdout, params.halo, scale)
         if params.two_references:
@@ -192,6 +200,9 @@ def train_dcnn(
         validate = _validator(net, params, data, plan, value_range, dev)
         if feedback is not None:
             feedback.info(f"DCNN {holdout.describe()}.")
+            if any(isinstance(t, ShortGap) for t, _ in plan):
+                feedback.info("DCNN: validated a quarter and half of the way from each reference to the held-out "
+                              "date, with the coarse error of a gap that short (estimated from the coarse series).")
     if feedback is not None:
         feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")
@@ -199,7 +210,8 @@ def train_dcnn(
                     torch.nn.functional.mse_loss, validate, params.patience, dev, feedback, label="dcnn: ")
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcnn": history.as_dict()}, dev,
-                                 validation=validation_record(holdout, history.validation, history.best_epoch, scores))
+                                 validation=validation_record(holdout, history.validation, history.best_epoch,
+                                                           scores, plan))
     return {"dcnn": net.state_dict()}, metadata
 
 

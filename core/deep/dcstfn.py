@@ -34,7 +34,12 @@ Deviations, each measured or forced:
   factor that fits outside the validation block (small scenes); epochs default to 10 (the authors: 30) and each
   epoch draws ``patches_per_epoch`` patches, so a CPU run on a small scene takes about a minute.
 - Temporal augmentation (``augment``), as the patch DCNN: each sample is moved to a random point between its two
-  pair dates (pairs are far apart; predictions are usually near one).
+  pair dates (pairs are far apart; predictions are usually near one), with the coarse error a change that short
+  really carries (``coarse_noise``, default; :mod:`.coarse_noise`), and validation on the held-out pairs moved a
+  quarter and half of the way with that error (:func:`.validation.add_short_gaps`). Without it no epoch beat the
+  start on the realistic simulator. Measured (17-date CIA-like series, 192 pixels, 12 predicted dates, trained /
+  untrained): seed 42 (developed on) 0.02108 / 0.02228 (+5.4 %), seed 101 0.01999 / 0.02038 (+1.9 %); the control
+  generator keeps its start.
 - Prediction runs on whole tiles aligned to the coarse pixels with a halo of 5 coarse pixels (the receptive field
   of the coarse stream); the authors cut the scene into patches without overlap.
 Predictions are clamped into the series' value range.
@@ -60,8 +65,8 @@ from .coarse_noise import CoarseErrors
 from .common import patch_positions, read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (baseline_scores, plan_validation, read_block_data, one_reference_plan, score,
-                         validation_record)
+from .validation import (ShortGap, baseline_scores, one_reference_plan, plan_validation, read_block_data,
+                         score, validation_record)
 
 METHOD = "dcstfn"
 
@@ -189,7 +194,7 @@ def train_dcstfn(
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, params.lr_decay)
     value_range = series_value_range(series, scale)
-    validate, scores = None, {}
+    validate, scores, plan = None, {}, None
     if holdout is not None:
         data = read_block_data(series, holdout, params.halo, scale)
         plan = one_reference_plan(holdout, data, errors)  # from each neighbouring pair, at short gaps if it can
@@ -197,6 +202,9 @@ def train_dcstfn(
         scores = baseline_scores(data, holdout, value_range, plan=plan)
         if feedback is not None:
             feedback.info(f"DCSTFN {holdout.describe()}.")
+            if any(isinstance(t, ShortGap) for t, _ in plan):
+                feedback.info("DCSTFN: validated a quarter and half of the way from each reference to the held-out "
+                              "date, with the coarse error of a gap that short (estimated from the coarse series).")
     if feedback is not None:
         feedback.info(f"DCSTFN training on {describe_device(dev)}: {len(x)} patches of {size} x {size} pixels from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations, "
@@ -206,7 +214,8 @@ def train_dcstfn(
                     params.patience, dev, feedback, label="dcstfn: ")
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcstfn": history.as_dict()}, dev, patch=size,
-                                 validation=validation_record(holdout, history.validation, history.best_epoch, scores))
+                                 validation=validation_record(holdout, history.validation, history.best_epoch,
+                                                           scores, plan))
     return {"dcstfn": net.state_dict()}, metadata
 
 

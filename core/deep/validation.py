@@ -276,7 +276,8 @@ SHORT_GAP_FRACTIONS = (0.25, 0.5)
 
 
 def add_short_gaps(errors: "CoarseErrors", data: BlockData, plan: list[tuple[_dt.date, _dt.date]],
-                   fractions: tuple[float, ...] = SHORT_GAP_FRACTIONS, seed: int = 0) -> list[tuple[ShortGap, _dt.date]]:
+                   fractions: tuple[float, ...] = SHORT_GAP_FRACTIONS,
+                   seed: int = 0) -> list[tuple[ShortGap, _dt.date]]:
     """Validation targets at the time gaps a method predicts (issue "Learning that pays"): for each (held-out
     target, reference) of ``plan`` and each fraction a, the held-out change scaled to a, with the coarse error that
     a real gap that short carries (:class:`.coarse_noise.CoarseErrors`, two dates i != j drawn with ``seed``):
@@ -321,9 +322,11 @@ def one_reference_plan(holdout: HoldOut, data: BlockData, errors: "CoarseErrors 
 
 
 def validation_record(holdout: HoldOut | None, validation: list[float], best_epoch: int,
-                      baselines: dict[str, float]) -> dict:
+                      baselines: dict[str, float], plan: list | None = None) -> dict:
     """What a model file records about its held-out task: the design, the kept model's RMSE, its untrained
-    start's and the naive and additive baselines' (mean RMSE over the held-out dates in the block)."""
+    start's and the naive and additive baselines' (mean RMSE over the held-out dates in the block); with a
+    ``plan`` of :class:`ShortGap` targets (:func:`one_reference_plan`), the fractions of the way they were moved
+    (``short_gaps``; absent: the held-out dates themselves)."""
     if holdout is None or not validation:
         return {"protocol": "none",
                 "design": "none (fewer than two pairs, or no validation share): the last epoch was kept"}
@@ -339,6 +342,9 @@ def validation_record(holdout: HoldOut | None, validation: list[float], best_epo
         "naive_rmse": baselines.get("naive"),
         "additive_rmse": baselines.get("additive"),
     }
+    fractions = sorted({t.fraction for t, _ in plan or () if isinstance(t, ShortGap)})
+    if fractions:
+        record["short_gaps"] = fractions
     record["beats"] = {name: bool(record["rmse"] < record[f"{name}_rmse"])
                        for name in ("untrained", "naive", "additive") if record.get(f"{name}_rmse") is not None}
     return record
