@@ -658,8 +658,8 @@ _TRAIN_DATES_HELP = "The pair dates to train on, separated by commas. Empty: eve
 COARSE_NOISE_HELP = (
     "With temporal augmentation, add to each sample moved towards its reference the coarse error a change that "
     "short really carries (differences of the coarse series' own date-to-date errors, estimated from every coarse "
-    "date), and validate on the held-out pairs moved the same way (a quarter and half of the way). Without it a "
-    "network learns to trust a small coarse change as much as a large one. Needs four coarse dates or more; "
+    "date), and validate on the held-out pairs moved the same way (a quarter, half and the whole way). Without "
+    "it a network learns to trust a small coarse change as much as a large one. Needs four coarse dates or more; "
     "otherwise off.")
 
 
@@ -927,6 +927,12 @@ def _stf3dcnn_spec() -> Spec:
                   "dates for each.", d.windows, 1, 10_000_000, advanced=True),
             Param("BATCH", "int", "Batch size", "Sub-cubes per gradient step.", d.batch, 1, 4096, advanced=True),
             Param("LR", "float", "Learning rate", "Adam learning rate.", d.lr, 1e-9, 1.0, advanced=True),
+            Param("COARSE_NOISE", "bool", "Short-gap coarse error",
+                  "Train also on one date per batch moved next to the reference with the coarse error a gap that "
+                  "short carries (estimated from the coarse series), and validate on the held-out dates moved a "
+                  "quarter, half and the whole way. Off by default: measured, it helps the dates near a pair and "
+                  "hurts abrupt changes no pair shows (a flood), which this network cannot tell from noise.",
+                  d.coarse_noise, advanced=True),
         ),
         Stf3dcnnParams, None)
 

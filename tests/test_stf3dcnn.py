@@ -212,3 +212,54 @@ def test_arrange_train_predict_evaluate_in_processing(provider, sample_on_fine_g
     untrained = processing.run("stf:train_stf3dcnn", dict(common, EPOCHS=0, DEVICE="cpu",
                                                           MODEL=str(tmp_path / "u.stfmodel")))["MODEL"]
     assert load_model(untrained)[0]["validation"]["best_epoch"] == 0
+
+
+def test_short_gap_dates_are_inserted_next_to_the_reference_with_their_equations():
+    """coarse_noise: each batch gets one date next to the reference k, a fraction a of the way to a kept pair j,
+    input a (C_j - C_k) + sqrt(1 - a^2) (n_r1 - n_r2), target a (F_j - F_k) (core/deep/coarse_noise.py)."""
+    from stf_fusion.core.deep.stf3dcnn import SubsequenceBatches
+
+    torch.manual_seed(0)
+    coarse = torch.rand(4, 2, 8, 4, 4)
+    fine = torch.rand(4, 2, 3, 4, 4)
+    plain = SubsequenceBatches(coarse, fine, [0, 3, 7], batch=4, seed=2)
+    noisy = SubsequenceBatches(coarse, fine, [0, 3, 7], batch=4, seed=2, errors=torch.zeros(4, 2, 5, 4, 4))
+    for (x0, y0), (x1, y1) in zip(plain(0), noisy(0)):
+        assert x1.shape[2] == x0.shape[2] + 1 and y1.shape[2] == y0.shape[2] + 1
+        zero = [t for t in range(x1.shape[2]) if x1[:, :, t].abs().max() == 0]
+        assert len(zero) == 1
+        k = zero[0]
+        inserted = [t for t in (k - 1, k + 1) if 0 <= t < x1.shape[2]
+                    and not any(torch.equal(x1[:, :, t], x0[:, :, s]) for s in range(x0.shape[2]))]
+        assert len(inserted) == 1
+        t = inserted[0]
+        assert bool((y1[:, -1, t] == 1).all())
+        # zero errors: the inserted input and target are the same fraction a in [0.2, 1] of one sample's change
+        # from the reference pair to another pair
+        index = [0, 3, 7]
+        for n in range(4):
+            found = []
+            for sample in range(4):
+                for k in range(3):
+                    for j in range(3):
+                        if j == k:
+                            continue
+                        a = x1[n, :, t] / (coarse[sample, :, index[j]] - coarse[sample, :, index[k]])
+                        b = y1[n, :-1, t] / (fine[sample, :, j] - fine[sample, :, k])
+                        m = a.mean()  # (k, j) swapped gives -a
+                        if m > 0 and torch.allclose(a, m, atol=1e-4) and torch.allclose(b, m, atol=1e-4):
+                            found.append(float(m))
+            assert len(found) == 1 and 0.2 <= found[0] <= 1.0
+
+
+def test_short_gap_validation_is_recorded(sample_on_fine_grid):
+    from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
+    from stf_fusion.core.deep.stf3dcnn import train_stf3dcnn
+
+    _, meta = train_stf3dcnn(sample_on_fine_grid, 1e-4, Stf3dcnnParams(epochs=1, coarse_noise=True), "cpu")
+    record = meta["validation"]
+    assert record["protocol"] == "temporal" and record["short_gaps"] == [0.25, 0.5, 1.0]
+    assert record["rmse"] <= record["untrained_rmse"]
+    _, meta = train_dcnn(sample_on_fine_grid, None, 1e-4, DcnnParams(epochs=1), "cpu")  # on by default
+    assert meta["validation"]["short_gaps"] == [0.25, 0.5, 1.0]
+    assert meta["validation"]["untrained_rmse"] == pytest.approx(meta["validation"]["additive_rmse"])

@@ -137,6 +137,21 @@ class CoarseErrors:
         r = np.clip(r, low[:, None, None], high[:, None, None])
         return np.where(valid, r, np.float32(0))
 
+    def fields_of(self, cube: np.ndarray, dates: list[_dt.date]) -> np.ndarray:
+        """Every date's error field from coarse images already in memory, ``cube`` [..., B, T, h, w] (time axis -3,
+        ``dates`` its dates, every pixel valid), clipped as :meth:`field`: [..., B, R, h, w] in the order of
+        ``plan`` (for STF3DCNN's sub-cubes)."""
+        low, high = self.bounds()
+        index = {d: i for i, d in enumerate(dates)}
+        out = []
+        for entry in self.plan:
+            r = cube[..., index[entry.date], :, :].astype(np.float32)
+            for d, w in zip(entry.neighbours, entry.weights):
+                r = r - np.float32(w) * cube[..., index[d], :, :]
+            r = r / np.float32(entry.amplification)
+            out.append(np.clip(r, low[:, None, None], high[:, None, None]))
+        return np.stack(out, axis=-3)
+
     def patches(self, band: np.ndarray, origins: np.ndarray, size: int, rng: np.random.Generator,
                 pad: int = 0) -> np.ndarray:
         """Differences n_i - n_j of two dates' error fields (i != j drawn per sample) as [N, size, size] patches

@@ -33,7 +33,7 @@ to a random point of the way between its two dates (temporal augmentation): coar
 fine(t) = fine(t_ref) + a dF with a uniform in [0.2, 1], i.e. the network sees small changes as well as large ones.
 With ``coarse_noise`` (default) each moved sample also gets the coarse error a change that short really carries,
 sqrt(1 - a^2) (n_i - n_j) from the coarse series' own date-to-date errors (:mod:`.coarse_noise`), and validation
-moves the held-out pairs a quarter and half of the way with that error (:func:`.validation.add_short_gaps`).
+moves the held-out pairs a quarter, half and the whole way with that error (:func:`.validation.add_short_gaps`).
 Without it the network learned to trust a small coarse change as much as a large one and validation, a pair
 spacing from the references, could not see the dates near a pair: no epoch was ever kept. Measured (realistic
 simulator, 17-date CIA-like series, 192 pixels, mean RMSE over the 12 predicted dates, trained / untrained):
@@ -201,8 +201,9 @@ def train_dcnn(
         if feedback is not None:
             feedback.info(f"DCNN {holdout.describe()}.")
             if any(isinstance(t, ShortGap) for t, _ in plan):
-                feedback.info("DCNN: validated a quarter and half of the way from each reference to the held-out "
-                              "date, with the coarse error of a gap that short (estimated from the coarse series).")
+                feedback.info("DCNN: validated a quarter, half and the whole way from each reference to the "
+                              "held-out date, with the coarse error of a gap that short (estimated from the coarse "
+                              "series).")
     if feedback is not None:
         feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")

@@ -36,7 +36,7 @@ Deviations, each measured or forced:
 - Temporal augmentation (``augment``), as the patch DCNN: each sample is moved to a random point between its two
   pair dates (pairs are far apart; predictions are usually near one), with the coarse error a change that short
   really carries (``coarse_noise``, default; :mod:`.coarse_noise`), and validation on the held-out pairs moved a
-  quarter and half of the way with that error (:func:`.validation.add_short_gaps`). Without it no epoch beat the
+  quarter, half and the whole way with that error (:func:`.validation.add_short_gaps`). Without it no epoch beat the
   start on the realistic simulator. Measured (17-date CIA-like series, 192 pixels, 12 predicted dates, trained /
   untrained): seed 42 (developed on) 0.02108 / 0.02228 (+5.4 %), seed 101 0.01999 / 0.02038 (+1.9 %); the control
   generator keeps its start.
@@ -203,8 +203,9 @@ def train_dcstfn(
         if feedback is not None:
             feedback.info(f"DCSTFN {holdout.describe()}.")
             if any(isinstance(t, ShortGap) for t, _ in plan):
-                feedback.info("DCSTFN: validated a quarter and half of the way from each reference to the held-out "
-                              "date, with the coarse error of a gap that short (estimated from the coarse series).")
+                feedback.info("DCSTFN: validated a quarter, half and the whole way from each reference to the "
+                              "held-out date, with the coarse error of a gap that short (estimated from the coarse "
+                              "series).")
     if feedback is not None:
         feedback.info(f"DCSTFN training on {describe_device(dev)}: {len(x)} patches of {size} x {size} pixels from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations, "

@@ -25,6 +25,12 @@ Two protocols (issue "Learning that pays", item 2; :func:`plan_validation`), rec
   were targets everywhere else, and the kept epoch could be worse than untrained on truly unseen dates.
 * ``spatial`` (2 pairs, or when every pair trains): the block above.
 
+Short gaps (:func:`add_short_gaps`; the DCNN and DCSTFN by default, STF3DCNN as an option): a held-out date is a
+pair spacing from its references while most predicted dates are a few days or weeks from one, where the coarse
+change is small and its date-specific error dominates it. So the held-out change is also moved a quarter and half
+of the way towards the reference, with the coarse error a gap that short carries (:mod:`.coarse_noise`), and the
+score is the mean over the quarter, half and whole way; the model file records the fractions (``short_gaps``).
+
 In both, an epoch beyond 0 is kept only when it beats epoch 0 by more than the score's noise: the block (or scene)
 is cut into quadrants, and the mean improvement over the (target, quadrant) parts must exceed twice its standard
 error (:class:`Score`, :func:`significant`). Measured without this guard (realistic simulator, seed 202): STF3DCNN
@@ -272,7 +278,7 @@ class ShortGap:
     fraction: float
 
 
-SHORT_GAP_FRACTIONS = (0.25, 0.5)
+SHORT_GAP_FRACTIONS = (0.25, 0.5, 1.0)
 
 
 def add_short_gaps(errors: "CoarseErrors", data: BlockData, plan: list[tuple[_dt.date, _dt.date]],
