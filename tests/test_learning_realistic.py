@@ -5,7 +5,8 @@ than its own untrained start (beyond 1 %), and better than the naive prediction.
 
 The issue's further goal, a gain of at least 5 % over the untrained start for every network, is NOT reached (the
 README's "Does learning pay?" table has the measured gains); this test guards what holds: training never makes a
-model worse on dates it did not see."""
+model worse on dates it did not see, and the DCNN, trained with the coarse error of short gaps (COARSE_NOISE,
+core/deep/coarse_noise.py), gains here (measured 0.02927 vs 0.02971, +1.5 %; without it the DCNN kept its start)."""
 import numpy as np
 import pytest
 
@@ -14,10 +15,10 @@ from stf_fusion.core.deep.api import predict_trained, settings_class, train_meth
 from stf_fusion.core.naive import fuse_naive
 
 METHODS = ("stfdcnn", "stf3dcnn", "dcstfn", "dcnn")
-# Not worse beyond 1 %: selection compares one held-out date a pair spacing away, this test every date. Measured:
-# STFDCNN here 0.02891 vs 0.02882 (+0.3 %); DCSTFN on seed 101 (make bench-learning) +3.4 %, beyond it (an open
-# problem: the dates near a pair are not represented by the held-out date).
+# Not worse beyond 1 %: selection compares held-out dates, this test every date. Measured: STFDCNN here 0.02891 vs
+# 0.02882 (+0.3 %); DCSTFN on seed 101 (make bench-learning) was 3.4 % worse before the short-gap validation.
 TOLERANCE = 1.01
+GAINS = {"dcnn": 0.995}  # trained / untrained at most
 
 
 @pytest.fixture(scope="module")
@@ -46,4 +47,5 @@ def test_default_training_is_never_worse_than_its_start_on_unseen_dates(method, 
             assert held and not set(held) & set(meta["training_pairs"])
     print(f"realistic naive {naive:.5f}")
     assert scores["trained"] <= TOLERANCE * scores["untrained"]
+    assert scores["trained"] <= GAINS.get(method, TOLERANCE) * scores["untrained"]
     assert scores["trained"] < naive
