@@ -37,8 +37,8 @@ moves the held-out pairs a quarter, half and the whole way with that error (:fun
 Without it the network learned to trust a small coarse change as much as a large one and validation, a pair
 spacing from the references, could not see the dates near a pair: no epoch was ever kept. Measured (realistic
 simulator, 17-date CIA-like series, 192 pixels, mean RMSE over the 12 predicted dates, trained / untrained):
-seed 42 (developed on) 0.02037 / 0.02228 (+8.6 %), seeds 101 and 202 +3.4 % each; the control generator keeps
-its start.
+seed 42 (developed on) 0.02037 / 0.02228 (+8.6 %), seeds 101 and 202 +3.4 % each; 10-date series seed 101 +3.4 %,
+seed 202 +2.2 %; the control generator keeps its start.
 
 Prediction from the nearest pair; with ``two_references`` the predictions from the pairs before and after the date
 are blended with weights from the coarse change in 9 x 9 windows (STFDCNN's eq. 8 on the coarse images).
