@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -84,6 +85,20 @@ def residual_plan(series: SceneSeries) -> list[Residual]:
     return []
 
 
+def _residual(entry: Residual, image: Callable[[_dt.date], np.ndarray]) -> np.ndarray:
+    """n_t = (C_t - sum_k w_k C_tk) / sqrt(1 + sum_k w_k^2) (module docstring), ``image(date)`` giving C."""
+    r = image(entry.date).astype(np.float32)
+    for d, w in zip(entry.neighbours, entry.weights):
+        r -= np.float32(w) * image(d)
+    return r / np.float32(entry.amplification)
+
+
+def coarse_errors(series: SceneSeries, scale: float, seed: int = 0) -> "CoarseErrors | None":
+    """The series' :class:`CoarseErrors`, or None when it has too few coarse dates for two error fields."""
+    errors = CoarseErrors(series, scale, seed)
+    return errors if errors.usable else None
+
+
 @dataclass
 class CoarseErrors:
     """The coarse series' date-specific error fields (module docstring): ``field(k, window)`` is date k's, clipped;
@@ -104,14 +119,20 @@ class CoarseErrors:
         return len(self.plan) >= 2
 
     def _raw(self, k: int, window: object = None) -> tuple[np.ndarray, np.ndarray]:
-        entry = self.plan[k]
-        c, valid = read_item(self.series.coarse_at(entry.date), window, self.scale)
-        r = c.astype(np.float32)
-        for d, w in zip(entry.neighbours, entry.weights):
-            ck, vk = read_item(self.series.coarse_at(d), window, self.scale)
-            r -= np.float32(w) * ck
-            valid = valid & vk
-        return r / np.float32(entry.amplification), valid
+        """Date k's unclipped error over ``window`` and where every image it is computed from is valid."""
+        valid = []
+
+        def image(date: _dt.date) -> np.ndarray:
+            data, ok = read_item(self.series.coarse_at(date), window, self.scale)
+            valid.append(ok)
+            return data
+
+        r = _residual(self.plan[k], image)
+        return r, np.logical_and.reduce(valid)
+
+    def _clip(self, r: np.ndarray) -> np.ndarray:
+        low, high = self.bounds()
+        return np.clip(r, low[:, None, None], high[:, None, None])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Per band (low, high) = median -+ CLIP_SIGMAS x 1.4826 MAD of every date's raw error, pooled."""
@@ -132,25 +153,16 @@ class CoarseErrors:
     def field(self, k: int, window: object = None) -> np.ndarray:
         """Date k's error field [B, h, w] over ``window`` (None: the whole image), clipped, zero where an image
         it is computed from is invalid."""
-        low, high = self.bounds()
         r, valid = self._raw(k, window)
-        r = np.clip(r, low[:, None, None], high[:, None, None])
-        return np.where(valid, r, np.float32(0))
+        return np.where(valid, self._clip(r), np.float32(0))
 
     def fields_of(self, cube: np.ndarray, dates: list[_dt.date]) -> np.ndarray:
         """Every date's error field from coarse images already in memory, ``cube`` [..., B, T, h, w] (time axis -3,
         ``dates`` its dates, every pixel valid), clipped as :meth:`field`: [..., B, R, h, w] in the order of
         ``plan`` (for STF3DCNN's sub-cubes)."""
-        low, high = self.bounds()
         index = {d: i for i, d in enumerate(dates)}
-        out = []
-        for entry in self.plan:
-            r = cube[..., index[entry.date], :, :].astype(np.float32)
-            for d, w in zip(entry.neighbours, entry.weights):
-                r = r - np.float32(w) * cube[..., index[d], :, :]
-            r = r / np.float32(entry.amplification)
-            out.append(np.clip(r, low[:, None, None], high[:, None, None]))
-        return np.stack(out, axis=-3)
+        return np.stack([self._clip(_residual(entry, lambda d: cube[..., index[d], :, :])) for entry in self.plan],
+                        axis=-3)
 
     def patches(self, band: np.ndarray, origins: np.ndarray, size: int, rng: np.random.Generator,
                 pad: int = 0) -> np.ndarray:

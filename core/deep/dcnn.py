@@ -58,12 +58,12 @@ from ..errors import InputError
 from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
-from .coarse_noise import CoarseErrors
+from .coarse_noise import CoarseErrors, coarse_errors
 from .common import read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, seed_everything, train, zero_last_layer
-from .validation import (BlockData, ShortGap, baseline_scores, one_reference_plan, plan_validation,
-                         read_block_data, score, validation_record)
+from .validation import (SHORT_GAP_NOTE, BlockData, baseline_scores, one_reference_plan, plan_validation,
+                         read_block_data, score, short_gaps_used, validation_record)
 
 METHOD = "dcnn"
 
@@ -180,8 +180,7 @@ def train_dcnn(
     spatial = holdout is not None and holdout.spatial
     excluded = (holdout.training_mask(grid.height, grid.width, margin=1) if spatial  # 3 x 3 patches
                 else np.zeros((grid.height, grid.width), bool))
-    errors = CoarseErrors(series, scale, params.seed) if params.coarse_noise else None
-    errors = errors if errors is not None and errors.usable else None
+    errors = coarse_errors(series, scale, params.seed) if params.coarse_noise else None
     x, y = _training_patches(series, pairs, params, excluded, scale, errors)
     net = build_network(params).to(dev)
     optimizer = torch.optim.SGD(net.parameters(), lr=params.lr, momentum=params.momentum,
@@ -200,10 +199,8 @@ def train_dcnn(
         validate = _validator(net, params, data, plan, value_range, dev)
         if feedback is not None:
             feedback.info(f"DCNN {holdout.describe()}.")
-            if any(isinstance(t, ShortGap) for t, _ in plan):
-                feedback.info("DCNN: validated a quarter, half and the whole way from each reference to the "
-                              "held-out date, with the coarse error of a gap that short (estimated from the coarse "
-                              "series).")
+            if short_gaps_used(plan):
+                feedback.info(f"DCNN: {SHORT_GAP_NOTE}")
     if feedback is not None:
         feedback.info(f"DCNN training on {describe_device(dev)}: {len(x)} patches from "
                       f"{len(pairs) * (len(pairs) - 1)} reference -> target pair combinations.")

@@ -66,12 +66,12 @@ from ..fusion import series_value_range, write_predictions
 from ..raster import keep_open
 from ..series import SceneSeries, check_encodings, nearest_date, read_item
 from ..tiles import Window
-from .coarse_noise import CoarseErrors
+from .coarse_noise import coarse_errors
 from .guided import build_branch, guided_radius
 from .modelfile import build_checked, training_metadata
 from .training import seed_everything, train, zero_last_layer
-from .validation import (HoldOut, add_short_gaps, baseline_scores, plan_validation, read_block_data, reference_plan,
-                         score, validation_record)
+from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, plan_validation, read_block_data,
+                         reference_plan, score, short_gaps_used, validation_record)
 
 METHOD = "stf3dcnn"
 TIME_WEIGHTS = ("off", "distance", "change")
@@ -316,8 +316,7 @@ def train_stf3dcnn(
         size = min(size, max(grid.height - holdout.block.height, grid.width - holdout.block.width))
     coarse, fine = _sample_windows(series, params, holdout if spatial else None, scale, size, chosen)
     pair_index = [series.dates.index(d) for d in chosen]
-    errors = CoarseErrors(series, scale, params.seed) if params.coarse_noise else None
-    errors = errors if errors is not None and errors.usable else None
+    errors = coarse_errors(series, scale, params.seed) if params.coarse_noise else None
     fields = None if errors is None else torch.from_numpy(errors.fields_of(coarse, [c.date for c in series.coarse]))
     batches = SubsequenceBatches(torch.from_numpy(coarse), torch.from_numpy(fine), pair_index, params.batch,
                                  params.seed, with_reference=params.guided, errors=fields)
@@ -340,10 +339,8 @@ def train_stf3dcnn(
             scores = baseline_scores(data, holdout, value_range)
         if feedback is not None:
             feedback.info(f"STF3DCNN {holdout.describe()}.")
-            if short:
-                feedback.info("STF3DCNN: validated from each neighbouring pair, a quarter, half and the whole way "
-                              "to the held-out date, with the coarse error of a gap that short (estimated from the "
-                              "coarse series).")
+            if short_gaps_used(short):
+                feedback.info(f"STF3DCNN: {SHORT_GAP_NOTE}")
     if feedback is not None:
         feedback.info(f"STF3DCNN training on {describe_device(dev)}: {len(coarse)} sub-cubes of {size} x {size} "
                       f"pixels x {len(series.dates)} dates (random sub-sequences), pairs on "

@@ -279,6 +279,13 @@ class ShortGap:
 
 
 SHORT_GAP_FRACTIONS = (0.25, 0.5, 1.0)
+SHORT_GAP_NOTE = ("validated a quarter, half and the whole way from each neighbouring pair to the held-out date, with "
+                  "the coarse error of a gap that short (estimated from the coarse series).")
+
+
+def short_gaps_used(plan: list | None) -> list[float]:
+    """The fractions of the :class:`ShortGap` targets in a [(target, ...)] plan, sorted ([]: none)."""
+    return sorted({t.fraction for t, _ in plan or () if isinstance(t, ShortGap)})
 
 
 def add_short_gaps(errors: "CoarseErrors", data: BlockData, plan: list[tuple[_dt.date, _dt.date]],
@@ -348,7 +355,7 @@ def validation_record(holdout: HoldOut | None, validation: list[float], best_epo
         "naive_rmse": baselines.get("naive"),
         "additive_rmse": baselines.get("additive"),
     }
-    fractions = sorted({t.fraction for t, _ in plan or () if isinstance(t, ShortGap)})
+    fractions = short_gaps_used(plan)
     if fractions:
         record["short_gaps"] = fractions
     record["beats"] = {name: bool(record["rmse"] < record[f"{name}_rmse"])
