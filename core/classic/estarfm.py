@@ -125,84 +125,97 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     inv_threshold = (params.classes / (2.0 * sigma).clamp_min(1e-12))[:, :, None, None]
     fine_c = win.view(fine)
     h, w = fine_c.shape[-2:]
-    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
-        by_weight = xp.cat([xp.ones_like(one_minus_r)[None], coarse_pred.flatten(0, 1), coarse.flatten(0, 1),
-                            fine.flatten(0, 1)])
-        by_similar = xp.cat([xp.ones_like(one_minus_r)[None], stats])
-        acc_w, acc_s = (xp.from_numpy(x) for x in kernels.estarfm_sums(
+    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py), channels last
+        ones = xp.ones_like(one_minus_r)[None]
+        by_weight = kernels.channels_last([ones, coarse_pred.flatten(0, 1), coarse.flatten(0, 1), fine.flatten(0, 1)])
+        by_similar = kernels.channels_last([ones, stats])
+        acc_w, acc_s = (xp.from_numpy(x).permute(2, 0, 1) for x in kernels.estarfm_sums(
             fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
             win.x0 + r, h, w, r))
-        weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:]
+        del by_weight, by_similar
+        weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:].contiguous()
         weighted_pred = acc_w[1:1 + bands * n_dates].reshape(n_dates, 1, bands, h, w)
         weighted_coarse, weighted_fine = acc_w[1 + bands * n_dates:].reshape(2, 2, bands, h, w)
-        return [_estarfm_result(inputs, params, fine, coarse, coarse_pred[d], valid, fine_c, weight_sum, count,
-                                weighted_pred[d] - weighted_coarse, weighted_fine, sums) for d in range(n_dates)]
-    weight_sum = xp.zeros((h, w), dtype=fine.dtype, device=fine.device)
-    count = xp.zeros_like(weight_sum)
-    weighted_pred = xp.zeros((n_dates, 1) + tuple(fine_c.shape[1:]), dtype=fine.dtype, device=fine.device)
-    weighted_coarse = xp.zeros_like(fine_c)
-    weighted_fine = xp.zeros_like(fine_c)
-    sums = xp.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
-    for dy, dx in win.offsets():
-        # similar in every band at both dates: max_k,b |dF| / threshold < 1
-        similar = ((win.view(fine, dy, dx) - fine_c).abs() * inv_threshold).flatten(0, 1).amax(dim=0) < 1.0
-        sim = (similar & win.view(valid, dy, dx)).to(fine.dtype)
-        weight = sim / (win.view(one_minus_r, dy, dx) * (1.0 + math.hypot(dy, dx) / r) + 1e-7)
-        weight_sum += weight
-        count += sim
-        weighted_pred += weight * win.view(coarse_pred, dy, dx)[:, None]
-        weighted_coarse += weight * win.view(coarse, dy, dx)
-        weighted_fine += weight * win.view(fine, dy, dx)
-        sums += sim * win.view(stats, dy, dx)
-    return [_estarfm_result(inputs, params, fine, coarse, coarse_pred[d], valid, fine_c, weight_sum, count,
-                            weighted_pred[d] - weighted_coarse, weighted_fine, sums) for d in range(n_dates)]
+    else:
+        weight_sum = xp.zeros((h, w), dtype=fine.dtype, device=fine.device)
+        count = xp.zeros_like(weight_sum)
+        weighted_pred = xp.zeros((n_dates, 1) + tuple(fine_c.shape[1:]), dtype=fine.dtype, device=fine.device)
+        weighted_coarse = xp.zeros_like(fine_c)
+        weighted_fine = xp.zeros_like(fine_c)
+        sums = xp.zeros((6 * bands, h, w), dtype=fine.dtype, device=fine.device)
+        for dy, dx in win.offsets():
+            # similar in every band at both dates: max_k,b |dF| / threshold < 1
+            similar = ((win.view(fine, dy, dx) - fine_c).abs() * inv_threshold).flatten(0, 1).amax(dim=0) < 1.0
+            sim = (similar & win.view(valid, dy, dx)).to(fine.dtype)
+            weight = sim / (win.view(one_minus_r, dy, dx) * (1.0 + math.hypot(dy, dx) / r) + 1e-7)
+            weight_sum += weight
+            count += sim
+            weighted_pred += weight * win.view(coarse_pred, dy, dx)[:, None]
+            weighted_coarse += weight * win.view(coarse, dy, dx)
+            weighted_fine += weight * win.view(fine, dy, dx)
+            sums += sim * win.view(stats, dy, dx)
+    pairs = _PairTerms(inputs, params, fine, coarse, valid, fine_c, weight_sum, count, weighted_coarse,
+                       weighted_fine, sums)
+    return [pairs.predict(coarse_pred[d], weighted_pred[d]) for d in range(n_dates)]
 
 
-def _estarfm_result(inputs, params, fine, coarse, coarse_pred, valid, fine_c, weight_sum, count, weighted_change,
-                    weighted_fine, sums):
-    """The prediction from the window sums (conversion coefficients, temporal weights, the program's fallbacks)."""
-    xp = backend()
-    bands = fine.shape[1]
-    h, w = fine_c.shape[-2:]
-    win = Window(inputs.inner, params.radius)
-    c_m, c_n, sy, sxx, sxy, syy = sums.split(bands)
-    sx = c_m + c_n
-    enough = count >= params.min_similar
-    # conversion coefficient: regression of fine on coarse over n = 2 x similar pixels samples
-    n = 2.0 * count
-    cov = n * sxy - sx * sy
-    var_x = n * sxx - sx * sx
-    var_y = n * syy - sy * sy
-    slope = cov / var_x.clamp_min(1e-30)
-    r2 = (cov * cov / (var_x * var_y).clamp_min(1e-30)).clamp(0.0, 1.0 - 1e-7)
-    df = (n - 2).clamp_min(1.0)
-    t_stat = xp.sqrt(r2 * df / (1.0 - r2))  # F = t^2: the program's F test
-    t_crit = _t_critical(int(n.max().item()) + 1, fine.device)[df.long()]
-    coarse_moved = (c_m - c_n).abs() >= params.min_coarse_change * params.data_max * count
-    stable = enough & coarse_moved & (var_x > 1e-12 * n * n) & (t_stat >= t_crit) & (slope > 0) \
-        & (slope <= params.max_slope)
-    v = xp.where(stable, slope, 1.0)
-    safe_weights = weight_sum.clamp_min(1e-30)
-    from_pairs = fine_c + v * weighted_change / safe_weights  # [2, B, h, w]
-    # temporal weights from the window means of the coarse images (valid pixels only)
-    size = params.window
+class _PairTerms:
+    """What the prediction needs from the window sums that depends on the pairs only (conversion coefficients,
+    the pairs' window means, the fallback values), computed once for every date of a pass."""
 
-    def window_sum(t):
-        return box_sum(t[None] if t.dim() == 3 else t, size)
+    def __init__(self, inputs, params, fine, coarse, valid, fine_c, weight_sum, count, weighted_coarse,
+                 weighted_fine, sums) -> None:
+        xp = backend()
+        bands = fine.shape[1]
+        h, w = fine_c.shape[-2:]
+        self.params, self.fine_c, self.weighted_coarse = params, fine_c, weighted_coarse
+        self.win = Window(inputs.inner, params.radius)
+        c_m, c_n, sy, sxx, sxy, syy = sums.split(bands)
+        sx = c_m + c_n
+        self.enough = count >= params.min_similar
+        # conversion coefficient: regression of fine on coarse over n = 2 x similar pixels samples
+        n = 2.0 * count
+        cov = n * sxy - sx * sy
+        var_x = n * sxx - sx * sx
+        var_y = n * syy - sy * sy
+        slope = cov / var_x.clamp_min(1e-30)
+        r2 = (cov * cov / (var_x * var_y).clamp_min(1e-30)).clamp(0.0, 1.0 - 1e-7)
+        df = (n - 2).clamp_min(1.0)
+        t_stat = xp.sqrt(r2 * df / (1.0 - r2))  # F = t^2: the program's F test
+        t_crit = _t_critical(int(n.max().item()) + 1, fine.device)[df.long()]
+        coarse_moved = (c_m - c_n).abs() >= params.min_coarse_change * params.data_max * count
+        stable = self.enough & coarse_moved & (var_x > 1e-12 * n * n) & (t_stat >= t_crit) & (slope > 0) \
+            & (slope <= params.max_slope)
+        self.v = xp.where(stable, slope, 1.0)
+        self.safe_weights = weight_sum.clamp_min(1e-30)
+        self.fine_mean = weighted_fine / self.safe_weights  # [2, B, h, w]: the similar pixels' fine values
+        # temporal weights from the window means of the coarse images (valid pixels only)
+        y0, x0 = inputs.inner[0], inputs.inner[1]
+        self.crop = (slice(y0, y0 + h), slice(x0, x0 + w))
+        self.valid = valid
+        self.n_valid = self._window_sum(valid[None].to(fine.dtype))[0].clamp_min(1.0)
+        self.means_k = self._window_sum(xp.where(valid, coarse, 0.0)) / self.n_valid  # [2, B, h, w]
 
-    y0, x0 = inputs.inner[0], inputs.inner[1]
-    n_valid = window_sum(valid[None].to(fine.dtype))[0, :, y0:y0 + h, x0:x0 + w].clamp_min(1.0)
-    means_k = window_sum(xp.where(valid, coarse, 0.0))[..., y0:y0 + h, x0:x0 + w] / n_valid
-    means_p = window_sum(xp.where(valid, coarse_pred, 0.0)[None])[0][..., y0:y0 + h, x0:x0 + w] / n_valid
-    mean_change = means_p[None] - means_k  # [2, B, h, w]
-    inverse = 1.0 / (mean_change.abs() + 1e-14)
-    t_weight = inverse / inverse.sum(dim=0)
-    prediction = (t_weight * from_pairs).sum(dim=0)
-    abnormal = (prediction <= params.data_min) | (prediction >= params.data_max)
-    prediction = xp.where(abnormal, (t_weight * weighted_fine / safe_weights).sum(dim=0), prediction)
-    too_few = (t_weight * (fine_c + mean_change)).sum(dim=0).clamp(params.data_min, params.data_max)
-    prediction = xp.where(enough, prediction, too_few)
-    return prediction, win.view(valid)
+    def _window_sum(self, t):
+        """Sums over the window of [..., H, W] (padded), at the centre pixels."""
+        return box_sum(t, self.params.window)[(...,) + self.crop]
+
+    def predict(self, coarse_pred, weighted_pred):
+        """(prediction [B, h, w], valid [h, w]) of one date from its coarse image [B, H, W] (padded) and its
+        weighted sum sum_i W_i C(x_i, t_p) [1, B, h, w]."""
+        xp = backend()
+        params = self.params
+        from_pairs = self.fine_c + self.v * (weighted_pred - self.weighted_coarse) / self.safe_weights  # [2, B]
+        means_p = self._window_sum(xp.where(self.valid, coarse_pred, 0.0)) / self.n_valid
+        mean_change = means_p[None] - self.means_k  # [2, B, h, w]
+        inverse = 1.0 / (mean_change.abs() + 1e-14)
+        t_weight = inverse / inverse.sum(dim=0)
+        prediction = (t_weight * from_pairs).sum(dim=0)
+        abnormal = (prediction <= params.data_min) | (prediction >= params.data_max)
+        prediction = xp.where(abnormal, (t_weight * self.fine_mean).sum(dim=0), prediction)
+        too_few = (t_weight * (self.fine_c + mean_change)).sum(dim=0).clamp(params.data_min, params.data_max)
+        prediction = xp.where(self.enough, prediction, too_few)
+        return prediction, self.win.view(self.valid)
 
 
 def fuse_estarfm(

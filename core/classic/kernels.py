@@ -137,52 +137,57 @@ if numba is not None:
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar, y0, x0, dfac, acc_w,
                       acc_s):  # pragma: no cover - compiled
-        q_f, q_w, q_s = fine.shape[0], by_weight.shape[0], by_similar.shape[0]
-        h, w = acc_w.shape[1], acc_w.shape[2]
+        q_f = fine.shape[0]
+        q_w, q_s = by_weight.shape[2], by_similar.shape[2]
+        h, w = acc_w.shape[0], acc_w.shape[1]
         r = (dfac.shape[0] - 1) // 2
-        # one task per row of centre pixels (rows split in chunks that fit the L1 cache measured 1.5-8x slower:
-        # every short inner loop pays its own alias checks)
+        n = 2 * r + 1
+        # one task per row of centre pixels; window rows outermost, so that one row of the channels-last inputs
+        # (every quantity of the neighbours of the whole row) and the row's accumulators stay in the cache
         for i in prange(h):
             ci = y0 + i
-            aw = np.zeros((q_w, w), np.float32)
-            a_s = np.zeros((q_s, w), np.float32)
-            worst = np.empty(w, np.float32)
-            sim = np.empty((2, w + 1), np.float32)  # two neighbours' factors: offsets dx and dx + 1
-            weight = np.empty((2, w + 1), np.float32)
+            worst = np.empty(n, np.float32)
+            where = np.empty(n, np.int64)
+            weights = np.empty(n, np.float32)
+            aw_row, as_row = acc_w[i], acc_s[i]
+            aw_row[:] = 0.0
+            as_row[:] = 0.0
             for dy in range(-r, r + 1):
                 yy = ci + dy
-                # offsets in pairs (dx, dx + 1): each accumulator is loaded and stored once per two products
-                # (measured ~10 % faster); the odd last offset pairs with a zero factor
-                for dx in range(-r, r + 1, 2):
-                    for k in range(2):
-                        if dx + k > r:
-                            sim[k, :w] = 0.0
-                            weight[k, :w] = 0.0
-                            continue
-                        s = x0 + dx + k  # views starting at the neighbour: non-negative indices, no wraparound
-                        worst[:] = 0.0
-                        for q in range(q_f):  # similar in every band at both dates: max |dF| / threshold < 1
-                            a, c, t = fine[q, yy, s:s + w], fine[q, ci, x0:x0 + w], inv_threshold[q]
-                            for j in range(w):
-                                worst[j] = max(worst[j], abs(a[j] - c[j]) * t)
-                        ok, omr, d = valid[yy, s:s + w], one_minus_r[yy, s:s + w], dfac[dy + r, dx + k + r]
-                        sk, wk = sim[k], weight[k]
-                        for j in range(w):
-                            sk[j] = np.float32(worst[j] < 1.0) * ok[j]
-                            wk[j] = sk[j] / (omr[j] * d + np.float32(1e-7))
-                    s = x0 + dx
-                    last = 1 if dx + 1 <= r else 0  # the second view must stay inside the padded row
-                    w0, w1, s0, s1 = weight[0], weight[1], sim[0], sim[1]
-                    for q in range(q_w):
-                        a0, a1, acc = by_weight[q, yy, s:s + w], by_weight[q, yy, s + last:s + last + w], aw[q]
-                        for j in range(w):
-                            acc[j] = (acc[j] + w0[j] * a0[j]) + w1[j] * a1[j]  # the torch path's order
-                    for q in range(q_s):
-                        a0, a1, acc = by_similar[q, yy, s:s + w], by_similar[q, yy, s + last:s + last + w], a_s[q]
-                        for j in range(w):
-                            acc[j] = (acc[j] + s0[j] * a0[j]) + s1[j] * a1[j]
-            acc_w[:, i] = aw
-            acc_s[:, i] = a_s
+                row_w, row_s = by_weight[yy], by_similar[yy]
+                ok, omr, dist = valid[yy], one_minus_r[yy], dfac[dy + r]
+                for j in range(w):
+                    cj = x0 + j
+                    worst[:] = 0.0
+                    for q in range(q_f):  # similar in every band at both dates: max |dF| / threshold < 1
+                        a, c, t = fine[q, yy, cj - r:cj + r + 1], fine[q, ci, cj], inv_threshold[q]
+                        for k in range(n):
+                            worst[k] = max(worst[k], abs(a[k] - c) * t)
+                    m = 0  # the similar neighbours of this window row, left to right
+                    for k in range(n):
+                        x = cj - r + k
+                        if worst[k] < 1.0 and ok[x] != 0:
+                            where[m] = x
+                            weights[m] = np.float32(1.0) / (omr[x] * dist[k] + np.float32(1e-7))
+                            m += 1
+                    aw, a_s = aw_row[j], as_row[j]
+                    g = 0
+                    while g + 4 <= m:  # four neighbours per pass over the accumulators, added in their order
+                        b0, b1, b2, b3 = row_w[where[g]], row_w[where[g + 1]], row_w[where[g + 2]], row_w[where[g + 3]]
+                        w0, w1, w2, w3 = weights[g], weights[g + 1], weights[g + 2], weights[g + 3]
+                        for q in range(q_w):
+                            aw[q] = (((aw[q] + w0 * b0[q]) + w1 * b1[q]) + w2 * b2[q]) + w3 * b3[q]
+                        s0, s1, s2, s3 = row_s[where[g]], row_s[where[g + 1]], row_s[where[g + 2]], row_s[where[g + 3]]
+                        for q in range(q_s):
+                            a_s[q] = (((a_s[q] + s0[q]) + s1[q]) + s2[q]) + s3[q]
+                        g += 4
+                    while g < m:
+                        b0, w0, s0 = row_w[where[g]], weights[g], row_s[where[g]]
+                        for q in range(q_w):
+                            aw[q] += w0 * b0[q]
+                        for q in range(q_s):
+                            a_s[q] += s0[q]
+                        g += 1
 
 
     @numba.njit(parallel=True, cache=True, nogil=True)
@@ -331,19 +336,38 @@ def fsdaf_similar(scaled, coefficient, invalid, change, y0: int, x0: int, radius
     return np.ascontiguousarray(np.moveaxis(delta, -1, 0)), found
 
 
-def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar, y0: int, x0: int, h: int, w: int,
-                 radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """ESTARFM's window sums (see :func:`..estarfm.estarfm_tile`): with S = [similar in every band at both dates
-    and valid] and W = S / ((1 - R) (1 + d / w) + 1e-7) per neighbour, returns sum W x ``by_weight`` and
-    sum S x ``by_similar`` over the window for the h x w centre pixels starting at (y0, x0), ``[quantities, h,
-    w]`` each. ``fine`` is [2 B, H, W]."""
-    acc_w = np.empty((by_weight.shape[0], h, w), np.float32)
-    acc_s = np.empty((by_similar.shape[0], h, w), np.float32)
+def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight: np.ndarray, by_similar: np.ndarray, y0: int,
+                 x0: int, h: int, w: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """ESTARFM's window sums (see :func:`..estarfm.estarfm_tile_dates`): with S = [similar in every band at both
+    dates and valid] and W = S / ((1 - R) (1 + d / w) + 1e-7) per neighbour, returns sum W x ``by_weight`` and
+    sum S x ``by_similar`` over the window for the h x w centre pixels starting at (y0, x0), channels last
+    ``[h, w, quantities]`` each. ``fine`` is [2 B, H, W]; ``by_weight`` and ``by_similar`` are channels last
+    ``[H, W, quantities]`` float32 (:func:`channels_last`).
+
+    Only the similar neighbours are visited (issue 28): the similarity test runs once per neighbour, then each
+    similar neighbour adds its vector of quantities (every date of a pass, every band) to the centre's
+    accumulators; a dissimilar one costs nothing more. Sums are taken in the window's row-by-row order, as the
+    torch path's, and skipping a zero weight changes no bit: the results are those of the dense sums. Measured
+    on a CIA-like 256-pixel tile (23 % similar neighbours), 46 dates: 2.0 s against 3.8 s for the dense kernel."""
+    acc_w = np.empty((h, w, by_weight.shape[2]), np.float32)
+    acc_s = np.empty((h, w, by_similar.shape[2]), np.float32)
     offsets = range(-radius, radius + 1)
     dfac = np.array([[1.0 + math.hypot(dy, dx) / radius for dx in offsets] for dy in offsets], np.float32)
     _estarfm_sums(_np(fine), _np(inv_threshold).astype(np.float32), _np(valid).astype(np.float32),
-                  _np(one_minus_r), _np(by_weight), _np(by_similar), y0, x0, dfac, acc_w, acc_s)
+                  _np(one_minus_r), by_weight, by_similar, y0, x0, dfac, acc_w, acc_s)
     return acc_w, acc_s
+
+
+def channels_last(parts: list) -> np.ndarray:
+    """Tensors ``[c_i, H, W]`` stacked along their first axis as one contiguous float32 ``[H, W, sum c_i]`` array
+    (one copy of each part)."""
+    arrays = [_np(part) for part in parts]
+    out = np.empty(arrays[0].shape[1:] + (sum(a.shape[0] for a in arrays),), np.float32)
+    c = 0
+    for a in arrays:
+        out[..., c:c + a.shape[0]] = np.moveaxis(a, 0, -1)
+        c += a.shape[0]
+    return out
 
 
 def _channels_last(tensor: Any) -> np.ndarray:
