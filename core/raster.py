@@ -39,6 +39,10 @@ RATIO_KEY = "STF_RATIO"
 PAIRS_KEY = "STF_PAIR_DATES"  # the pair dates of the series a prediction came from (the report marks them)
 
 GTIFF_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+# predictions are written with DEFLATE level 1 (the default is 6): 2.5 times faster to write, files 7 % larger
+# (measured on a CIA-size ESTARFM prediction, 6 bands int16); an ESTARFM series spent 14 % of its time compressing
+FAST_DEFLATE = ["ZLEVEL=1"]
+READ_THREADS = min(4, os.cpu_count() or 1)  # threads that decode the blocks of one window read
 
 _NUMPY_TO_GDAL = {
     "uint8": gdal.GDT_Byte,
@@ -112,10 +116,17 @@ def _open(path: str, what: str = "raster") -> gdal.Dataset:
         raise InputError(f"The {what} file '{path}' does not exist.")
     if not is_gdal_source(path):
         require_regular_file(path, what)
+    # GeoTIFF blocks a window read spans are decoded on READ_THREADS threads (GDAL >= 3.6; set when the dataset is
+    # opened, thread-local here so a QGIS session's own setting is left alone): measured 1.75 times faster on a
+    # CIA-size DEFLATE file read in 306-pixel windows, 2 cores (issue 28)
+    previous = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
+    gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous or str(READ_THREADS))
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
         raise InputError(f"The {what} file '{path}' cannot be read as a raster: {exc}") from None
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous)
     if ds is None or ds.RasterCount == 0:
         raise InputError(f"The {what} file '{path}' holds no raster band.")
     return ds
@@ -430,7 +441,7 @@ class RasterWriter:
         self.dtype = dtype or like.dtype
         self.scale = as_encoding(scale)
         self.nodata = nodata if nodata is not None else default_nodata(self.dtype)
-        options = GTIFF_OPTIONS + ["PREDICTOR=3" if self.dtype.startswith("float") else "PREDICTOR=2"]
+        options = GTIFF_OPTIONS + FAST_DEFLATE + ["PREDICTOR=3" if self.dtype.startswith("float") else "PREDICTOR=2"]
         if not compress:
             options = [o for o in GTIFF_OPTIONS if not o.startswith("COMPRESS=")] + ["COMPRESS=NONE"]
         self._signed_bytes = self.dtype == "int8" and not hasattr(gdal, "GDT_Int8")

@@ -41,3 +41,46 @@ def test_a_series_in_one_pass_equals_each_date_alone(sample_on_fine_grid, tmp_pa
                                      (slice(20, 30), slice(30, 45)),
                                      ("2021-04-17", "2021-05-03", "2021-05-19", "2021-07-06"),
                                      EstarfmParams(tile_size=32))
+
+
+def test_passes_of_two_dates_equal_each_date_alone(sample_on_fine_grid, tmp_path, monkeypatch):
+    """Issue 28: when memory splits the dates that share their pairs into several passes, each pass still writes
+    what each date alone writes."""
+    from stf_fusion.core.classic import common
+    from stf_fusion.core.classic.estarfm import fuse_estarfm
+
+    monkeypatch.setattr(common, "MAX_DATES_PER_PASS", 2)
+    assert_one_pass_equals_each_date(fuse_estarfm, sample_on_fine_grid, str(tmp_path), 48,
+                                     (slice(20, 30), slice(30, 45)),
+                                     ("2021-04-17", "2021-05-03", "2021-05-19", "2021-07-06", "2021-07-22"),
+                                     EstarfmParams(tile_size=32))
+
+
+def test_dates_per_pass_fill_a_256_pixel_tile():
+    """The dates a pass takes: as many as fit a 256-pixel tile (plus halo) in the budget, hand-computed."""
+    from stf_fusion.core.classic.common import MAX_DATES_PER_PASS, dates_per_pass
+
+    # outer (256 + 2 x 25)^2 x 6 bands = 561 816 values; 200 MiB / 561 816 = 373.3 bytes each; (373.3 - 120) / 12
+    # = 21.1 further dates -> 22 dates
+    assert dates_per_pass(46, 120, 12, 6, 25, 2040, 200 * 2**20) == 22
+    assert dates_per_pass(5, 120, 12, 6, 25, 2040, 200 * 2**20) == 5  # fewer dates than fit
+    assert dates_per_pass(46, 120, 12, 6, 25, 2040, 10 * 2**20) == 1  # nothing more fits: one date at a time
+    # a 100-pixel scene: its own side counts, (100 + 50)^2 x 6 = 135 000 values, 200 MiB -> far more than the cap
+    assert dates_per_pass(400, 120, 12, 6, 25, 100, 200 * 2**20) == MAX_DATES_PER_PASS
+
+
+def test_channels_last_places_unpadded_parts_in_the_middle():
+    """kernels.channels_last: parts already padded are copied as they are, smaller ones centred with zeros around,
+    channels in the order given."""
+    from stf_fusion.core.classic.kernels import channels_last
+
+    full = np.arange(2 * 6 * 7, dtype=np.float32).reshape(2, 6, 7)
+    inner = np.arange(100, 100 + 3 * 2 * 3, dtype=np.float32).reshape(3, 2, 3)
+    out = channels_last([torch.from_numpy(full), inner], pad=2)
+    assert out.shape == (6, 7, 5) and out.flags["C_CONTIGUOUS"] and out.dtype == np.float32
+    np.testing.assert_array_equal(out[..., :2], np.moveaxis(full, 0, -1))
+    expected = np.zeros((3, 6, 7), np.float32)
+    expected[:, 2:4, 2:5] = inner
+    np.testing.assert_array_equal(out[..., 2:], np.moveaxis(expected, 0, -1))
+    with pytest.raises(ValueError):
+        channels_last([full, inner], pad=1)

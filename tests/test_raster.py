@@ -150,3 +150,23 @@ def test_transaction_is_all_or_nothing(tmp_path):
         assert not (folder / "a.tif").exists()  # not before the commit
     assert sorted(os.listdir(folder)) == ["a.tif"] and tx.committed == [str(folder / "a.tif")]
     assert read(folder / "a.tif").max() == 5000
+
+
+def test_reads_decode_on_threads_without_changing_the_callers_setting(tmp_path):
+    """Issue 28: a file is opened with GDAL_NUM_THREADS set for this thread only (multi-threaded block decoding),
+    then the thread's own setting is back: unset stays unset, a value the caller set (e.g. in QGIS) is used and
+    kept."""
+    from osgeo import gdal
+
+    from stf_fusion.core.raster import read_raw
+
+    path = make_raster(str(tmp_path / "a.tif"), (np.arange(6 * 300 * 300) % 10000).astype(np.int16).reshape(6, 300, 300))
+    whole = read_raw(path)
+    assert gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None) is None
+    np.testing.assert_array_equal(read_raw(path, Window(10, 20, 280, 270)), whole[:, 20:290, 10:290])
+    gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", "1")
+    try:
+        np.testing.assert_array_equal(read_raw(path), whole)
+        assert gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None) == "1"
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", None)

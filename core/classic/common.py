@@ -46,6 +46,18 @@ def read_tile(
 
 
 DATES_PER_PASS = 16  # dates of a tile computed in one pass of a dates function (memory grows with them)
+MAX_DATES_PER_PASS = 64  # with :func:`dates_per_pass`: the most a pass takes whatever the memory budget
+
+
+def dates_per_pass(n_dates: int, bytes_per_pixel: float, bytes_per_date: float, bands: int, halo: int,
+                   scene_side: int, memory_budget: float, side: int = 256) -> int:
+    """How many dates one pass of a dates function takes so that a tile of ``side`` pixels (the output block, so
+    that every tile writes whole blocks; the scene's ``scene_side`` when smaller) still fits ``memory_budget``:
+    the pair-only work (per pixel and band ``bytes_per_pixel``) is then shared by as many dates as memory allows,
+    at most :data:`MAX_DATES_PER_PASS` (issue 28: each pass repeats the similar-pixel search)."""
+    outer = (min(side, scene_side) + 2 * halo) ** 2 * bands
+    fit = int((memory_budget / outer - bytes_per_pixel) // max(bytes_per_date, 1e-9)) + 1
+    return max(1, min(n_dates, MAX_DATES_PER_PASS, fit))
 
 
 class TileDates:
@@ -102,8 +114,18 @@ def read_tile_dates(fine: list[DatedRaster], coarse: list[DatedRaster], coarse_p
     rows, cols = tile.inner_in_outer
     inner = (rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
     fine_t, coarse_t = t(np.stack(arrays[:p])), t(np.stack(arrays[p:]))
-    return [(group, TileInputs(fine=fine_t, coarse=coarse_t, coarse_pred=t(np.stack(preds)), valid=t(ok),
+    return [(group, TileInputs(fine=fine_t, coarse=coarse_t, coarse_pred=t(_stack_releasing(preds)), valid=t(ok),
                                inner=inner)) for ok, group, preds in groups.values()]
+
+
+def _stack_releasing(arrays: list) -> np.ndarray:
+    """np.stack(arrays), dropping each array from the list once copied: a pass of many dates never holds its
+    images twice."""
+    out = np.empty((len(arrays),) + arrays[0].shape, arrays[0].dtype)
+    for i in range(len(arrays)):
+        out[i] = arrays[i]
+        arrays[i] = None
+    return out
 
 
 def box_sum(tensor: Any, size: int) -> Any:
@@ -249,19 +271,20 @@ def fuse_moving_window(
     method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale: float, pairs: int,
     tile_function: Any, params: Any, bytes_per_pixel: float, device: str, feedback: Any, settings: str,
     statistics: Any = band_std, compiled: bool = False, dates_function: Any = None, bytes_per_date: float = 0.0,
+    per_pass: int = DATES_PER_PASS, memory_budget: float | None = None,
 ) -> list[str]:
     """What STARFM and ESTARFM share: choose the pairs of each date, compute the scene-wide standard deviation of
     every pair image once (``statistics(items, scale)``), and run ``tile_function(inputs, sigma, params)`` tile by
     tile with a halo of the window radius (``compiled``: the tile function runs a compiled kernel on the CPU, see
     kernels.py). Writes ``<method>_<date>.tif`` files.
 
-    ``dates_function(inputs, sigma, params)`` (issue 28): the same for up to ``DATES_PER_PASS`` dates at once
+    ``dates_function(inputs, sigma, params)`` (issue 28): the same for up to ``per_pass`` dates at once
     (``inputs.coarse_pred`` [D, B, H, W]), returning one result per date; a tile then computes the dates that share
     their pairs, and the same validity of the inputs on the tile, in one pass (the pair-only work done once) and
     serves them from a cache as the tile job asks for them. ``bytes_per_date``: its extra memory per pixel and
-    date."""
+    date. ``memory_budget``: bytes per tile (None: :data:`..fusion.DEFAULT_MEMORY_BUDGET`)."""
     from ..device import array_device, describe_device
-    from ..fusion import write_predictions
+    from ..fusion import DEFAULT_MEMORY_BUDGET, write_predictions
 
     xp = backend()
 
@@ -282,7 +305,7 @@ def fuse_moving_window(
             feedback.info(f"{method.upper()} {date.isoformat()}: pair(s) " + ", ".join(p.date.isoformat() for p in used)
                           + (" (the date is outside them: the method extrapolates)" if outside else ""))
 
-    passes = TileDates(dates, lambda d: [p.path for p in plans[d]])
+    passes = TileDates(dates, lambda d: [p.path for p in plans[d]], per_pass)
 
     def predict(date, tile):
         done = passes.cached(tile, date)
@@ -305,8 +328,8 @@ def fuse_moving_window(
                 passes.put(tile, d, (prediction.cpu().numpy(), valid.cpu().numpy()))
         return passes.cached(tile, date)
 
-    per_pixel = bytes_per_pixel + (bytes_per_date * (min(DATES_PER_PASS, len(dates)) - 1) if dates_function else 0)
+    per_pixel = bytes_per_pixel + (bytes_per_date * (min(per_pass, len(dates)) - 1) if dates_function else 0)
     return write_predictions(series, dates, method, folder, predict, scale, halo=window_radius(params.window),
-                             bytes_per_pixel=per_pixel,
+                             bytes_per_pixel=per_pixel, memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET,
                              tile_size=params.tile_size or cpu_tile_size(dev, compiled and kernels.enabled(dev)),
                              feedback=feedback)

@@ -44,7 +44,8 @@ from ..errors import InputError
 from ..feedback import Feedback
 from ..series import SceneSeries
 from . import kernels
-from .common import TileInputs, Window, box_sum, check_window, fuse_moving_window, pad, window_radius
+from .common import (TileInputs, Window, box_sum, check_window, dates_per_pass, fuse_moving_window, pad,
+                     window_radius)
 
 
 @dataclass
@@ -93,7 +94,8 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     (or [B, H, W]) and ``inputs.valid`` shared by the dates. The similar pixels, their weights and the conversion
     coefficients depend on the pairs only: one pass over the window accumulates them once and the weighted coarse
     change of every date (each date's sums in the same order as alone: identical results). Returns one
-    (prediction, valid) per date."""
+    (prediction, valid) per date. The compiled path takes the dates' images over: ``inputs.coarse_pred`` is None
+    afterwards (a pass of many dates would otherwise hold them three times)."""
     xp = backend()
     if inputs.fine.shape[0] != 2:
         raise InputError("ESTARFM needs two pairs.")
@@ -101,7 +103,7 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     win = Window(inputs.inner, r)
     fine = pad(inputs.fine, r, 0.0)
     coarse = pad(inputs.coarse, r, 0.0)
-    coarse_pred = pad(inputs.coarse_pred if inputs.coarse_pred.dim() == 4 else inputs.coarse_pred[None], r, 0.0)
+    coarse_pred = inputs.coarse_pred if inputs.coarse_pred.dim() == 4 else inputs.coarse_pred[None]  # unpadded
     n_dates = coarse_pred.shape[0]
     valid = pad(inputs.valid, r, False)
     bands = fine.shape[1]
@@ -127,16 +129,22 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     h, w = fine_c.shape[-2:]
     if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py), channels last
         ones = xp.ones_like(one_minus_r)[None]
-        by_weight = kernels.channels_last([ones, coarse_pred.flatten(0, 1), coarse.flatten(0, 1), fine.flatten(0, 1)])
+        by_weight = kernels.channels_last([ones, coarse_pred.flatten(0, 1), coarse.flatten(0, 1), fine.flatten(0, 1)],
+                                          pad=r)
         by_similar = kernels.channels_last([ones, stats])
+        # the dates' coarse images live on in the kernel's input only (a pass holds many dates): the caller's copy
+        # as read is released here, the window means read the channels-last views
+        inputs.coarse_pred = None
+        coarse_pred = xp.from_numpy(by_weight).permute(2, 0, 1)[1:1 + bands * n_dates].unflatten(0, (n_dates, bands))
         acc_w, acc_s = (xp.from_numpy(x).permute(2, 0, 1) for x in kernels.estarfm_sums(
             fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
             win.x0 + r, h, w, r))
-        del by_weight, by_similar
+        del by_similar
         weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:].contiguous()
         weighted_pred = acc_w[1:1 + bands * n_dates].reshape(n_dates, 1, bands, h, w)
         weighted_coarse, weighted_fine = acc_w[1 + bands * n_dates:].reshape(2, 2, bands, h, w)
     else:
+        coarse_pred = pad(coarse_pred, r, 0.0)
         weight_sum = xp.zeros((h, w), dtype=fine.dtype, device=fine.device)
         count = xp.zeros_like(weight_sum)
         weighted_pred = xp.zeros((n_dates, 1) + tuple(fine_c.shape[1:]), dtype=fine.dtype, device=fine.device)
@@ -228,9 +236,18 @@ def fuse_estarfm(
     if len(series.fine) < 2:
         raise InputError("ESTARFM needs two fine/coarse pairs; the series has one.")
     # per pixel and band: about 30 floats for the pairs' arrays and window sums; each further date of a pass adds
-    # about 5 (its coarse image as read and padded, its column of the kernel's input and sums, its prediction).
-    # Counting 30 per date made 16-date tiles about 100 pixels: the 51-pixel window's halo recomputed 2.2 times
-    # the pixels and each 256-pixel output block was written several times.
-    return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, 4 * 30, device,
+    # 3: its coarse image in the kernel's channels-last input, its weighted sum, its prediction until written (the
+    # image as read is released before the kernel runs). Each pass repeats the similarity test, so a pass takes
+    # the dates that fit a 256-pixel tile (the output block: smaller tiles rewrite blocks, and the 51-pixel
+    # window's halo is recomputed more) in 1.5 times the default tile budget: the 46 dates of an 8-day year in
+    # one pass.
+    from ..fusion import DEFAULT_MEMORY_BUDGET
+
+    per_pixel, per_date, budget = 4 * 30, 4 * 3, 1.5 * DEFAULT_MEMORY_BUDGET
+    grid = series.grid
+    per_pass = dates_per_pass(len(dates), per_pixel, per_date, grid.bands, params.radius,
+                              max(grid.width, grid.height), budget)
+    return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, per_pixel, device,
                               feedback, f"window {params.window}, {params.classes} classes", compiled=True,
-                              dates_function=estarfm_tile_dates, bytes_per_date=4 * 5)
+                              dates_function=estarfm_tile_dates, bytes_per_date=per_date, per_pass=per_pass,
+                              memory_budget=budget)

@@ -358,15 +358,27 @@ def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight: np.ndarray,
     return acc_w, acc_s
 
 
-def channels_last(parts: list) -> np.ndarray:
-    """Tensors ``[c_i, H, W]`` stacked along their first axis as one contiguous float32 ``[H, W, sum c_i]`` array
-    (one copy of each part)."""
-    arrays = [_np(part) for part in parts]
-    out = np.empty(arrays[0].shape[1:] + (sum(a.shape[0] for a in arrays),), np.float32)
+def channels_last(parts: list, pad: int = 0) -> np.ndarray:
+    """Tensors or arrays ``[c_i, H, W]`` stacked along their first axis as one contiguous float32 ``[H, W, sum
+    c_i]`` array, one copy of each part; with ``pad``, parts of ``H - 2 pad`` x ``W - 2 pad`` pixels are placed in
+    the middle (zero around), so an image need not be padded (copied) first."""
+    arrays = [part if isinstance(part, np.ndarray) else _np(part) for part in parts]
+    height, width = (max(a.shape[d] for a in arrays) for d in (1, 2))
+    out = np.empty((height, width, sum(a.shape[0] for a in arrays)), np.float32)
     c = 0
     for a in arrays:
-        out[..., c:c + a.shape[0]] = np.moveaxis(a, 0, -1)
-        c += a.shape[0]
+        k = a.shape[0]
+        if a.shape[1:] == (height, width):
+            out[..., c:c + k] = np.moveaxis(a, 0, -1)
+        else:
+            if a.shape[1:] != (height - 2 * pad, width - 2 * pad):
+                raise ValueError(f"a part of {a.shape[1:]} pixels in a {height} x {width} stack padded by {pad}")
+            out[:pad, :, c:c + k] = 0.0
+            out[height - pad:, :, c:c + k] = 0.0
+            out[:, :pad, c:c + k] = 0.0
+            out[:, width - pad:, c:c + k] = 0.0
+            out[pad:height - pad, pad:width - pad, c:c + k] = np.moveaxis(a, 0, -1)
+        c += k
     return out
 
 
