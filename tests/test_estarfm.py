@@ -84,3 +84,30 @@ def test_channels_last_places_unpadded_parts_in_the_middle():
     np.testing.assert_array_equal(out[..., 2:], np.moveaxis(expected, 0, -1))
     with pytest.raises(ValueError):
         channels_last([full, inner], pad=1)
+
+
+def test_dense_and_sparse_kernels_sum_identically():
+    """kernels.py: the dense kernel (every neighbour, channels first) and the sparse one (similar neighbours only,
+    channels last) add the same terms in the same order: bit-identical sums, also with invalid neighbours."""
+    from stf_fusion.core.classic import kernels
+
+    if not kernels.enabled("cpu"):
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(3)
+    r, h, w = 4, 20, 23
+    fine = np.repeat(rng.random((6, 8, 8), dtype=np.float32), 4, axis=1).repeat(4, axis=2)[:, :h + 2 * r,
+                                                                                          :w + 2 * r].copy()
+    fine += 0.01 * rng.standard_normal(fine.shape).astype(np.float32)
+    valid = rng.random(fine.shape[1:]) > 0.1
+    one_minus_r = rng.random(fine.shape[1:]).astype(np.float32)
+    inv_threshold = np.full(6, 4.0, np.float32)
+    by_weight = rng.random((9,) + fine.shape[1:], dtype=np.float32)
+    by_similar = rng.random((5,) + fine.shape[1:], dtype=np.float32)
+    args = [torch.from_numpy(a) for a in (fine, inv_threshold, valid, one_minus_r)]
+    dense_w, dense_s = kernels.estarfm_dense_sums(*args, torch.from_numpy(by_weight), torch.from_numpy(by_similar),
+                                                  r, r, h, w, r)
+    sparse_w, sparse_s = kernels.estarfm_sums(*args, kernels.channels_last([by_weight]),
+                                              kernels.channels_last([by_similar]), r, r, h, w, r)
+    assert 0.05 < (dense_s[0] / (2 * r + 1) ** 2).mean() < 0.9  # some neighbours similar, not all
+    np.testing.assert_array_equal(np.moveaxis(sparse_w, -1, 0), dense_w)
+    np.testing.assert_array_equal(np.moveaxis(sparse_s, -1, 0), dense_s)

@@ -94,8 +94,8 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     (or [B, H, W]) and ``inputs.valid`` shared by the dates. The similar pixels, their weights and the conversion
     coefficients depend on the pairs only: one pass over the window accumulates them once and the weighted coarse
     change of every date (each date's sums in the same order as alone: identical results). Returns one
-    (prediction, valid) per date. The compiled path takes the dates' images over: ``inputs.coarse_pred`` is None
-    afterwards (a pass of many dates would otherwise hold them three times)."""
+    (prediction, valid) per date. The compiled path of several dates takes the dates' images over:
+    ``inputs.coarse_pred`` is None afterwards (a pass of many dates would otherwise hold them twice)."""
     xp = backend()
     if inputs.fine.shape[0] != 2:
         raise InputError("ESTARFM needs two pairs.")
@@ -127,19 +127,25 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
     inv_threshold = (params.classes / (2.0 * sigma).clamp_min(1e-12))[:, :, None, None]
     fine_c = win.view(fine)
     h, w = fine_c.shape[-2:]
-    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py), channels last
+    if kernels.enabled(fine.device):  # the same sums, compiled (kernels.py)
         ones = xp.ones_like(one_minus_r)[None]
-        by_weight = kernels.channels_last([ones, coarse_pred.flatten(0, 1), coarse.flatten(0, 1), fine.flatten(0, 1)],
-                                          pad=r)
-        by_similar = kernels.channels_last([ones, stats])
-        # the dates' coarse images live on in the kernel's input only (a pass holds many dates): the caller's copy
-        # as read is released here, the window means read the channels-last views
-        inputs.coarse_pred = None
-        coarse_pred = xp.from_numpy(by_weight).permute(2, 0, 1)[1:1 + bands * n_dates].unflatten(0, (n_dates, bands))
-        acc_w, acc_s = (xp.from_numpy(x).permute(2, 0, 1) for x in kernels.estarfm_sums(
-            fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, by_similar, win.y0 + r,
-            win.x0 + r, h, w, r))
-        del by_similar
+        if n_dates <= kernels.ESTARFM_DENSE_DATES:  # every neighbour, channels first
+            coarse_pred = pad(coarse_pred, r, 0.0)
+            by_weight = xp.cat([ones, coarse_pred.flatten(0, 1), coarse.flatten(0, 1), fine.flatten(0, 1)])
+            acc_w, acc_s = (xp.from_numpy(x) for x in kernels.estarfm_dense_sums(
+                fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight, xp.cat([ones, stats]),
+                win.y0 + r, win.x0 + r, h, w, r))
+        else:  # the similar neighbours only, channels last
+            by_weight = kernels.channels_last(
+                [ones, coarse_pred.flatten(0, 1), coarse.flatten(0, 1), fine.flatten(0, 1)], pad=r)
+            # the dates' coarse images live on in the kernel's input only (a pass holds many dates): the caller's
+            # copy as read is released here, the window means read the channels-last views
+            inputs.coarse_pred = None
+            coarse_pred = xp.from_numpy(by_weight).permute(2, 0, 1)[1:1 + bands * n_dates].unflatten(
+                0, (n_dates, bands))
+            acc_w, acc_s = (xp.from_numpy(x).permute(2, 0, 1) for x in kernels.estarfm_sums(
+                fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight,
+                kernels.channels_last([ones, stats]), win.y0 + r, win.x0 + r, h, w, r))
         weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:].contiguous()
         weighted_pred = acc_w[1:1 + bands * n_dates].reshape(n_dates, 1, bands, h, w)
         weighted_coarse, weighted_fine = acc_w[1 + bands * n_dates:].reshape(2, 2, bands, h, w)

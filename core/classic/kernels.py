@@ -191,6 +191,57 @@ if numba is not None:
 
 
     @numba.njit(parallel=True, cache=True, nogil=True)
+    def _estarfm_sums_dense(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar, y0, x0, dfac, acc_w,
+                      acc_s):  # pragma: no cover - compiled
+        q_f, q_w, q_s = fine.shape[0], by_weight.shape[0], by_similar.shape[0]
+        h, w = acc_w.shape[1], acc_w.shape[2]
+        r = (dfac.shape[0] - 1) // 2
+        # one task per row of centre pixels (rows split in chunks that fit the L1 cache measured 1.5-8x slower:
+        # every short inner loop pays its own alias checks)
+        for i in prange(h):
+            ci = y0 + i
+            aw = np.zeros((q_w, w), np.float32)
+            a_s = np.zeros((q_s, w), np.float32)
+            worst = np.empty(w, np.float32)
+            sim = np.empty((2, w + 1), np.float32)  # two neighbours' factors: offsets dx and dx + 1
+            weight = np.empty((2, w + 1), np.float32)
+            for dy in range(-r, r + 1):
+                yy = ci + dy
+                # offsets in pairs (dx, dx + 1): each accumulator is loaded and stored once per two products
+                # (measured ~10 % faster); the odd last offset pairs with a zero factor
+                for dx in range(-r, r + 1, 2):
+                    for k in range(2):
+                        if dx + k > r:
+                            sim[k, :w] = 0.0
+                            weight[k, :w] = 0.0
+                            continue
+                        s = x0 + dx + k  # views starting at the neighbour: non-negative indices, no wraparound
+                        worst[:] = 0.0
+                        for q in range(q_f):  # similar in every band at both dates: max |dF| / threshold < 1
+                            a, c, t = fine[q, yy, s:s + w], fine[q, ci, x0:x0 + w], inv_threshold[q]
+                            for j in range(w):
+                                worst[j] = max(worst[j], abs(a[j] - c[j]) * t)
+                        ok, omr, d = valid[yy, s:s + w], one_minus_r[yy, s:s + w], dfac[dy + r, dx + k + r]
+                        sk, wk = sim[k], weight[k]
+                        for j in range(w):
+                            sk[j] = np.float32(worst[j] < 1.0) * ok[j]
+                            wk[j] = sk[j] / (omr[j] * d + np.float32(1e-7))
+                    s = x0 + dx
+                    last = 1 if dx + 1 <= r else 0  # the second view must stay inside the padded row
+                    w0, w1, s0, s1 = weight[0], weight[1], sim[0], sim[1]
+                    for q in range(q_w):
+                        a0, a1, acc = by_weight[q, yy, s:s + w], by_weight[q, yy, s + last:s + last + w], aw[q]
+                        for j in range(w):
+                            acc[j] = (acc[j] + w0[j] * a0[j]) + w1[j] * a1[j]  # the torch path's order
+                    for q in range(q_s):
+                        a0, a1, acc = by_similar[q, yy, s:s + w], by_similar[q, yy, s + last:s + last + w], a_s[q]
+                        for j in range(w):
+                            acc[j] = (acc[j] + s0[j] * a0[j]) + s1[j] * a1[j]
+            acc_w[:, i] = aw
+            acc_s[:, i] = a_s
+
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
     def _fsdaf_similar(scaled, coefficient, invalid, change, y0, x0, radius, k, delta,
                        found):  # pragma: no cover - compiled
         bands, h, w = coefficient.shape[0], coefficient.shape[1], coefficient.shape[2]
@@ -355,6 +406,27 @@ def estarfm_sums(fine, inv_threshold, valid, one_minus_r, by_weight: np.ndarray,
     dfac = np.array([[1.0 + math.hypot(dy, dx) / radius for dx in offsets] for dy in offsets], np.float32)
     _estarfm_sums(_np(fine), _np(inv_threshold).astype(np.float32), _np(valid).astype(np.float32),
                   _np(one_minus_r), by_weight, by_similar, y0, x0, dfac, acc_w, acc_s)
+    return acc_w, acc_s
+
+
+# up to this many prediction dates a pass runs the dense kernel: with few quantities per neighbour its similarity
+# test over a row of centres at once is cheaper than the sparse kernel's list (one date: 0.84 s against 0.97 s on
+# a CIA-like 256-pixel tile; two dates equal; four: 1.0-1.5 s against 0.7-0.9 s)
+ESTARFM_DENSE_DATES = 1
+
+
+def estarfm_dense_sums(fine, inv_threshold, valid, one_minus_r, by_weight, by_similar, y0: int, x0: int, h: int,
+                       w: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`estarfm_sums` summing every neighbour (zero weights included) with ``by_weight`` and ``by_similar``
+    channels first, ``[quantities, H, W]`` tensors, and results ``[quantities, h, w]``: for each row of centres
+    and each window offset, one SIMD pass over the row per quantity; same sums in the same order (identical
+    results)."""
+    acc_w = np.empty((by_weight.shape[0], h, w), np.float32)
+    acc_s = np.empty((by_similar.shape[0], h, w), np.float32)
+    offsets = range(-radius, radius + 1)
+    dfac = np.array([[1.0 + math.hypot(dy, dx) / radius for dx in offsets] for dy in offsets], np.float32)
+    _estarfm_sums_dense(_np(fine), _np(inv_threshold).astype(np.float32), _np(valid).astype(np.float32),
+                        _np(one_minus_r), _np(by_weight), _np(by_similar), y0, x0, dfac, acc_w, acc_s)
     return acc_w, acc_s
 
 
