@@ -141,12 +141,12 @@ def estarfm_tile_dates(inputs: TileInputs, sigma, params: EstarfmParams) -> list
             # the dates' coarse images live on in the kernel's input only (a pass holds many dates): the caller's
             # copy as read is released here, the window means read the channels-last views
             inputs.coarse_pred = None
-            coarse_pred = xp.from_numpy(by_weight).permute(2, 0, 1)[1:1 + bands * n_dates].unflatten(
-                0, (n_dates, bands))
+            coarse_pred = xp.from_numpy(by_weight).permute(2, 0, 1)[1:1 + bands * n_dates].reshape(
+                n_dates, bands, *by_weight.shape[:2])  # views
             acc_w, acc_s = (xp.from_numpy(x).permute(2, 0, 1) for x in kernels.estarfm_sums(
                 fine.flatten(0, 1), inv_threshold.flatten(), valid, one_minus_r, by_weight,
                 kernels.channels_last([ones, stats]), win.y0 + r, win.x0 + r, h, w, r))
-        weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:].contiguous()
+        weight_sum, count, sums = acc_w[0], acc_s[0], acc_s[1:]
         weighted_pred = acc_w[1:1 + bands * n_dates].reshape(n_dates, 1, bands, h, w)
         weighted_coarse, weighted_fine = acc_w[1 + bands * n_dates:].reshape(2, 2, bands, h, w)
     else:
