@@ -65,6 +65,8 @@ def test_dates_per_pass_fill_a_256_pixel_tile():
     assert dates_per_pass(46, 120, 12, 6, 25, 2040, 200 * 2**20) == 22
     assert dates_per_pass(5, 120, 12, 6, 25, 2040, 200 * 2**20) == 5  # fewer dates than fit
     assert dates_per_pass(46, 120, 12, 6, 25, 2040, 10 * 2**20) == 1  # nothing more fits: one date at a time
+    # a user's tile of 1024 pixels: (1024 + 50)^2 x 6 values take 30.3 bytes each of 200 MiB: one date a pass
+    assert dates_per_pass(46, 120, 12, 6, 25, 2040, 200 * 2**20, side=1024) == 1
     # a 100-pixel scene: its own side counts, (100 + 50)^2 x 6 = 135 000 values, 200 MiB -> far more than the cap
     assert dates_per_pass(400, 120, 12, 6, 25, 100, 200 * 2**20) == MAX_DATES_PER_PASS
 

@@ -245,14 +245,14 @@ def fuse_estarfm(
     # 3: its coarse image in the kernel's channels-last input, its weighted sum, its prediction until written (the
     # image as read is released before the kernel runs). Each pass repeats the similarity test, so a pass takes
     # the dates that fit a 256-pixel tile (the output block: smaller tiles rewrite blocks, and the 51-pixel
-    # window's halo is recomputed more) in 1.5 times the default tile budget: the 46 dates of an 8-day year in
-    # one pass.
+    # window's halo is recomputed more; or the tile size the user set) in 1.5 times the default tile budget: the
+    # 46 dates of an 8-day year in one pass.
     from ..fusion import DEFAULT_MEMORY_BUDGET
 
     per_pixel, per_date, budget = 4 * 30, 4 * 3, 1.5 * DEFAULT_MEMORY_BUDGET
     grid = series.grid
     per_pass = dates_per_pass(len(dates), per_pixel, per_date, grid.bands, params.radius,
-                              max(grid.width, grid.height), budget)
+                              max(grid.width, grid.height), budget, side=params.tile_size or 256)
     return fuse_moving_window("estarfm", series, dates, folder, scale, 2, estarfm_tile, params, per_pixel, device,
                               feedback, f"window {params.window}, {params.classes} classes", compiled=True,
                               dates_function=estarfm_tile_dates, bytes_per_date=per_date, per_pass=per_pass,
