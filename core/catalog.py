@@ -843,6 +843,45 @@ def _dcstfn_spec() -> Spec:
         "The pair dates to train on (at least two), separated by commas. Empty: every pair.")
 
 
+def _refine_spec() -> Spec:
+    from .deep.refine import BASES, RefineParams
+
+    d = RefineParams()
+    return _training_spec(
+        "train_refine", "Train refinement (residual network on a base method)",
+        "Trains this product's own refinement (not from a paper): a network that learns the error of a base method "
+        "on the scene's own pairs and adds its correction to the base prediction, F = P + g([P, F_r, C - C_r]) "
+        "(P the base prediction, F_r the nearest pair's fine image, C - C_r the coarse change since it, every band "
+        "together; dilated 3 x 3 convolutions over DILATIONS, a field of view of 1 + their sum pixels either side). "
+        "Examples: each pair the base method can predict from the other pairs (ESTARFM: the interior ones), "
+        "predicted without it, against its real fine image. The last layer starts at zero, so EPOCHS = 0 saves the "
+        "base method itself; with two examples or more one pair date is held out in time (its fine image a "
+        "training target nowhere), else a block of the scene, and an epoch replaces the base method only when it "
+        "beats it there by more than the score's noise. The model file records the held-out RMSE beside the base "
+        "method's and the naive and additive baselines'. Predict with stf:predict (the base method runs with its "
+        "default settings first). Coarse images must be on the fine grid (stf:resample_coarse).",
+        (
+            Param("BASE", "enum", "Base method", "The method whose predictions are refined (default settings).",
+                  d.base, options=BASES),
+            Param("EPOCHS", "int", "Epochs (at most)", "Passes over the training windows; 0 saves the base method "
+                  "as the model.", d.epochs, 0, 100000),
+            Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "
+                  "held-out RMSE (0: never early).", d.patience, 0, 100000, advanced=True),
+            Param("WIDTH", "int", "Feature maps", "Channels of every hidden layer.", d.width, 1, 1024,
+                  advanced=True),
+            Param("DILATIONS", "string", "Dilations", "Dilations of the hidden 3 x 3 layers, comma-separated; the "
+                  "field of view is 1 + their sum pixels either side.", d.dilations, advanced=True),
+            Param("CROP", "int", "Training window (pixels)", "Side of the training windows.", d.crop, 8, 4096,
+                  advanced=True),
+            Param("MAX_CROPS", "int", "Training windows (at most)", "Drawn once at random among the valid windows "
+                  "of the examples; bounds memory and epoch time whatever the scene size.", d.max_crops, 1,
+                  1_000_000, advanced=True),
+            Param("BATCH", "int", "Batch size", "Windows per gradient step.", d.batch, 1, 65536, advanced=True),
+            Param("LR", "float", "Learning rate", "Learning rate of Adam.", d.lr, 1e-9, 10.0, advanced=True),
+        ),
+        RefineParams, None)
+
+
 def _stfsr_spec() -> Spec:
     from .deep.stfsr import StfsrParams
 
@@ -989,11 +1028,12 @@ def _predict_spec() -> Spec:
     return Spec(
         "predict", "Predict with a trained model", "deep",
         "Predicts fine images with a model trained by one of the stf:train_* algorithms; the method (STFDCNN, "
-        "STF3DCNN, DCNN) and its settings are read from the model file. The bands must be those the model was "
+        "STF3DCNN, DCNN, DCSTFN, STFSR, refinement) and its settings are read from the model file. The bands must "
+        "be those the model was "
         "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif.",
         (Param("MODEL", "file", "Trained model",
-               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn, stf:train_dcnn, stf:train_dcstfn or "
-               "stf:train_stfsr.",
+               "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn, stf:train_dcnn, stf:train_dcstfn, "
+               "stf:train_stfsr or stf:train_refine.",
                extension="stfmodel"),)
         + _series_params() + (
             Param("TIME_WEIGHTING", "enum", "Time weighting (STF3DCNN)",
@@ -1196,8 +1236,9 @@ _REGISTRY = _Registry()
 def specs() -> list[Spec]:
     """Every algorithm, in the toolbox's order."""
     if not _REGISTRY.specs:
-        for spec in [_make_sample_spec(), _prepare_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(), _estarfm_spec(),
-                     _fsdaf_spec(), _fitfc_spec(), _fuse_auto_spec(), _stfdcnn_spec(), _dcnn_spec(), _dcstfn_spec(), _stfsr_spec(), _arrange_spec(), _stf3dcnn_spec(),
+        for spec in [_make_sample_spec(), _prepare_spec(), _resample_spec(), *_benchmarks(), _starfm_spec(),
+                     _estarfm_spec(), _fsdaf_spec(), _fitfc_spec(), _fuse_auto_spec(), _stfdcnn_spec(), _dcnn_spec(),
+                     _dcstfn_spec(), _stfsr_spec(), _arrange_spec(), _stf3dcnn_spec(), _refine_spec(),
                      _predict_spec(), _evaluate_spec(), _cross_validate_spec()]:
             _REGISTRY.specs[spec.id] = spec
     return list(_REGISTRY.specs.values())

@@ -15,7 +15,7 @@ from .raster import Encoding, OutputTransaction
 from .series import Scales, build_series, resample_series
 
 CLASSIC = ("naive", "starfm", "estarfm", "fsdaf", "fitfc")
-TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr")
+TRAINABLE = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr", "refine")
 AUTO = "auto"  # stf:fuse_auto: the cross-validated members' prediction (core/auto.py)
 CROSS_VALIDATE = "cross_validate"  # "Which method suits this scene?": no predictions, a ranking (core/crossval.py)
 

@@ -54,12 +54,13 @@ METHODS = [
     ("estarfm", "ESTARFM (needs pairs before and after)"),
     ("fsdaf", "FSDAF"),
     ("fitfc", "Fit-FC"),
-    ("model", "Trained model file (STFDCNN, DCNN, STF3DCNN, DCSTFN, STFSR)"),
+    ("model", "Trained model file (STFDCNN, DCNN, STF3DCNN, DCSTFN, STFSR, refinement)"),
     ("train_stfdcnn", "Train now: STFDCNN"),
     ("train_dcnn", "Train now: patch DCNN"),
     ("train_stf3dcnn", "Train now: STF3DCNN"),
     ("train_dcstfn", "Train now: DCSTFN"),
     ("train_stfsr", "Train now: STFSR (sparse representation)"),
+    ("train_refine", "Train now: refinement (a network on ESTARFM / FSDAF, learned on your pairs)"),
     ("cross_validate", "Which method suits this scene? (cross-validation of the classic methods)"),
 ]
 

@@ -103,6 +103,7 @@ def default_models(tmp_path_factory, sample_on_fine_grid):
     from stf_fusion.core.deep.api import write_model
     from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
     from stf_fusion.core.deep.dcstfn import DcstfnParams, train_dcstfn
+    from stf_fusion.core.deep.refine import RefineParams, train_refine
     from stf_fusion.core.deep.stf3dcnn import Stf3dcnnParams, train_stf3dcnn
     from stf_fusion.core.deep.stfdcnn import StfdcnnParams, train_stfdcnn
     from stf_fusion.core.raster import OutputTransaction
@@ -114,8 +115,10 @@ def default_models(tmp_path_factory, sample_on_fine_grid):
         "dcnn": lambda p: train_dcnn(series, None, 1e-4, p, "cpu"),
         "stf3dcnn": lambda p: train_stf3dcnn(series, 1e-4, p, "cpu"),
         "dcstfn": lambda p: train_dcstfn(series, None, 1e-4, p, "cpu"),
+        "refine": lambda p: train_refine(series, None, 1e-4, p, "cpu"),
     }
-    params = {"stfdcnn": StfdcnnParams, "dcnn": DcnnParams, "stf3dcnn": Stf3dcnnParams, "dcstfn": DcstfnParams}
+    params = {"stfdcnn": StfdcnnParams, "dcnn": DcnnParams, "stf3dcnn": Stf3dcnnParams, "dcstfn": DcstfnParams,
+              "refine": RefineParams}
     models = {}
     for method, trainer in trainers.items():
         models[method] = {}

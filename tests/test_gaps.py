@@ -24,7 +24,7 @@ TARGET = dt.date(2021, 6, 4)
 CLOUD = (slice(40, 126), slice(60, 146))  # 86 x 86 of 192 x 192 pixels: 20 % of the scene
 MARGIN = 20  # the widest window (FSDAF, Fit-FC: 41 pixels) reaches this far outside the cloud
 CLASSIC = ("naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc")
-LEARNED = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr")
+LEARNED = ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn", "stfsr", "refine")
 
 
 def _cloudy_copy(path: str, out: str, rows: slice, cols: slice) -> str:

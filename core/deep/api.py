@@ -16,7 +16,8 @@ from ..raster import OutputTransaction
 from ..series import SceneSeries
 from .modelfile import EXTENSION, check_compatible, load_model, save_model
 
-PREDICTORS = {"stfdcnn": "stfdcnn", "stf3dcnn": "stf3dcnn", "dcnn": "dcnn", "dcstfn": "dcstfn", "stfsr": "stfsr"}
+PREDICTORS = {"stfdcnn": "stfdcnn", "stf3dcnn": "stf3dcnn", "dcnn": "dcnn", "dcstfn": "dcstfn", "stfsr": "stfsr",
+              "refine": "refine"}
 
 
 def settings_class(method: str) -> type:

@@ -22,7 +22,7 @@ from ..errors import InputError
 FORMAT = "stf-model"
 FORMAT_VERSION = 1
 EXTENSION = ".stfmodel"
-KNOWN_METHODS = ("stfdcnn", "stf3dcnn", "dcnn", "dcstfn", "stfsr")
+KNOWN_METHODS = ("stfdcnn", "stf3dcnn", "dcnn", "dcstfn", "stfsr", "refine")
 
 
 def plugin_version() -> str:
