@@ -855,11 +855,12 @@ def _refine_spec() -> Spec:
         "together; dilated 3 x 3 convolutions over DILATIONS, a field of view of 1 + their sum pixels either side). "
         "Examples: each pair the base method can predict from the other pairs (ESTARFM: the interior ones), "
         "predicted without it, against its real fine image. The last layer starts at zero, so EPOCHS = 0 saves the "
-        "base method itself; with two examples or more one pair date is held out in time (its fine image a "
-        "training target nowhere), else a block of the scene, and an epoch replaces the base method only when it "
-        "beats it there by more than the score's noise. The model file records the held-out RMSE beside the base "
-        "method's and the naive and additive baselines'. Predict with stf:predict (the base method runs with its "
-        "default settings first). Coarse images must be on the fine grid (stf:resample_coarse).",
+        "base method itself; example dates are held out in time (their fine images training targets nowhere; "
+        "two pairs needed, four with ESTARFM) and an epoch replaces the base method only when it beats it there by "
+        "MIN_GAIN and more than the score's noise. The inputs are clamped into the range of the examples. The "
+        "model file records the held-out RMSE beside the base method's and the naive and additive baselines'. "
+        "Predict with stf:predict (the base method runs with its default settings first). Coarse images must be "
+        "on the fine grid (stf:resample_coarse).",
         (
             Param("BASE", "enum", "Base method", "The method whose predictions are refined (default settings).",
                   d.base, options=BASES),
@@ -876,6 +877,13 @@ def _refine_spec() -> Spec:
             Param("MAX_CROPS", "int", "Training windows (at most)", "Drawn once at random among the valid windows "
                   "of the examples; bounds memory and epoch time whatever the scene size.", d.max_crops, 1,
                   1_000_000, advanced=True),
+            Param("MAX_EXAMPLES", "int", "Base predictions to learn from (at most)",
+                  "1: each example date from its nearest other pair; more: a one-pair base also predicts each "
+                  "example date from the next nearest pairs alone (more gaps and directions; measured to overfit "
+                  "on some scenes, see the help).", d.max_examples, 1, 1000, advanced=True),
+            Param("MIN_GAIN", "float", "Minimum held-out gain", "A trained epoch replaces the base method only when "
+                  "it beats it on the held-out dates by this share (0.05: 5 %) and beyond the score's noise.",
+                  d.min_gain, 0.0, 0.99, advanced=True),
             Param("BATCH", "int", "Batch size", "Windows per gradient step.", d.batch, 1, 65536, advanced=True),
             Param("LR", "float", "Learning rate", "Learning rate of Adam.", d.lr, 1e-9, 10.0, advanced=True),
         ),

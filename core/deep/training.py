@@ -101,6 +101,7 @@ def train(
     model: Any, optimizer: Any, batches: Any, epochs: int, loss_fn: Callable[[Any, Any], Any],
     validate: Callable[[], float] | None = None, patience: int = 0, device: Any = "cpu",
     feedback: Feedback | None = None, label: str = "", noise_guard: bool = True, bf16: bool = False,
+    min_gain: float = 0.0,
 ) -> History:
     """Train ``model`` for at most ``epochs`` passes over ``batches`` (callable epoch -> iterator of (x, y) on the
     CPU, with ``len()`` batches and ``samples`` samples per epoch).
@@ -112,7 +113,8 @@ def train(
     batch; a non-finite loss stops training with an error (lower the learning rate). With ``noise_guard`` (the
     default) an epoch beyond 0 replaces the untrained start only when it beats it by more than
     the score's noise (:func:`.validation.significant`). With ``bf16`` the forward passes of training run under
-    bfloat16 autocast where :func:`bf16_training` allows it (validation stays float32)."""
+    bfloat16 autocast where :func:`bf16_training` allows it (validation stays float32). With ``min_gain`` an epoch
+    beyond 0 must also beat the untrained start by at least that share of its score (e.g. 0.05: 5 %)."""
     from .validation import significant
 
     torch = import_torch()
@@ -169,6 +171,8 @@ def train(
             message += f", validation RMSE {history.validation[-1]:.5f}"
             better = history.validation[-1] < history.validation[history.best_epoch]
             if better and noise_guard and not significant(scores[-1], scores[0]):
+                better = False
+            if better and history.validation[-1] > (1.0 - min_gain) * history.validation[0]:
                 better = False
             if better:
                 history.best_epoch, best_state, since_best = epoch + 1, _copy_state(model), 0
