@@ -59,14 +59,15 @@ import numpy as np
 
 from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
-from .fusion import SideLayer, fuse_method, series_value_range, write_predictions
+from .fusion import fuse_method, series_value_range, write_predictions
 from .raster import OutputTransaction, read_block, scratch_dir
 from .series import SceneSeries, as_scales
+from .uncertainty import ERROR, coarse_change, fit_error_model, novelty_fit, subsample
+from .uncertainty import novelty as novelty_map
 
 METHOD = "auto"
 MEMBERS = ("additive", "starfm", "estarfm", "fsdaf", "fitfc")
 CHOICES = ("auto", "blend", "best")
-ERROR = SideLayer("uncertainty", "error", "float32", -9999.0, "estimated RMS error over the bands (reflectance)")
 MAX_PIXELS = 200_000  # per fold and half, for the weight fit
 POOL_RATIO = 3.0  # CHOICE=auto: members within this factor of the best cross-validated RMSE, equal weights
 
@@ -186,8 +187,8 @@ def _fold_data(series: SceneSeries, rows: list[dict], members: list[str], scales
             ok &= pok
         date = _dt.date.fromisoformat(held)
         others = [d for d in series.pair_dates if d != date]
-        change, cok = _change(series, others, date, None, scales)
-        novelty, nok = _novelty(series, _novelty_fit(series, others, date, scales), None, scales)
+        change, cok = coarse_change(series, others, date, None, scales)
+        novelty, nok = novelty_map(series, novelty_fit(series, others, date, scales), None, scales)
         ok &= cok & nok
         cols = np.nonzero(ok)[1]
         half = cols >= ok.shape[1] // 2
@@ -196,20 +197,12 @@ def _fold_data(series: SceneSeries, rows: list[dict], members: list[str], scales
     return out
 
 
-def _subsample(limit: int, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The same ``limit`` rows of every array (a fixed draw), or the arrays as they are when shorter."""
-    if len(arrays[0]) <= limit:
-        return arrays
-    pick = np.random.default_rng(0).choice(len(arrays[0]), limit, replace=False)
-    return tuple(a[pick] for a in arrays)
-
-
 def _fit(parts: list[tuple[np.ndarray, np.ndarray]], band: int) -> np.ndarray:
     """The simplex weights of one band on ``parts`` ((member predictions [M][B, N], truth [B, N]) each),
     subsampled beyond MAX_PIXELS per part."""
     a = np.concatenate([np.stack([p[band] for p in preds], axis=1) for preds, _ in parts])
     y = np.concatenate([truth[band] for _, truth in parts])
-    return simplex_weights(*_subsample(MAX_PIXELS * len(parts), a, y))
+    return simplex_weights(*subsample(MAX_PIXELS * len(parts), a, y))
 
 
 def _out_of_sample(folds: list[dict]) -> tuple[float, list[np.ndarray]]:
@@ -239,76 +232,19 @@ def _spread(preds: list[np.ndarray], output: np.ndarray) -> np.ndarray:
 
 def _error_model(folds: list[dict], outputs: list[np.ndarray]) -> tuple[float, float, float, float]:
     """(e0, a, g, n0) of the error estimate, fitted on the folds (module docstring, item 5)."""
-    from scipy.optimize import nnls
-
     spread = np.concatenate([_spread(f["preds"], o) for f, o in zip(folds, outputs)])
     change = np.concatenate([f["change"] for f in folds])
     error = np.concatenate([np.sqrt(np.mean((o - f["truth"]) ** 2, axis=0)) for f, o in zip(folds, outputs)])
-    features, error = _subsample(MAX_PIXELS, np.stack([np.ones_like(spread), spread, change], axis=1), error)
-    n0 = float(np.sqrt(np.mean(np.concatenate([f["novelty"] for f in folds]) ** 2)))
-    coef, _ = nnls(features, error)
-    fitted = features @ coef
-    if fitted.mean() <= 1e-12:  # nothing to scale: the folds' mean error everywhere
-        return float(error.mean()), 0.0, 0.0, n0
-    coef *= error.mean() / fitted.mean()
-    return float(coef[0]), float(coef[1]), float(coef[2]), n0
-
-
-def _change(series: SceneSeries, pairs: list, date: _dt.date, window, scale) -> tuple[np.ndarray, np.ndarray]:
-    """c = sqrt(mean_b (C(t) - C(t_p))^2), t_p the pair of ``pairs`` nearest to ``date``; and its validity."""
-    from .series import read_item
-
-    nearest = min(pairs, key=lambda d: (abs((d - date).days), d))
-    c_t, ok_t = read_item(series.coarse_at(date), window, scale)
-    c_p, ok_p = read_item(series.coarse_at(nearest), window, scale)
-    return np.sqrt(np.mean((c_t.astype(np.float64) - c_p) ** 2, axis=0)), ok_t & ok_p
-
-
-def _novelty_fit(series: SceneSeries, pairs: list, date: _dt.date, scale) -> tuple:
-    """(date, the pairs used, coefficients [B, len(pairs) + 1]) of C_b(t) ~ sum_j u_bj C_b(t_j) + k_b, t_j the pairs
-    of ``pairs`` around ``date`` (else the two nearest), fitted by least squares on thumbnails of the coarse images
-    (the same pixels of every image; one fit for the whole scene, so the tiling does not change it)."""
-    from .raster import read_thumbnail, valid_mask
-
-    before, after = [d for d in pairs if d < date], [d for d in pairs if d > date]
-    used = [before[-1], after[0]] if before and after else \
-        sorted(sorted(pairs, key=lambda d: (abs((d - date).days), d))[:2])
-    scales = as_scales(scale)
-    values, ok = [], None
-    for d in [date] + used:
-        item = series.coarse_at(d)
-        raw = read_thumbnail(item.path)
-        values.append(scales.of(item).decode(raw).astype(np.float64))
-        valid = valid_mask(raw, item.info.nodata)
-        ok = valid if ok is None else ok & valid
-    coef = np.zeros((values[0].shape[0], len(used) + 1))
-    if ok.sum() > len(used) + 1:
-        for b in range(coef.shape[0]):
-            design = np.stack([v[b][ok] for v in values[1:]] + [np.ones(int(ok.sum()))], axis=1)
-            coef[b] = np.linalg.lstsq(design, values[0][b][ok], rcond=None)[0]
-    return date, used, coef
-
-
-def _novelty(series: SceneSeries, fit: tuple, window, scale) -> tuple[np.ndarray, np.ndarray]:
-    """n = sqrt(mean_b r_b^2), r the part of the coarse image of the fit's date that its pairs do not explain
-    (:func:`_novelty_fit`); and its validity."""
-    from .series import read_item
-
-    date, used, coef = fit
-    c_t, ok = read_item(series.coarse_at(date), window, scale)
-    residual = c_t.astype(np.float64) - coef[:, -1][:, None, None]
-    for j, d in enumerate(used):
-        c, cok = read_item(series.coarse_at(d), window, scale)
-        residual -= coef[:, j][:, None, None] * c
-        ok &= cok
-    return np.sqrt(np.mean(residual ** 2, axis=0)), ok
+    coef, n0 = fit_error_model(np.stack([np.ones_like(spread), spread, change], axis=1), error,
+                               np.concatenate([f["novelty"] for f in folds]), MAX_PIXELS)
+    return coef[0], coef[1], coef[2], n0
 
 
 def _write(series, dates, folder, scales, members, used, outputs, weights, result, uncertainty, feedback):
     fine_scale = scales.fine
     value_range = series_value_range(series, scales)
     index = {m: members.index(m) for m in used}
-    fits = {d: _novelty_fit(series, series.pair_dates, d, scales) for d in dates} if uncertainty else {}
+    fits = {d: novelty_fit(series, series.pair_dates, d, scales) for d in dates} if uncertainty else {}
 
     def predict(date, tile):
         window = tile.inner
@@ -328,8 +264,8 @@ def _write(series, dates, folder, scales, members, used, outputs, weights, resul
         if uncertainty:
             present = [values[m] for m in used]
             all_ok = np.logical_and.reduce([oks[m] for m in used])
-            change, cok = _change(series, series.pair_dates, date, window, scales)
-            novelty, nok = _novelty(series, fits[date], window, scales)
+            change, cok = coarse_change(series, series.pair_dates, date, window, scales)
+            novelty, nok = novelty_map(series, fits[date], window, scales)
             e0, a, g, n0 = result.error_model
             base = e0 + a * _spread(present, out) + g * change
             estimate = np.sqrt(base ** 2 + np.maximum(novelty ** 2 - n0 ** 2, 0.0))

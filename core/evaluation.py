@@ -215,7 +215,7 @@ def _error_estimate(match: Match, pred: np.ndarray, ref: np.ndarray, valid: np.n
                     ref_info: RasterInfo) -> dict | None:
     """The prediction's error estimate against its true error (mean estimate, mean true per-pixel RMS over bands,
     their ratio and correlation), or None when it has none beside it."""
-    from .auto import ERROR
+    from .uncertainty import ERROR
 
     path = ERROR.beside(match.prediction)
     if not os.path.isfile(path):

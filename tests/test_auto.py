@@ -36,7 +36,7 @@ def test_novelty_is_the_change_that_the_pairs_do_not_explain(tmp_path):
     sqrt((0.06^2 + 0.03^2) / 2) = 0.0474 on it."""
     from helpers import make_raster
 
-    from stf_fusion.core.auto import _novelty, _novelty_fit
+    from stf_fusion.core.uncertainty import novelty as _novelty, novelty_fit as _novelty_fit
 
     rng = np.random.default_rng(0)
     c1 = rng.uniform(0.05, 0.4, (2, 32, 32))
