@@ -1029,7 +1029,11 @@ def _run_predict(values: Values, feedback: Feedback) -> dict:
                                time_weighting=None if weighting == "model" else weighting,
                                rules=values["REFERENCE_RULES"])
     method = os.path.basename(files[0]).rsplit("_", 1)[0] if files else ""
-    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files, "OUTPUT_QUALITY": quality_outputs(values, method, dates)}
+    from .uncertainty import ERROR
+
+    errors = [p for p in (ERROR.beside(f) for f in files) if os.path.exists(p)]  # the refinement's estimates
+    return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": files, "OUTPUT_QUALITY": quality_outputs(values, method, dates),
+            "OUTPUT_ERRORS": errors}
 
 
 def _predict_spec() -> Spec:
@@ -1038,7 +1042,8 @@ def _predict_spec() -> Spec:
         "Predicts fine images with a model trained by one of the stf:train_* algorithms; the method (STFDCNN, "
         "STF3DCNN, DCNN, DCSTFN, STFSR, refinement) and its settings are read from the model file. The bands must "
         "be those the model was "
-        "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif.",
+        "trained on, in the same order. Outputs are named <method>_<YYYY-MM-DD>.tif; a refinement also writes its "
+        "error estimate (uncertainty/refine_<date>_error.tif).",
         (Param("MODEL", "file", "Trained model",
                "A .stfmodel file written by stf:train_stfdcnn, stf:train_stf3dcnn, stf:train_dcnn, stf:train_dcstfn, "
                "stf:train_stfsr or stf:train_refine.",
@@ -1051,7 +1056,11 @@ def _predict_spec() -> Spec:
             _device(), _MAX_NODATA, _RULES, _SCHEDULER,
             _output_folder("Folder for the predictions (created if needed)."),
         ),
-        _run_predict, outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY), needs_torch=True, layers="OUTPUT_FILES")
+        _run_predict, outputs=(_OUTPUT_FILES, _OUTPUT_QUALITY,
+                               Output("OUTPUT_ERRORS", "layers", "Error estimates",
+                                      "Per date, where the model writes one (stf:train_refine): the estimated RMS "
+                                      "error over the bands (reflectance), uncertainty/<method>_<date>_error.tif.")),
+        needs_torch=True, layers="OUTPUT_FILES")
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------

@@ -93,10 +93,13 @@ def _messages_name(scratch: str, folder: str) -> Iterator[None]:
 
 
 def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.date], folder: str, scale,
-                   feedback: Feedback | None = None, rules: str = "fill", one_pair: Run | None = None) -> list[str]:
+                   feedback: Feedback | None = None, rules: str = "fill", one_pair: Run | None = None,
+                   carry: tuple = ()) -> list[str]:
     """Predict ``dates`` with ``run`` and fill what it leaves empty (module docstring); ``one_pair`` runs the
     method's one-pair form (default: ``run`` itself on the series restricted to one pair). Writes the predictions
-    and their quality rasters in ``folder``; returns the predictions."""
+    and their quality rasters in ``folder``; returns the predictions. ``carry``: side layers (:class:`..fusion.
+    SideLayer`) that ``run`` writes beside its predictions, kept where the method's own values are (empty where
+    a fallback filled)."""
     if rules not in RULES:
         raise InputError(f"REFERENCE_RULES must be one of {', '.join(RULES)} (got '{rules}').")
     if rules == "strict":
@@ -132,11 +135,11 @@ def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.d
                 continue
             singles.update({(d, pair_date): path for d, path in zip(needed, files)})
         return _merge(method, series, dates, folder, scale, primary, singles,
-                      SubFeedback(feedback, 90.0, 100.0) if feedback else None)
+                      SubFeedback(feedback, 90.0, 100.0) if feedback else None, carry)
 
 
 def _merge(method: str, series: SceneSeries, dates: list[_dt.date], folder: str, scale,
-           primary: dict, singles: dict, feedback: Feedback | None) -> list[str]:
+           primary: dict, singles: dict, feedback: Feedback | None, carry: tuple = ()) -> list[str]:
     """Write the final predictions: the method's own values, then the one-pair ones, then the additive ones."""
     fine_scale = as_scales(scale).fine
     value_range = series_value_range(series, scale)
@@ -145,6 +148,10 @@ def _merge(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
         window = tile.inner
         values, filled = read_block(primary[date], window, fine_scale)
         quality = np.where(filled, FULL, NO_INPUT).astype(np.uint8)
+        carried = []
+        for layer in carry:  # the method's own side values, where its own prediction is
+            side, side_ok = read_block(layer.beside(primary[date]), window, 1.0)
+            carried.append(np.where(side_ok & filled, side[0], np.nan))
         order = pairs_by_distance(series, date)
         for pair in order:
             if filled.all():
@@ -167,7 +174,7 @@ def _merge(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
                     values[:, take] = additive(f_p, c_p, c_t, value_range)[:, take]
                     quality[take] = FALLBACK
                     filled |= take
-        return values, filled, quality
+        return (values, filled, quality, *carried)
 
     return write_predictions(series, dates, method, folder, predict, scale, bytes_per_pixel=48.0,
-                             feedback=feedback, value_range=value_range, side=(QUALITY,))
+                             feedback=feedback, value_range=value_range, side=(QUALITY,) + tuple(carry))

@@ -54,7 +54,7 @@ def predict_trained(method: str, networks: dict[str, Any], metadata: dict[str, A
     def run(s: SceneSeries, d: list[_dt.date], out: str, fb: Feedback | None) -> list[str]:
         return module.predict(meta, networks, s, d, out, scale, device, fb)
 
-    return fuse_with_gaps(method, run, series, dates, folder, scale, feedback)
+    return fuse_with_gaps(method, run, series, dates, folder, scale, feedback, carry=_carried(meta))
 
 
 def write_model(
@@ -158,4 +158,11 @@ def predict_with_model(
             raise InputError(f"The model file '{model_path}' does not fit its method's networks (incompatible or "
                              f"corrupt): {exc}") from None
 
-    return fuse_with_gaps(meta["method"], run, series, dates, folder, scale, feedback, rules)
+    return fuse_with_gaps(meta["method"], run, series, dates, folder, scale, feedback, rules, carry=_carried(meta))
+
+
+def _carried(meta: dict[str, Any]) -> tuple:
+    """The side layers a model's predictions carry: the refinement's error estimate."""
+    from ..uncertainty import ERROR
+
+    return (ERROR,) if meta.get("error_model") else ()
