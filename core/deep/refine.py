@@ -284,11 +284,13 @@ def _training_crops(series: SceneSeries, examples: list[_Example], p: RefinePara
         positions = patch_positions(ok, size, max(1, size // 8))
         if not positions:
             continue
+        error = truth - base
         pick = rng.choice(len(positions), min(per, len(positions)), replace=False)
         for i in np.sort(pick):
             r, c = positions[i]
-            xs.append(x[:, r:r + size, c:c + size])
-            ys.append((truth - base)[:, r:r + size, c:c + size])
+            xs.append(x[:, r:r + size, c:c + size].copy())  # copies: the scene's arrays are freed after
+            ys.append(error[:, r:r + size, c:c + size].copy())
+        del x, base, truth, error
     if not xs:
         raise InputError("No training window: the example pairs have no window of CROP x CROP valid pixels; "
                          "lower CROP.")
@@ -304,9 +306,10 @@ def _holdout_design(series: SceneSeries, held: list[_Example]) -> HoldOut:
 
 
 def _validator(net: Any, series: SceneSeries, held: list[_Example], holdout: HoldOut, halo: int, scales: Any,
-               value_range: tuple[float, float], dev: Any) -> tuple[Any, dict[str, float]]:
-    """The held-out score of the refined predictions (mean over the held-out dates; parts: each date's quadrants
-    of the block) and the naive and additive baselines on the same pixels."""
+               value_range: tuple[float, float], dev: Any) -> tuple[Any, Any, dict[str, float]]:
+    """(validate, error_model, baselines): the held-out score of the refined predictions (mean over the held-out
+    dates; parts: each date's quadrants of the block), the fit of the error estimate with the network as it is, and
+    the naive and additive baselines on the same pixels."""
     torch = import_torch()
     grid = series.grid
     outer = holdout.outer(halo, grid.height, grid.width)
