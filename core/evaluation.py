@@ -206,8 +206,9 @@ def evaluate_files(
     if estimates:
         conventions["error estimates"] = (
             "where a prediction has an error estimate beside it (uncertainty/<name>_error.tif, written by "
-            "stf:fuse_auto), its mean over the valid pixels is compared with the mean true error, the per-pixel RMS "
-            "over the bands sqrt(mean_b (P_b - R_b)^2); the correlation is over those pixels")
+            "stf:fuse_auto and by stf:predict for a refinement), its mean over the valid pixels is compared with "
+            "the mean true error, the per-pixel RMS over the bands sqrt(mean_b (P_b - R_b)^2); the correlation is "
+            "over those pixels")
     return Evaluation(rows, conventions, details, sorted(pairs), estimates)
 
 

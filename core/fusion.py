@@ -44,7 +44,8 @@ PredictTile = Callable[[_dt.date, Tile], "tuple[np.ndarray, np.ndarray]"]
 @dataclass(frozen=True)
 class SideLayer:
     """A one-band raster written beside each prediction, ``<folder>/<subfolder>/<method>_<date>_<suffix>.tif``: the
-    quality of gap-aware fusion (:mod:`.gaps`), the error estimate of fuse_auto (:mod:`.auto`)."""
+    quality of gap-aware fusion (:mod:`.gaps`), the error estimates of fuse_auto and the refinement
+    (:mod:`.uncertainty`)."""
 
     subfolder: str
     suffix: str

@@ -97,9 +97,9 @@ def fuse_with_gaps(method: str, run: Run, series: SceneSeries, dates: list[_dt.d
                    carry: tuple = ()) -> list[str]:
     """Predict ``dates`` with ``run`` and fill what it leaves empty (module docstring); ``one_pair`` runs the
     method's one-pair form (default: ``run`` itself on the series restricted to one pair). Writes the predictions
-    and their quality rasters in ``folder``; returns the predictions. ``carry``: side layers (:class:`..fusion.
-    SideLayer`) that ``run`` writes beside its predictions, kept where the method's own values are (empty where
-    a fallback filled)."""
+    and their quality rasters in ``folder``; returns the predictions. ``carry``: side layers
+    (:class:`..fusion.SideLayer`) that ``run`` writes beside its predictions, kept where the method's own values
+    are (empty where a fallback filled)."""
     if rules not in RULES:
         raise InputError(f"REFERENCE_RULES must be one of {', '.join(RULES)} (got '{rules}').")
     if rules == "strict":
