@@ -62,7 +62,7 @@ from .feedback import Feedback, SubFeedback, check_cancel
 from .fusion import fuse_method, series_value_range, write_predictions
 from .raster import OutputTransaction, read_block, scratch_dir
 from .series import SceneSeries, as_scales
-from .uncertainty import ERROR, coarse_change, fit_error_model, novelty_fit, subsample
+from .uncertainty import ERROR, coarse_change, estimate, fit_error_model, novelty_fit, subsample
 from .uncertainty import novelty as novelty_map
 
 METHOD = "auto"
@@ -267,9 +267,8 @@ def _write(series, dates, folder, scales, members, used, outputs, weights, resul
             change, cok = coarse_change(series, series.pair_dates, date, window, scales)
             novelty, nok = novelty_map(series, fits[date], window, scales)
             e0, a, g, n0 = result.error_model
-            base = e0 + a * _spread(present, out) + g * change
-            estimate = np.sqrt(base ** 2 + np.maximum(novelty ** 2 - n0 ** 2, 0.0))
-            sides.append(np.where(valid & all_ok & cok & nok, estimate, np.nan))
+            error = estimate([np.ones_like(change), _spread(present, out), change], [e0, a, g], novelty, n0)
+            sides.append(np.where(valid & all_ok & cok & nok, error, np.nan))
         return (out.astype(np.float32), valid, *sides)
 
     files = write_predictions(series, dates, METHOD, folder, predict, scales, bytes_per_pixel=16.0 * (len(used) + 2),

@@ -28,6 +28,13 @@ def subsample(limit: int, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(a[pick] for a in arrays)
 
 
+def band_rms(values: np.ndarray) -> np.ndarray:
+    """sqrt(mean_b v_b^2) per pixel of [B, ...] values (float64): the size of a change, a correction or a
+    residual over the bands."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.sqrt(np.mean(v ** 2, axis=0))
+
+
 def coarse_change(series: SceneSeries, pairs: list, date: _dt.date, window, scale) -> tuple[np.ndarray, np.ndarray]:
     """c = sqrt(mean_b (C(t) - C(t_p))^2), t_p the pair of ``pairs`` nearest to ``date``; and its validity."""
     from .series import read_item
@@ -35,7 +42,7 @@ def coarse_change(series: SceneSeries, pairs: list, date: _dt.date, window, scal
     nearest = min(pairs, key=lambda d: (abs((d - date).days), d))
     c_t, ok_t = read_item(series.coarse_at(date), window, scale)
     c_p, ok_p = read_item(series.coarse_at(nearest), window, scale)
-    return np.sqrt(np.mean((c_t.astype(np.float64) - c_p) ** 2, axis=0)), ok_t & ok_p
+    return band_rms(c_t.astype(np.float64) - c_p), ok_t & ok_p
 
 
 def novelty_fit(series: SceneSeries, pairs: list, date: _dt.date, scale) -> tuple:
@@ -75,7 +82,7 @@ def novelty(series: SceneSeries, fit: tuple, window, scale) -> tuple[np.ndarray,
         c, cok = read_item(series.coarse_at(d), window, scale)
         residual -= coef[:, j][:, None, None] * c
         ok &= cok
-    return np.sqrt(np.mean(residual ** 2, axis=0)), ok
+    return band_rms(residual), ok
 
 
 def fit_error_model(features: np.ndarray, error: np.ndarray, novelty_values: np.ndarray, limit: int

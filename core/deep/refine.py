@@ -77,7 +77,7 @@ from ..naive import additive
 from ..raster import raster_info, scratch_dir
 from ..series import DatedRaster, SceneSeries, as_scales, check_encodings, read_item, require_fine_grid
 from ..tiles import Window
-from ..uncertainty import ERROR, estimate, fit_error_model, novelty_fit
+from ..uncertainty import ERROR, band_rms, estimate, fit_error_model, novelty_fit
 from ..uncertainty import novelty as novelty_map
 from .common import patch_positions
 from .modelfile import build_checked, training_metadata
@@ -258,16 +258,32 @@ def _base_predictions(series: SceneSeries, plan: list[tuple[_dt.date, _dt.date |
     return out
 
 
-def _read_example(series: SceneSeries, ex: _Example, window: Window | None, scales: Any
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x [3B, h, w], base P [B, h, w], truth F(t) [B, h, w], validity [h, w]) of an example over ``window``."""
+@dataclass
+class _Images:
+    """An example's images over a window (reflectance [B, h, w]) and where all of them are valid [h, w]."""
+
+    base: np.ndarray
+    fine_ref: np.ndarray
+    coarse: np.ndarray
+    coarse_ref: np.ndarray
+    truth: np.ndarray
+    valid: np.ndarray
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return stack_inputs(self.base, self.fine_ref, self.coarse, self.coarse_ref)
+
+
+def _read_example(series: SceneSeries, ex: _Example, window: Window | None, scales: Any) -> _Images:
+    """The base prediction, the reference pair's fine and coarse images, the date's coarse and fine images of an
+    example over ``window``."""
     base_item = DatedRaster(ex.date, ex.base_path, raster_info(ex.base_path, "base prediction"), "fine")
     p, ok = read_item(base_item, window, scales)
     f_ref, ok_r = read_item(series.fine_at(ex.reference), window, scales)
     c, ok_c = read_item(series.coarse_at(ex.date), window, scales)
     c_ref, ok_cr = read_item(series.coarse_at(ex.reference), window, scales)
     truth, ok_t = read_item(series.fine_at(ex.date), window, scales)
-    return stack_inputs(p, f_ref, c, c_ref), p, truth, ok & ok_r & ok_c & ok_cr & ok_t
+    return _Images(p, f_ref, c, c_ref, truth, ok & ok_r & ok_c & ok_cr & ok_t)
 
 
 def _training_crops(series: SceneSeries, examples: list[_Example], p: RefineParams, scales: Any,
@@ -280,17 +296,17 @@ def _training_crops(series: SceneSeries, examples: list[_Example], p: RefinePara
     per = int(np.ceil(p.max_crops / len(examples)))
     xs, ys = [], []
     for ex in examples:
-        x, base, truth, ok = _read_example(series, ex, None, scales)
-        positions = patch_positions(ok, size, max(1, size // 8))
+        images = _read_example(series, ex, None, scales)
+        positions = patch_positions(images.valid, size, max(1, size // 8))
         if not positions:
             continue
-        error = truth - base
+        x, error = images.inputs, images.truth - images.base
         pick = rng.choice(len(positions), min(per, len(positions)), replace=False)
         for i in np.sort(pick):
             r, c = positions[i]
             xs.append(x[:, r:r + size, c:c + size].copy())  # copies: the scene's arrays are freed after
             ys.append(error[:, r:r + size, c:c + size].copy())
-        del x, base, truth, error
+        del images, x, error
     if not xs:
         raise InputError("No training window: the example pairs have no window of CROP x CROP valid pixels; "
                          "lower CROP.")
@@ -317,17 +333,16 @@ def _validator(net: Any, series: SceneSeries, held: list[_Example], holdout: Hol
     inner = (slice(None), slice(b.y - outer.y, b.y - outer.y + b.height), slice(b.x - outer.x, b.x - outer.x + b.width))
     cases, naive, add, side = [], [], [], []
     for ex in held:
-        x, base, truth, ok = _read_example(series, ex, outer, scales)
-        f_ref, _ = read_item(series.fine_at(ex.reference), outer, scales)
-        c, _ = read_item(series.coarse_at(ex.date), outer, scales)
-        c_ref, _ = read_item(series.coarse_at(ex.reference), outer, scales)
+        im = _read_example(series, ex, outer, scales)
         others = [d for d in series.pair_dates if d != ex.date]
         novelty, nok = novelty_map(series, novelty_fit(series, others, ex.date, scales), outer, scales)
-        valid = (ok & nok)[inner[1:]]
-        naive.append(rmse(f_ref[inner], truth[inner], valid))
-        add.append(rmse(additive(f_ref, c_ref, c, value_range)[inner], truth[inner], valid))
-        cases.append((torch.from_numpy(x)[None].to(dev), base[inner], truth[inner], valid))
-        side.append((change_size(c, c_ref)[inner[1:]][valid], novelty[inner[1:]][valid]))
+        valid = (im.valid & nok)[inner[1:]]
+        truth = im.truth[inner]
+        naive.append(rmse(im.fine_ref[inner], truth, valid))
+        add.append(rmse(additive(im.fine_ref, im.coarse_ref, im.coarse, value_range)[inner], truth, valid))
+        cases.append((torch.from_numpy(im.inputs)[None].to(dev), im.base[inner], truth, valid))
+        change = band_rms(im.coarse.astype(np.float64) - im.coarse_ref)
+        side.append((change[inner[1:]][valid], novelty[inner[1:]][valid]))
 
     def refined(xt, base_in):
         correction = net(xt)[0].float().cpu().numpy()[inner]
@@ -348,7 +363,7 @@ def _validator(net: Any, series: SceneSeries, held: list[_Example], holdout: Hol
         with torch.no_grad():
             for (xt, base_in, truth_in, valid), (change, _) in zip(cases, side):
                 pred, correction = refined(xt, base_in)
-                r = np.sqrt(np.mean(correction.astype(np.float64) ** 2, axis=0))[valid]
+                r = band_rms(correction)[valid]
                 features.append(np.stack([np.ones_like(r), r, change], axis=1))
                 errors.append(np.sqrt(np.mean((pred.astype(np.float64) - truth_in) ** 2, axis=0))[valid])
         coef, n0 = fit_error_model(np.concatenate(features), np.concatenate(errors),
@@ -356,11 +371,6 @@ def _validator(net: Any, series: SceneSeries, held: list[_Example], holdout: Hol
         return {"coefficients": coef, "n0": n0, "features": ["1", "correction", "coarse change"]}
 
     return validate, error_model, {"naive": float(np.mean(naive)), "additive": float(np.mean(add))}
-
-
-def change_size(coarse: np.ndarray, coarse_ref: np.ndarray) -> np.ndarray:
-    """c = sqrt(mean_b (C_b(t) - C_b(t_r))^2), the coarse change's size per pixel."""
-    return np.sqrt(np.mean((coarse.astype(np.float64) - coarse_ref) ** 2, axis=0))
 
 
 def train_refine(
@@ -451,9 +461,9 @@ def predict(
             if not model:
                 return out
             novelty, nok = novelty_map(series, fits[date], tile.outer, scales)
-            size = np.sqrt(np.mean(residual.astype(np.float64) ** 2, axis=0))
-            error = estimate([np.ones_like(size), size, change_size(c, c_ref)], model["coefficients"], novelty,
-                             model["n0"])
+            size = band_rms(residual)
+            error = estimate([np.ones_like(size), size, band_rms(c.astype(np.float64) - c_ref)],
+                             model["coefficients"], novelty, model["n0"])
             return (*out, np.where(valid & nok, error, np.nan)[r, cols])
 
         return write_predictions(series, dates, METHOD, folder, predict_tile, scales, halo=int(meta["halo"]),
