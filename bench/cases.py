@@ -11,6 +11,10 @@ from typing import Callable
 import numpy as np
 
 CIA_ROWS, CIA_COLS, CIA_BANDS = 2040, 1720, 6  # the CIA scene of the STF literature
+# the device of every timed step: "cpu" unless STF_BENCH_DEVICE says otherwise ("cuda" on a GPU machine; bench/run.py
+# then writes <case>.<device>.json beside the CPU figures). Untimed prepare steps train their tiny models on the CPU,
+# so both devices time the same models.
+DEVICE = os.environ.get("STF_BENCH_DEVICE", "cpu")
 
 
 @dataclass
@@ -142,12 +146,12 @@ def _classic(workdir: str, method: str) -> dict:
     series = _cia_series(workdir)
     out = os.path.join(workdir, f"out_{method}")
     if method == "fsdaf":
-        files = fuse_fsdaf(series, series.predict_dates, out, params=FsdafParams(factor=20), device="cpu")
+        files = fuse_fsdaf(series, series.predict_dates, out, params=FsdafParams(factor=20), device=DEVICE)
     elif method == "fitfc":
-        files = fuse_fitfc(series, series.predict_dates, out, params=FitfcParams(factor=20), device="cpu")
+        files = fuse_fitfc(series, series.predict_dates, out, params=FitfcParams(factor=20), device=DEVICE)
     else:
         files = {"starfm": fuse_starfm, "estarfm": fuse_estarfm}[method](series, series.predict_dates, out,
-                                                                         device="cpu")
+                                                                         device=DEVICE)
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS}
@@ -165,7 +169,7 @@ def _classic_series8(workdir: str, method: str) -> dict:
 
     series = _load_cia_like(os.path.join(workdir, "cia_series8"))
     files = fuse_method(method, series, series.predict_dates, os.path.join(workdir, f"out8_{method}"), 1e-4,
-                        device="cpu", rules="strict")
+                        device=DEVICE, rules="strict")
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates": len(files),
@@ -203,9 +207,9 @@ def _marginal(workdir: str, method: str) -> dict:
         dates = series.predict_dates[:count]
         start = time.perf_counter()
         if os.path.exists(os.path.join(workdir, f"{method}.stfmodel")):
-            files = predict_with_model(os.path.join(workdir, f"{method}.stfmodel"), series, dates, out, 1e-4, "cpu")
+            files = predict_with_model(os.path.join(workdir, f"{method}.stfmodel"), series, dates, out, 1e-4, DEVICE)
         else:
-            files = fuse_method(method, series, dates, out, 1e-4, device="cpu", params=params, rules="strict")
+            files = fuse_method(method, series, dates, out, 1e-4, device=DEVICE, params=params, rules="strict")
         seconds[count] = time.perf_counter() - start
         for f in files:
             os.remove(f)
@@ -240,7 +244,7 @@ def _series46(workdir: str, method: str) -> dict:
     series = _load_cia_like(os.path.join(workdir, "cia_series46"))
     params = {"fsdaf": FsdafParams(factor=20), "fitfc": FitfcParams(factor=20)}.get(method)
     files = fuse_method(method, series, series.predict_dates, os.path.join(workdir, f"out46_{method}"), 1e-4,
-                        device="cpu", params=params, rules="strict")
+                        device=DEVICE, params=params, rules="strict")
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates": len(files)}
@@ -279,7 +283,7 @@ def _predict_cia(workdir: str, name: str) -> dict:
 
     series = _cia_series(workdir)
     files = predict_with_model(os.path.join(workdir, f"{name}.stfmodel"), series, series.predict_dates,
-                               os.path.join(workdir, f"out_{name}"), 1e-4, "auto")
+                               os.path.join(workdir, f"out_{name}"), 1e-4, DEVICE)
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS}
@@ -291,11 +295,11 @@ def _train_throughput(workdir: str, name: str) -> dict:
 
     series = _cia_series(workdir)
     if name == "stfdcnn":
-        _, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(epochs=1, stride=40), "auto")
+        _, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(epochs=1, stride=40), DEVICE)
         sr = meta["history"]["sr"]
         return {"sr_sub_images_per_s": sr["samples_per_second"],
                 "nlm_sub_images_per_s": meta["history"]["nlm_0"]["samples_per_second"]}
-    _, meta = train_dcnn(series, None, 1e-4, DcnnParams(epochs=1, max_patches=200_000), "auto")
+    _, meta = train_dcnn(series, None, 1e-4, DcnnParams(epochs=1, max_patches=200_000), DEVICE)
     return {"patches_per_s": meta["history"]["dcnn"]["samples_per_second"]}
 
 
@@ -336,7 +340,7 @@ def _stf3dcnn_series(workdir: str) -> dict:
 
     series = _cia17(workdir)
     files = predict_with_model(os.path.join(workdir, "stf3dcnn.stfmodel"), series, series.predict_dates,
-                               os.path.join(workdir, "out_stf3dcnn"), 1e-4, "auto")
+                               os.path.join(workdir, "out_stf3dcnn"), 1e-4, DEVICE)
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS * len(files), "dates_predicted": len(files)}
@@ -356,11 +360,11 @@ def _train_cia17(workdir: str, method: str) -> dict:
 
     series = _load_cia_like(os.path.join(workdir, "cia17_pairs"))
     if method == "stfdcnn":
-        _, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(), "auto")
+        _, meta = train_stfdcnn(series, None, 1e-4, StfdcnnParams(), DEVICE)
     elif method == "dcnn":
-        _, meta = train_dcnn(series, None, 1e-4, DcnnParams(), "auto")
+        _, meta = train_dcnn(series, None, 1e-4, DcnnParams(), DEVICE)
     else:
-        _, meta = train_stf3dcnn(series, 1e-4, Stf3dcnnParams(), "auto")
+        _, meta = train_stf3dcnn(series, 1e-4, Stf3dcnnParams(), DEVICE)
     record = meta["validation"]
     epochs = {name: f"{h['best_epoch']}/{len(h['train'])}" for name, h in meta["history"].items()}
     return {"pairs": 17, "training_pairs": len(meta["training_pairs"]),
@@ -403,7 +407,7 @@ def _starfm_small_window(workdir: str, scale: int) -> dict:
     series = build_series(sorted(glob.glob(os.path.join(folder, "fine", "*.tif"))),
                           sorted(glob.glob(os.path.join(folder, "coarse_fine", "*.tif"))))
     files = fuse_starfm(series, series.predict_dates, os.path.join(workdir, "out_memory"),
-                        params=StarfmParams(window=7), device="cpu")
+                        params=StarfmParams(window=7), device=DEVICE)
     for f in files:
         os.remove(f)
     return {"pixels": CIA_ROWS * CIA_COLS * scale * scale}
@@ -428,7 +432,7 @@ def _starfm_scheduler(workdir: str, scheduler: str) -> dict:
     series, feedback = _cia_series(workdir), RecordingFeedback()
     start = time.perf_counter()
     with scheduler_scope(scheduler):
-        files = fuse_starfm(series, series.predict_dates, os.path.join(workdir, "out_scheduler"), device="cpu",
+        files = fuse_starfm(series, series.predict_dates, os.path.join(workdir, "out_scheduler"), device=DEVICE,
                             feedback=feedback)
     seconds = time.perf_counter() - start
     for f in files:
@@ -478,11 +482,12 @@ def _train_defaults(workdir: str, name: str) -> dict:
     """Train with the DEFAULT settings (the user's budget) on the bundled sample; the held-out record."""
     from stf_fusion.core.deep.api import train_method
     from stf_fusion.core.deep.training import bf16_training
+    from stf_fusion.core.device import resolve_device
 
-    _, meta = train_method(name, _bundled_sample(workdir), 1e-4, None, "cpu")
+    _, meta = train_method(name, _bundled_sample(workdir), 1e-4, None, DEVICE)
     record = meta.get("validation", {})
     return {"held_out_rmse": record.get("rmse"), "untrained_rmse": record.get("untrained_rmse"),
-            "best_epoch": record.get("best_epoch"), "bf16": bf16_training("cpu")}
+            "best_epoch": record.get("best_epoch"), "bf16": bf16_training(str(resolve_device(DEVICE)))}
 
 
 for _name in ("stfdcnn", "stf3dcnn"):

@@ -1,5 +1,8 @@
 """Run the benchmark cases: ``python -m bench.run [--case NAME ...] [--workdir DIR]``.
 
+The timed steps run on the CPU; ``STF_BENCH_DEVICE=cuda`` runs them on the GPU instead (results named
+``<case>.cuda.json``, one row each in the table beside the CPU's).
+
 Each case's timed step runs in a fresh process, so its peak resident memory (ru_maxrss) is its own. Results go to
 ``bench/results/<case>.json`` and the table ``bench/results/README.md``.
 """
@@ -30,6 +33,9 @@ def _child(step: str, name: str, workdir: str, report: str) -> None:
     start = time.perf_counter()
     extra = selected.run(workdir) or {}
     seconds = time.perf_counter() - start
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        extra["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)  # the CPU's peak is ru_maxrss
     with open(report, "w", encoding="utf-8") as fh:
         json.dump({"seconds": seconds, **extra}, fh)
 
@@ -54,6 +60,13 @@ def _machine() -> dict:
     except ImportError:
         info["device"] = "CPU"
     return info
+
+
+def _result_name(case: str) -> str:
+    """``<case>.json`` for the CPU (the default), ``<case>.<device>.json`` when STF_BENCH_DEVICE names another
+    device, so a GPU machine's figures stand beside the CPU's instead of replacing them."""
+    device = os.environ.get("STF_BENCH_DEVICE", "cpu")
+    return f"{case}.json" if device == "cpu" else f"{case}.{device.replace(':', '')}.json"
 
 
 def write_table() -> str:
@@ -116,7 +129,7 @@ def main() -> None:
                 result = json.load(fh)
             result.update(case=name, description=CASES[name].description, peak_rss_mib=peak_kib / 1024,
                           date=_dt.date.today().isoformat(), machine=_machine())
-            with open(os.path.join(RESULTS, f"{name}.json"), "w", encoding="utf-8") as fh:
+            with open(os.path.join(RESULTS, _result_name(name)), "w", encoding="utf-8") as fh:
                 json.dump(result, fh, indent=2)
             print(f"[bench] {name}: {result['seconds']:.2f} s, peak {result['peak_rss_mib']:.0f} MiB", flush=True)
     print(write_table())
