@@ -99,3 +99,32 @@ def test_the_first_run_says_it_compiles_the_kernels(monkeypatch):
         feedback = RecordingFeedback()
         kernels.announce_compilation("cpu", feedback)
         assert sum("Compiling the CPU kernels" in line for line in feedback.lines) == expected
+
+
+def test_auto_keeps_fsdaf_and_fitfc_on_the_cpu_kernels_where_a_gpu_is(monkeypatch, sample_on_fine_grid, tmp_path):
+    """Issue 28, measured on an NVIDIA H200: FSDAF's and Fit-FC's GPU paths were slower than their compiled CPU
+    kernels, so DEVICE auto keeps them on the CPU (and says so) while STARFM and ESTARFM take the GPU; DEVICE cuda
+    still means the GPU. The GPU is faked (no CUDA here): what is checked is the choice, and that Fit-FC then runs
+    with the GPU "present" and gives the CPU's values."""
+    torch = pytest.importorskip("torch")
+    from stf_fusion.core.classic import kernels
+    from stf_fusion.core.classic.common import method_device
+    from stf_fusion.core.feedback import RecordingFeedback
+
+    if not kernels.enabled("cpu"):
+        pytest.skip("numba is not installed")
+    series = sample_on_fine_grid
+    reference = fuse_fitfc(series, DATES[:1], str(tmp_path / "cpu"), device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    feedback = RecordingFeedback()
+    assert method_device("auto", "fsdaf", feedback).type == "cpu"
+    assert any("FSDAF runs its compiled CPU kernels" in line for line in feedback.lines)
+    assert method_device("auto", "starfm").type == "cuda"
+    assert method_device("auto", "estarfm").type == "cuda"
+    assert method_device("cuda", "fitfc").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "no such GPU")
+    feedback = RecordingFeedback()
+    files = fuse_fitfc(series, DATES[:1], str(tmp_path / "auto"), device="auto", feedback=feedback)
+    assert any("Fit-FC runs its compiled CPU kernels" in line for line in feedback.lines)
+    assert np.array_equal(read_raw(files[0]), read_raw(reference[0]))

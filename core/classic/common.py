@@ -21,6 +21,32 @@ from ..tiles import Tile
 from . import kernels
 
 
+# Measured on an NVIDIA H200 (CUDA 13, torch 2.11; 16 CPU cores beside it) on 2026-12-04 (README "GPU"): the torch
+# paths of FSDAF and Fit-FC, whose k-smallest selection sorts or scans every offset of the window as whole-tile
+# passes, ran SLOWER on that GPU than their compiled kernels on a CPU: Fit-FC 17.8 s for the bundled sample's seven
+# dates against 3.4 s on the CPU (numba compilation included); FSDAF's CIA-size case (one date, then three) was not
+# done after about 220 s, against 65 s on the 2-core CPU machine. STARFM and ESTARFM gained on it (CIA size, one
+# date then three: 13 / 20 s and 25 / 21 s against 25 / 47 s and 53 / 81 s on 2 CPU cores).
+GPU_SLOWER = frozenset({"fsdaf", "fitfc"})
+NAMES = {"fsdaf": "FSDAF", "fitfc": "Fit-FC"}
+
+
+def method_device(name: str, method: str, feedback: Any = None) -> Any:
+    """The device a classic ``method`` runs on for DEVICE ``name``: :func:`..device.array_device`, except that
+    ``auto`` keeps the methods of :data:`GPU_SLOWER` on the CPU where their compiled kernels run (a GPU is used
+    when asked for by name, ``cuda``); says so in ``feedback``."""
+    from ..device import array_device
+
+    dev = array_device(name)
+    if ((name or "auto").strip().lower() == "auto" and dev.type == "cuda" and method in GPU_SLOWER
+            and kernels.enabled("cpu")):
+        if feedback is not None:
+            feedback.info(f"DEVICE auto: {NAMES.get(method, method.upper())} runs its compiled CPU kernels, measured faster than its "
+                          "GPU path (DEVICE cuda uses the GPU).")
+        return array_device("cpu")
+    return dev
+
+
 @dataclass
 class TileInputs:
     """A tile's inputs on the device: ``fine`` [P, B, H, W] (pairs), ``coarse`` [P, B, H, W] (pair dates),

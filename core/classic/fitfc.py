@@ -56,8 +56,8 @@ from ..deep.common import upsample_window
 from ..series import DatedRaster, SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import (DATES_PER_PASS, TileDates, Window, block_sum, box_sum, check_window, cpu_tile_size, pad,
-                     pair_sets, window_radius)
+from .common import (DATES_PER_PASS, TileDates, Window, block_sum, box_sum, check_window, cpu_tile_size,
+                     method_device, pad, pair_sets, window_radius)
 
 
 @dataclass
@@ -169,12 +169,12 @@ def fuse_fitfc(
     params: FitfcParams | None = None, device: str = "auto", feedback: Feedback | None = None,
 ) -> list[str]:
     """Predict every date with Fit-FC from its nearest pair; writes ``fitfc_<date>.tif``."""
-    from ..device import array_device, describe_device
+    from ..device import describe_device
 
     xp = backend()
     params = params or FitfcParams()
     params.validate()
-    dev = array_device(device)
+    dev = method_device(device, "fitfc", feedback)
     grid = series.grid
     params = replace(params, factor=resolve_factor(series, params.factor, "Fit-FC", feedback))
     f = params.factor

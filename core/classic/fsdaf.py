@@ -62,8 +62,8 @@ from ..raster import RasterWriter, read_block
 from ..series import SceneSeries, read_item
 from ..tiles import Tile, plan_tiles
 from . import kernels
-from .common import (TileDates, Window, block_sum, check_window, cpu_tile_size, pad, pair_sets,
-                     window_radius)
+from .common import (TileDates, Window, block_sum, check_window, cpu_tile_size, method_device, pad,
+                     pair_sets, window_radius)
 
 
 @dataclass
@@ -554,12 +554,12 @@ def fuse_fsdaf(
     params: FsdafParams | None = None, device: str = "auto", feedback: Feedback | None = None,
 ) -> list[str]:
     """Predict every date with FSDAF from its nearest pair; writes ``fsdaf_<date>.tif``."""
-    from ..device import array_device, describe_device
+    from ..device import describe_device
 
     xp = backend()
     params = params or FsdafParams()
     params.validate()
-    dev = array_device(device)
+    dev = method_device(device, "fsdaf", feedback)
     grid = series.grid
     params = replace(params, factor=resolve_factor(series, params.factor, "FSDAF", feedback))
     f = params.factor
