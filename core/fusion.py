@@ -18,7 +18,7 @@ from .raster import (
     valid_mask, valid_share,
 )
 from .series import SceneSeries, Scales, as_scales, check_encodings
-from .style import series_qml, style_path
+from .style import series_qml, side_qml, style_path
 from .tiles import Tile, plan_tiles, tile_size_for_budget
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes per tile (all arrays of the method together)
@@ -52,6 +52,10 @@ class SideLayer:
     dtype: str
     nodata: float
     description: str
+    # its map style (core/style.py, a .qml beside each raster): ``classes`` (value, label, colour) for a
+    # paletted layer; ``ramp`` for a continuous one, coloured from 0 to the 98th percentile of the series' values
+    classes: tuple[tuple[int, str, str], ...] = ()
+    ramp: bool = False
 
     def path(self, folder: str, method: str, date: _dt.date) -> str:
         return os.path.join(folder, self.subfolder, f"{method}_{date.isoformat()}_{self.suffix}.tif")
@@ -161,6 +165,7 @@ def write_predictions(
                                           PAIRS_KEY: ",".join(d.isoformat() for d in series.pair_dates),
                                           **({RATIO_KEY: f"{ratio:.10g}"} if ratio else {})},
                                 nodata=nodata, descriptions=grid.descriptions) for date in dates]
+        ramp_samples: list[list[np.ndarray]] = [[] for _ in side]
         side_writers = [[RasterWriter(tx.add(layer.path(folder, method, date)), grid, bands=1, dtype=layer.dtype,
                                       nodata=layer.nodata, descriptions=[layer.description],
                                       metadata={"STF_METHOD": method, "STF_DATE": date.isoformat(),
@@ -174,9 +179,11 @@ def write_predictions(
                 tile = tiles[index]
                 for i, (values, valid, tile_holes, tile_usable, extra) in enumerate(results):
                     writers[i].write(values, tile.inner, valid)
-                    for writer, layer, array in zip(side_writers[i], side, extra):
+                    for j, (writer, layer, array) in enumerate(zip(side_writers[i], side, extra)):
                         finite = np.isfinite(array)
                         writer.write(np.where(finite, array, 0)[None].astype(np.float32), tile.inner, finite)
+                        if layer.ramp:  # every 8th row and column: the style's range, in bounded memory
+                            ramp_samples[j].append(np.asarray(array[::8, ::8][finite[::8, ::8]], np.float32))
                     holes[i] += tile_holes
                     usable[i] += tile_usable
                 if feedback is not None:
@@ -205,6 +212,12 @@ def write_predictions(
                 fh.write(style)
         if feedback is not None:
             feedback.info(f"Style: {shows}, one stretch for the series (a .qml beside each output).")
+        for layer, samples in zip(side, ramp_samples):  # the side layers' styles, one per layer for the series
+            layer_style = side_qml(layer, np.concatenate(samples) if samples else np.zeros(0, np.float32))
+            if layer_style:
+                for date in dates:
+                    with open(tx.add(style_path(layer.path(folder, method, date))), "w", encoding="utf-8") as fh:
+                        fh.write(layer_style)
     sides = {os.path.abspath(layer.path(folder, method, d)) for layer in side for d in dates}
     return [path for path in tx.committed if not path.endswith(".qml") and path not in sides]
 

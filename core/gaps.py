@@ -45,7 +45,8 @@ FULL, FALLBACK, NO_INPUT = 0, 1, 2
 Run = Callable[[SceneSeries, "list[_dt.date]", str, "Feedback | None"], "list[str]"]
 
 
-QUALITY = SideLayer(QUALITY_FOLDER, "quality", "uint8", 255, "quality: 0 full method, 1 fallback, 2 no input")
+QUALITY = SideLayer(QUALITY_FOLDER, "quality", "uint8", 255, "quality: 0 full method, 1 fallback, 2 no input",
+                    classes=((0, "full method", "#1a9641"), (1, "fallback", "#fdae61"), (2, "no input", "#d7191c")))
 
 
 def quality_path(folder: str, method: str, date: _dt.date) -> str:

@@ -4,7 +4,8 @@ default style; colour-interpretation tags in the GeoTIFF are ignored by QGIS 3.2
 Every prediction of a series gets the SAME style: bands chosen from the band names (true colour red-green-blue
 where the names say so, else false colour NIR-red-green, else bands 3-2-1, or one grey band), and one stretch
 for the whole series from the 2nd and 98th percentiles of the pair images' stored values, so that the temporal
-controller shows changes, not per-layer stretches. No QGIS import: plain XML text.
+controller shows changes, not per-layer stretches. The one-band side layers get their own styles: a palette for
+the quality of gap-aware fusion, a colour ramp from 0 for the error estimates. No QGIS import: plain XML text.
 """
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ def series_stretch(series: SceneSeries, bands: list[int]) -> list[tuple[float, f
     return result
 
 
+# fixed limits: QGIS keeps the style's min and max instead of a per-layer stretch
+_ORIGIN = ("<minMaxOrigin><limits>None</limits><extent>WholeRaster</extent><statAccuracy>Estimated</statAccuracy>"
+           "<cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper>"
+           "<stdDevFactor>2</stdDevFactor></minMaxOrigin>")
+
+
 def _enhancement(tag: str, low: float, high: float) -> str:
     return (f"<{tag}><minValue>{low:.10g}</minValue><maxValue>{high:.10g}</maxValue>"
             f"<algorithm>StretchToMinimumMaximum</algorithm></{tag}>")
@@ -65,9 +72,7 @@ def _enhancement(tag: str, low: float, high: float) -> str:
 def qml(bands: list[int], stretch: list[tuple[float, float]]) -> str:
     """A QGIS 3 raster style: a multiband colour renderer (three bands) or a grey band, with fixed min/max (the
     ``None`` limits keep QGIS from recomputing a per-layer stretch)."""
-    origin = ("<minMaxOrigin><limits>None</limits><extent>WholeRaster</extent><statAccuracy>Estimated</statAccuracy>"
-              "<cumulativeCutLower>0.02</cumulativeCutLower><cumulativeCutUpper>0.98</cumulativeCutUpper>"
-              "<stdDevFactor>2</stdDevFactor></minMaxOrigin>")
+    origin = _ORIGIN
     if len(bands) == 3:
         (r, g, b), ((r0, r1), (g0, g1), (b0, b1)) = bands, stretch
         renderer = (f'<rasterrenderer type="multibandcolor" redBand="{r}" greenBand="{g}" blueBand="{b}" '
@@ -80,12 +85,57 @@ def qml(bands: list[int], stretch: list[tuple[float, float]]) -> str:
         renderer = (f'<rasterrenderer type="singlebandgray" grayBand="{bands[0]}" gradient="BlackToWhite" '
                     f'opacity="1" alphaBand="-1" nodataColor=""><rasterTransparency/>{origin}'
                     + _enhancement("contrastEnhancement", low, high) + "</rasterrenderer>")
+    return _document(renderer)
+
+
+# ColorBrewer's YlOrRd (light = small error, dark red = large), from 0 to the series' 98th percentile
+RAMP = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+
+
+def _document(renderer: str) -> str:
     return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
             '<qgis version="3.22.0" styleCategories="Symbology">\n<pipe>\n' + renderer + "\n"
             '<brightnesscontrast brightness="0" contrast="0" gamma="1"/>\n'
             '<huesaturation saturation="0" grayscaleMode="0" colorizeOn="0" colorizeStrength="100" '
             'colorizeRed="255" colorizeGreen="128" colorizeBlue="128"/>\n'
             '<rasterresampler maxOversampling="2"/>\n</pipe>\n<blendMode>0</blendMode>\n</qgis>\n')
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def ramp_qml(high: float, band: int = 1) -> str:
+    """A QGIS 3 single-band pseudocolour style: :data:`RAMP` interpolated from 0 to ``high`` (values above take
+    the last colour), the same for every date of a series so that the temporal controller compares them."""
+    high = float(high) if np.isfinite(high) and high > 0 else 1.0
+    items = "".join(f'<item alpha="255" value="{high * i / (len(RAMP) - 1):.6g}" '
+                    f'label="{high * i / (len(RAMP) - 1):.4g}" color="{colour}"/>' for i, colour in enumerate(RAMP))
+    renderer = (f'<rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1" '
+                f'classificationMin="0" classificationMax="{high:.6g}" nodataColor=""><rasterTransparency/>{_ORIGIN}'
+                f'<rastershader><colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '
+                f'minimumValue="0" maximumValue="{high:.6g}" labelPrecision="4">{items}</colorrampshader>'
+                '</rastershader></rasterrenderer>')
+    return _document(renderer)
+
+
+def classes_qml(classes: "tuple[tuple[int, str, str], ...]", band: int = 1) -> str:
+    """A QGIS 3 paletted style: one (value, label, colour) entry per class."""
+    entries = "".join(f'<paletteEntry value="{value}" alpha="255" label="{_escape(label)}" color="{colour}"/>'
+                      for value, label, colour in classes)
+    renderer = (f'<rasterrenderer type="paletted" band="{band}" opacity="1" alphaBand="-1" nodataColor="">'
+                f'<rasterTransparency/><colorPalette>{entries}</colorPalette></rasterrenderer>')
+    return _document(renderer)
+
+
+def side_qml(layer, values: np.ndarray) -> str:
+    """The style of a side layer (:class:`.fusion.SideLayer`): its classes, or its ramp up to the 98th percentile
+    of ``values`` (a sample of the series' values); empty when it has neither."""
+    if layer.classes:
+        return classes_qml(layer.classes)
+    if layer.ramp:
+        return ramp_qml(float(np.percentile(values, 98.0)) if values.size else 1.0)
+    return ""
 
 
 def series_qml(series: SceneSeries) -> tuple[str, str]:

@@ -17,7 +17,8 @@ import numpy as np
 from .fusion import SideLayer
 from .series import SceneSeries, as_scales
 
-ERROR = SideLayer("uncertainty", "error", "float32", -9999.0, "estimated RMS error over the bands (reflectance)")
+ERROR = SideLayer("uncertainty", "error", "float32", -9999.0, "estimated RMS error over the bands (reflectance)",
+                  ramp=True)
 
 
 def subsample(limit: int, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:

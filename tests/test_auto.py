@@ -106,6 +106,13 @@ def test_auto_is_never_worse_than_the_best_member_and_beats_it_somewhere(sample_
         assert set(result.members) == set(MEMBERS)
         assert json.loads(gdal.Open(result.files[0]).GetMetadataItem("STF_AUTO"))["choice"] == result.choice
         assert os.path.exists(result.csv) and all(np.isfinite(est))
+        # QGIS shows the estimates with one colour ramp for the series, from 0 to their 98th percentile
+        from qgis.core import QgsRasterLayer
+
+        layers = [QgsRasterLayer(error, "error") for error in result.errors]
+        renderers = [layer.renderer() for layer in layers]  # owned by the layers: keep them
+        assert {r.type() for r in renderers} == {"singlebandpseudocolor"}
+        assert len({r.classificationMax() for r in renderers}) == 1 and np.mean(est) < renderers[0].classificationMax()
         # the error estimate's mean agrees with the true mean error within 20 % (issue 25, item 3)
         assert 0.8 <= np.mean(est) / np.mean(true) <= 1.2
         # stf:evaluate finds the estimates beside the predictions and reports them against the true error

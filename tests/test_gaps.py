@@ -122,6 +122,13 @@ def test_strict_rules_keep_the_reference_holes_and_fill_says_where_it_filled(cas
     filled = fuse_method("starfm", cases["cloudy"], [TARGET], str(tmp_path / "f"), 1e-4, device="cpu")[0]
     quality = gdal.Open(quality_path(str(tmp_path / "f"), "starfm", TARGET)).ReadAsArray()
     np.testing.assert_array_equal(quality == FALLBACK, ~ok)  # exactly the strict run's holes were filled
+    # QGIS shows the quality with its classes (the .qml beside it is the layer's default style)
+    from qgis.core import QgsRasterLayer
+
+    layer = QgsRasterLayer(quality_path(str(tmp_path / "f"), "starfm", TARGET), "quality")
+    renderer = layer.renderer()  # owned by the layer: keep the layer
+    assert renderer.type() == "paletted"
+    assert [(c.value, c.label) for c in renderer.classes()] == [(0, "full method"), (1, "fallback"), (2, "no input")]
     a, b = read_block(strict, scale=1e-4)[0], read_block(filled, scale=1e-4)[0]
     np.testing.assert_array_equal(a[:, ok], b[:, ok])  # and nothing else changed
 

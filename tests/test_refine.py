@@ -25,6 +25,7 @@ from stf_fusion.core.errors import InputError
 from stf_fusion.core.fusion import fuse_method
 from stf_fusion.core.naive import fuse_additive, fuse_naive
 from stf_fusion.core.raster import read_block, read_raw
+from stf_fusion.core.style import style_path
 from stf_fusion.core.uncertainty import ERROR
 
 
@@ -59,6 +60,7 @@ def test_untrained_refinement_is_its_base_method(provider, sample_on_fine_grid, 
     assert [os.path.basename(f) for f in files] == ["refine_2021-07-06.tif"]
     assert [os.path.relpath(f, tmp_path / "p") for f in outputs["OUTPUT_ERRORS"]] == [
         os.path.join("uncertainty", "refine_2021-07-06_error.tif")]
+    assert os.path.isfile(style_path(outputs["OUTPUT_ERRORS"][0]))  # styled in the map: a colour ramp from 0
     base = processing.run("stf:fuse_fitfc", dict(common, PREDICT_DATES="2021-07-06",
                                                  OUTPUT_FOLDER=str(tmp_path / "b")))["OUTPUT_FILES"]
     np.testing.assert_array_equal(read_raw(files[0]), read_raw(base[0]))
