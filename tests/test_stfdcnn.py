@@ -233,3 +233,20 @@ def test_train_predict_evaluate_chain_in_processing(provider, trained, tmp_path)
     with pytest.raises(QgsProcessingException, match="bad.stfmodel' is not an STF model file"):
         processing.run("stf:predict", dict(common, MODEL=str(bad), OUTPUT_FOLDER=str(tmp_path / "none")))
     assert not (tmp_path / "none").exists() or files_in(tmp_path / "none") == []
+
+
+def test_an_untrained_network_is_skipped_with_the_same_values():
+    """Issue 28: while a residual CNN's last layer is zero (untrained, or kept untrained) it is the identity, so
+    validation and prediction skip its convolutions; the values are those the network computes."""
+    from stf_fusion.core.deep.stfdcnn import StfdcnnParams, _apply_nlm, _super_resolve, build_network, is_identity
+
+    torch.manual_seed(0)
+    net, image = build_network(StfdcnnParams()).eval(), torch.rand(3, 1, 40, 50)
+    assert is_identity(net)
+    with torch.no_grad():
+        through = torch.cat([net(image[b:b + 1]) for b in range(3)])
+        assert torch.equal(_super_resolve(net, image), through) and torch.equal(through, image)
+        assert torch.equal(_apply_nlm([net] * 3, image), image)
+        net.conv3.bias.fill_(1e-3)  # trained: the network runs
+        assert not is_identity(net)
+        assert torch.allclose(_super_resolve(net, image), image + 1e-3)
