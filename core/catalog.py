@@ -863,8 +863,9 @@ def _refine_spec() -> Spec:
         "Predict with stf:predict (the base method runs with its default settings first). Coarse images must be "
         "on the fine grid (stf:resample_coarse).",
         (
-            Param("BASE", "enum", "Base method", "The method whose predictions are refined (default settings).",
-                  d.base, options=BASES),
+            Param("BASE", "enum", "Base method", "The method whose predictions are refined (default settings): "
+                  "auto (ESTARFM with four pairs or more, else FSDAF), a classic method, the additive baseline, or "
+                  "stfdcnn, STFDCNN's fusion model without its CNNs.", d.base, options=BASES),
             Param("EPOCHS", "int", "Epochs (at most)", "Passes over the training windows; 0 saves the base method "
                   "as the model.", d.epochs, 0, 100000),
             Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "

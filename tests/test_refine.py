@@ -18,13 +18,14 @@ import torch
 from conftest import SAMPLE
 from test_deep_quality import mean_rmse
 
-from stf_fusion.core.deep.api import predict_with_model, train_method
+from stf_fusion.core.deep.api import predict_with_model, train_method, write_model
 from stf_fusion.core.deep.modelfile import read_metadata
 from stf_fusion.core.deep.refine import RefineParams, build_network
+from stf_fusion.core.deep.stfdcnn import StfdcnnParams
 from stf_fusion.core.errors import InputError
 from stf_fusion.core.fusion import fuse_method
 from stf_fusion.core.naive import fuse_additive, fuse_naive
-from stf_fusion.core.raster import read_block, read_raw
+from stf_fusion.core.raster import OutputTransaction, read_block, read_raw
 from stf_fusion.core.style import style_path
 from stf_fusion.core.uncertainty import ERROR
 
@@ -139,3 +140,21 @@ def test_a_trained_epoch_must_win_by_min_gain(min_gain, kept):
                     TensorBatches(torch.zeros(4, 2), torch.zeros(4, 1), 2), 2, torch.nn.functional.mse_loss,
                     lambda: next(scores), min_gain=min_gain)
     assert history.best_epoch == kept
+
+
+def test_untrained_refinement_of_stfdcnns_fusion_model_is_that_model(sample_on_fine_grid, tmp_path):
+    """Base ``stfdcnn`` (issue 25: "STFDCNN's fusion model"): with EPOCHS=0 the refinement predicts what an
+    untrained STFDCNN predicts, value for value, on every non-pair date."""
+    series = sample_on_fine_grid
+    networks, meta = train_method("refine", series, 1e-4, RefineParams(base="stfdcnn", epochs=0), "cpu")
+    assert meta["params"]["base"] == "stfdcnn"
+    with OutputTransaction() as tx:
+        model = write_model(str(tmp_path / "r.stfmodel"), "refine", networks, meta, tx)[0]
+    refined = predict_with_model(model, series, series.predict_dates, str(tmp_path / "r"), 1e-4, "cpu")
+    stfdcnn, stfdcnn_meta = train_method("stfdcnn", series, 1e-4, StfdcnnParams(epochs=0), "cpu")
+    with OutputTransaction() as tx:
+        model = write_model(str(tmp_path / "s.stfmodel"), "stfdcnn", stfdcnn, stfdcnn_meta, tx)[0]
+    plain = predict_with_model(model, series, series.predict_dates, str(tmp_path / "s"), 1e-4, "cpu")
+    assert len(refined) == len(series.predict_dates)
+    for a, b in zip(refined, plain):
+        np.testing.assert_array_equal(read_raw(a), read_raw(b))

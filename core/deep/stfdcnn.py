@@ -420,6 +420,16 @@ def train_stfdcnn(
     return networks, metadata
 
 
+def fusion_model(bands: int, params: StfdcnnParams | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """STFDCNN's fusion model alone, for ``bands`` bands: the untrained networks (identities, :func:`is_identity`,
+    so none of them runs) and the metadata :func:`predict` needs; the refinement's base ``stfdcnn``."""
+    from dataclasses import asdict
+
+    p = params or StfdcnnParams()
+    untrained = build_network(p).state_dict()
+    return {**{f"nlm_{b}": untrained for b in range(bands)}, "sr": untrained}, {"params": asdict(p), "halo": p.halo}
+
+
 def _load_networks(weights: dict[str, Any], params: StfdcnnParams, bands: int, dev: Any) -> tuple[list, Any]:
     nlm = []
     for b in range(bands):
