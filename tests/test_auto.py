@@ -148,4 +148,5 @@ def test_the_dialogs_default_is_the_best_prediction(small_series, tmp_path):
     assert len(result.predictions) == 4
     assert all(os.path.basename(p).startswith("auto_") for _, p in result.predictions)
     assert os.path.exists(tmp_path / "out" / "predictions" / "auto_members.csv")
-    assert len(os.listdir(tmp_path / "out" / "predictions" / "uncertainty")) == 4
+    names = os.listdir(tmp_path / "out" / "predictions" / "uncertainty")
+    assert len([n for n in names if n.endswith(".tif")]) == 4 and len(names) == 8  # each with its map style

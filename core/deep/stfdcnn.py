@@ -228,8 +228,12 @@ def fuse(l1: Any, l3: Any | None, t1: Any, t2: Any, t3: Any | None, window: int,
 
 def is_identity(net: Any) -> bool:
     """True while the residual CNN's last layer is zero (untrained, or kept untrained): x + conv3(...) is then x,
-    value for value, and its convolutions need not run (the untrained model's validation and prediction)."""
-    return not (bool(net.conv3.weight.detach().any()) or bool(net.conv3.bias.detach().any()))
+    value for value, and its convolutions need not run (the untrained model's validation and prediction). Any
+    other callable (STFSR passes its own functions through the same fusion) is not skipped."""
+    last = getattr(net, "conv3", None)
+    if last is None:
+        return False
+    return not (bool(last.weight.detach().any()) or bool(last.bias.detach().any()))
 
 
 def _apply_nlm(nlm: list, low: Any) -> Any:
