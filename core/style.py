@@ -9,6 +9,8 @@ the quality of gap-aware fusion, a colour ramp from 0 for the error estimates. N
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .raster import read_thumbnail, valid_mask
@@ -72,18 +74,17 @@ def _enhancement(tag: str, low: float, high: float) -> str:
 def qml(bands: list[int], stretch: list[tuple[float, float]]) -> str:
     """A QGIS 3 raster style: a multiband colour renderer (three bands) or a grey band, with fixed min/max (the
     ``None`` limits keep QGIS from recomputing a per-layer stretch)."""
-    origin = _ORIGIN
     if len(bands) == 3:
         (r, g, b), ((r0, r1), (g0, g1), (b0, b1)) = bands, stretch
         renderer = (f'<rasterrenderer type="multibandcolor" redBand="{r}" greenBand="{g}" blueBand="{b}" '
-                    f'opacity="1" alphaBand="-1" nodataColor=""><rasterTransparency/>{origin}'
+                    f'opacity="1" alphaBand="-1" nodataColor=""><rasterTransparency/>{_ORIGIN}'
                     + _enhancement("redContrastEnhancement", r0, r1)
                     + _enhancement("greenContrastEnhancement", g0, g1)
                     + _enhancement("blueContrastEnhancement", b0, b1) + "</rasterrenderer>")
     else:
         low, high = stretch[0]
         renderer = (f'<rasterrenderer type="singlebandgray" grayBand="{bands[0]}" gradient="BlackToWhite" '
-                    f'opacity="1" alphaBand="-1" nodataColor=""><rasterTransparency/>{origin}'
+                    f'opacity="1" alphaBand="-1" nodataColor=""><rasterTransparency/>{_ORIGIN}'
                     + _enhancement("contrastEnhancement", low, high) + "</rasterrenderer>")
     return _document(renderer)
 
@@ -128,7 +129,7 @@ def classes_qml(classes: "tuple[tuple[int, str, str], ...]", band: int = 1) -> s
     return _document(renderer)
 
 
-def side_qml(layer, values: np.ndarray) -> str:
+def side_qml(layer: Any, values: np.ndarray) -> str:
     """The style of a side layer (:class:`.fusion.SideLayer`): its classes, or its ramp up to the 98th percentile
     of ``values`` (a sample of the series' values); empty when it has neither."""
     if layer.classes:
