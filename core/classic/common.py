@@ -25,8 +25,8 @@ from . import kernels
 # paths of FSDAF and Fit-FC, whose k-smallest selection sorts or scans every offset of the window as whole-tile
 # passes, ran SLOWER on that GPU than their compiled kernels on a CPU: Fit-FC 17.8 s for the bundled sample's seven
 # dates against 3.4 s on the CPU (numba compilation included); FSDAF's CIA-size case (one date, then three) was not
-# done after about 220 s, against 65 s on the 2-core CPU machine. STARFM and ESTARFM gained on it (CIA size, one
-# date then three: 13 / 20 s and 25 / 21 s against 25 / 47 s and 53 / 81 s on 2 CPU cores).
+# done in the 200-270 s the run had left for it, against 65 s on the 2-core CPU machine. STARFM and ESTARFM gained
+# on it (CIA size, one date then three: 13 / 20 s and 25 / 21 s against 25 / 47 s and 53 / 81 s on 2 CPU cores).
 GPU_SLOWER = frozenset({"fsdaf", "fitfc"})
 NAMES = {"fsdaf": "FSDAF", "fitfc": "Fit-FC"}
 
@@ -41,8 +41,8 @@ def method_device(name: str, method: str, feedback: Any = None) -> Any:
     if ((name or "auto").strip().lower() == "auto" and dev.type == "cuda" and method in GPU_SLOWER
             and kernels.enabled("cpu")):
         if feedback is not None:
-            feedback.info(f"DEVICE auto: {NAMES.get(method, method.upper())} runs its compiled CPU kernels, measured faster than its "
-                          "GPU path (DEVICE cuda uses the GPU).")
+            feedback.info(f"DEVICE auto: {NAMES.get(method, method.upper())} runs its compiled CPU kernels, "
+                          "measured faster than its GPU path (DEVICE cuda uses the GPU).")
         return array_device("cpu")
     return dev
 
