@@ -50,22 +50,26 @@ def _spawn(step: str, name: str, workdir: str, report: str) -> int:
     return usage.ru_maxrss
 
 
-def _machine() -> dict:
-    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+def _machine(device: str) -> dict:
+    """The machine and the device the timed steps ran on (``device``: bench.cases.DEVICE): the CPU unless a GPU
+    was asked for, even on a machine that has one."""
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "device": "CPU"}
     try:
         import torch
 
         info["torch"] = torch.__version__
-        info["device"] = f"CUDA: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
+        if device != "cpu" and torch.cuda.is_available():
+            info["device"] = f"CUDA: {torch.cuda.get_device_name(0)}"
     except ImportError:
-        info["device"] = "CPU"
+        pass
     return info
 
 
-def _result_name(case: str) -> str:
+def _result_name(case: str, device: str) -> str:
     """``<case>.json`` for the CPU (the default), ``<case>.<device>.json`` when STF_BENCH_DEVICE names another
-    device, so a GPU machine's figures stand beside the CPU's instead of replacing them."""
-    device = os.environ.get("STF_BENCH_DEVICE", "cpu")
+    device (``device``: bench.cases.DEVICE), so a GPU machine's figures stand beside the CPU's instead of replacing
+    them."""
     return f"{case}.json" if device == "cpu" else f"{case}.{device.replace(':', '')}.json"
 
 
@@ -106,7 +110,7 @@ def main() -> None:
     if args.child:
         _child(args.child, args.case[0], args.workdir, args.report)
         return
-    from bench.cases import CASES
+    from bench.cases import CASES, DEVICE
 
     if args.list:
         for c in CASES.values():
@@ -128,8 +132,8 @@ def main() -> None:
             with open(report, encoding="utf-8") as fh:
                 result = json.load(fh)
             result.update(case=name, description=CASES[name].description, peak_rss_mib=peak_kib / 1024,
-                          date=_dt.date.today().isoformat(), machine=_machine())
-            with open(os.path.join(RESULTS, _result_name(name)), "w", encoding="utf-8") as fh:
+                          date=_dt.date.today().isoformat(), machine=_machine(DEVICE))
+            with open(os.path.join(RESULTS, _result_name(name, DEVICE)), "w", encoding="utf-8") as fh:
                 json.dump(result, fh, indent=2)
             print(f"[bench] {name}: {result['seconds']:.2f} s, peak {result['peak_rss_mib']:.0f} MiB", flush=True)
     print(write_table())
