@@ -47,6 +47,27 @@ def test_untrained_is_additive_and_no_change_gives_the_reference():
         torch.testing.assert_close(apply(net, params, c1, c1, f1), f1)
 
 
+def test_a_kept_start_skips_the_streams_value_for_value_and_channels_last_agrees():
+    """A zero last layer (untrained, or a model that kept its start) gives the additive prediction without running
+    the streams, the same values as running them; the channels-last layout of the CPU prediction agrees with the
+    default layout to float rounding."""
+    from stf_fusion.core.deep.dcstfn import is_identity
+
+    params = DcstfnParams(c0=8, c1=12, c2=16, factor=16)
+    net = build_network(params).eval()
+    c2, c1, f1 = (torch.rand(2, 64, 48) for _ in range(3))
+    assert is_identity(net)
+    with torch.no_grad():
+        ran = torch.cat([net(x[None]) for x in torch.stack([c2, c1, f1], dim=1)])[:, 0]
+        np.testing.assert_array_equal(apply(net, params, c2, c1, f1).numpy(), ran.numpy())
+        _trained_like(net)
+        assert not is_identity(net)
+        plain = apply(net, params, c2, c1, f1, 3, 5)
+        fast = net.to(memory_format=torch.channels_last)
+        torch.testing.assert_close(apply(fast, params, c2, c1, f1, 3, 5, channels_last=True), plain, atol=1e-6,
+                                   rtol=1e-5)
+
+
 def test_a_window_sees_the_scene_grid_of_coarse_pixels():
     """A window starting inside a coarse pixel is padded to the scene's coarse grid: away from its edges it gives
     the whole-scene values."""
@@ -57,6 +78,47 @@ def test_a_window_sees_the_scene_grid_of_coarse_pixels():
         whole = apply(net, params, c2, c1, f1)
         part = apply(net, params, c2[:, 5:155, 3:150], c1[:, 5:155, 3:150], f1[:, 5:155, 3:150], 5, 3)
     torch.testing.assert_close(part[:, 75:85, 77:87], whole[:, 80:90, 80:90], atol=1e-5, rtol=1e-4)
+
+
+def test_the_dates_of_a_pair_share_its_part_and_equal_each_date_alone(sample_on_fine_grid, tmp_path, monkeypatch):
+    """Issue 28: the dates of a tile predicted from the same pair compute the pair's part of the network (the fine
+    stream, the coarse stream of C1, R(fine(F1))) once per band; every date equals the date predicted alone, value
+    for value, with a trained-like network on four tiles, dates of two pairs in one run."""
+    import dataclasses
+    import functools
+
+    from stf_fusion.core.coarse_grid import resolve_factor
+    from stf_fusion.core.deep import dcstfn
+
+    series = sample_on_fine_grid
+    params = DcstfnParams(c0=8, c1=12, c2=16, factor=resolve_factor(series, 0, "DCSTFN"))
+    meta = {"params": dataclasses.asdict(params), "halo": params.halo}
+    weights = {"dcstfn": _trained_like(build_network(params)).state_dict()}
+    dates = series.predict_dates
+    refs = [series.nearest_pair(d).date for d in dates]
+    assert 2 <= len(set(refs)) < len(refs)
+    calls = []
+    build = dcstfn.build_network
+
+    def counting(p):
+        net = build(p)
+        part = type(net).pair_part  # the class is made per network: this changes only this one
+
+        def counted(self, *args):
+            calls.append(1)
+            return part(self, *args)
+
+        type(net).pair_part = counted
+        return net
+
+    monkeypatch.setattr(dcstfn, "build_network", counting)
+    monkeypatch.setattr(dcstfn, "write_predictions", functools.partial(dcstfn.write_predictions, tile_size=96))
+    together = dcstfn.predict(meta, weights, series, dates, str(tmp_path / "all"), 1e-4, "cpu")
+    tiles, bands = 4, series.grid.bands  # 192 pixels in tiles of 96
+    assert len(calls) == tiles * bands * len(set(refs))  # once per tile, band and pair: dates of a pair are adjacent
+    for date, path in zip(dates, together):
+        alone = dcstfn.predict(meta, weights, series, [date], str(tmp_path / date.isoformat()), 1e-4, "cpu")
+        np.testing.assert_array_equal(read_raw(path), read_raw(alone[0]))
 
 
 def test_the_factor_must_be_a_power_of_two():
