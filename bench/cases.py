@@ -255,9 +255,21 @@ for _method, _target in (("fitfc", 4), ("estarfm", 4), ("starfm", 2), ("fsdaf", 
          f"{_target} min)", _prepare_cia_series46)(lambda w, m=_method: _series46(w, m))
 
 
+def _make_networks_run(networks: dict) -> None:
+    """Speed, not accuracy: a network whose last layer is still zero (it kept its untrained start) is the identity,
+    which STFDCNN's and DCSTFN's predictions skip, so the case would time the fusion model alone; a small constant
+    last layer makes every network run."""
+    import torch
+
+    for state in networks.values():
+        last = [key for key in state if key.endswith("weight")][-1]
+        if not state[last].any():
+            state[last] = torch.full_like(state[last], 1e-4)
+
+
 def _prepare_cia_models(workdir: str) -> None:
     """The CIA-size series plus a tiny STFDCNN, DCNN, DCSTFN and STFSR model (the timed steps measure speed, not
-    accuracy)."""
+    accuracy; every network runs, :func:`_make_networks_run`)."""
     from stf_fusion.core.deep.api import write_model
     from stf_fusion.core.deep.dcnn import DcnnParams, train_dcnn
     from stf_fusion.core.deep.dcstfn import DcstfnParams, train_dcstfn
@@ -274,6 +286,8 @@ def _prepare_cia_models(workdir: str) -> None:
         path = os.path.join(workdir, f"{name}.stfmodel")
         if not os.path.exists(path):
             networks, meta = trainer(series, None, 1e-4, params, "cpu")
+            if name in ("stfdcnn", "dcstfn"):
+                _make_networks_run(networks)
             with OutputTransaction() as tx:
                 write_model(path, name, networks, meta, tx)
 
