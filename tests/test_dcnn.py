@@ -52,6 +52,28 @@ def test_the_untrained_network_is_the_additive_baseline_and_no_change_gives_the_
         torch.testing.assert_close(net(stack_inputs(c1, c1, f1))[:, 0], f1)
 
 
+def test_a_kept_start_skips_the_network_value_for_value_and_channels_last_agrees():
+    """A zero last layer (untrained, or a model that kept its start) predicts without running the network, the same
+    values as running it; the channels-last layout of the CPU prediction agrees with
+    the default layout to float rounding."""
+    from stf_fusion.core.deep.dcnn import is_identity, predict_arrays
+
+    params = DcnnParams(two_references=True)
+    net = build_network(params).eval()
+    c2, c1, f1, c3, f3 = (torch.rand(2, 20, 24) for _ in range(5))
+    assert is_identity(net)
+    with torch.no_grad():
+        ran = net(stack_inputs(c2, c1, f1))[:, 0]
+        np.testing.assert_array_equal(predict_arrays(net, params, c2, [(f1, c1)]).numpy(), ran.numpy())
+        both = predict_arrays(net, params, c2, [(f1, c1), (f3, c3)])
+        torch.nn.init.normal_(net.layers[4].weight, std=0.1)
+        assert not is_identity(net)
+        trained = predict_arrays(net, params, c2, [(f1, c1), (f3, c3)])
+        assert not torch.allclose(trained, both)
+        fast = predict_arrays(net.to(memory_format=torch.channels_last), params, c2, [(f1, c1), (f3, c3)])
+        torch.testing.assert_close(fast, trained, atol=1e-6, rtol=1e-5)
+
+
 def test_round_trip(default_models, sample_on_fine_grid, tmp_path):
     series = sample_on_fine_grid
     model = default_models["dcnn"]["trained"]
