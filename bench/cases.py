@@ -257,8 +257,8 @@ for _method, _target in (("fitfc", 4), ("estarfm", 4), ("starfm", 2), ("fsdaf", 
 
 def _make_networks_run(networks: dict) -> None:
     """Speed, not accuracy: a network whose last layer is still zero (it kept its untrained start) is the identity,
-    which STFDCNN's and DCSTFN's predictions skip, so the case would time the fusion model alone; a small constant
-    last layer makes every network run."""
+    which STFDCNN's, DCSTFN's and the DCNN's predictions skip, so the case would time the fusion model alone; a small
+    constant last layer makes every network run."""
     import torch
 
     for state in networks.values():
@@ -286,7 +286,7 @@ def _prepare_cia_models(workdir: str) -> None:
         path = os.path.join(workdir, f"{name}.stfmodel")
         if not os.path.exists(path):
             networks, meta = trainer(series, None, 1e-4, params, "cpu")
-            if name in ("stfdcnn", "dcstfn"):
+            if name in ("stfdcnn", "dcstfn", "dcnn"):
                 _make_networks_run(networks)
             with OutputTransaction() as tx:
                 write_model(path, name, networks, meta, tx)
