@@ -15,6 +15,47 @@ def _smooth_field(rng, size):
     return gaussian_filter(rng.standard_normal((size, size)), 2.0) * 0.1 + 0.3
 
 
+def test_batched_omp_equals_scikit_learn_including_its_early_stops():
+    """The batched Orthogonal Matching Pursuit (all patches step together) gives scikit-learn's codes: random
+    signals, a signal that IS an atom (exact after one atom: stops), a zero signal (no atom), and a dictionary with
+    a duplicated atom (its two copies tie: the same reconstruction), on more signals than one chunk."""
+    import warnings
+
+    from sklearn.decomposition import sparse_encode
+
+    from stf_fusion.core.deep import stfsr
+
+    rng = np.random.default_rng(4)
+    d = rng.standard_normal((40, 16))
+    d[7] = d[3]  # a duplicate
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    y = rng.standard_normal((300, 16))
+    y[0] = 0.0
+    y[1] = 2.5 * d[5]
+    y[2] = d[3] + 1e-3 * d[9]
+    stfsr._OMP_CHUNK, chunk = 128, stfsr._OMP_CHUNK
+    try:
+        for k in (1, 3, 5):
+            atoms, coefs = stfsr.omp(d, y, k)
+            dense = np.zeros((len(y), len(d)))
+            np.add.at(dense, (np.arange(len(y))[:, None].repeat(k, 1), atoms), coefs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn warns of its early stops
+                expected = sparse_encode(y, d, algorithm="omp", n_nonzero_coefs=k)
+            # the duplicate's two copies tie exactly; scikit-learn's column swaps may pick the other copy: the
+            # same code up to that, and the same reconstruction everywhere
+            tie = dense[:, [3, 7]].any(axis=1) | expected[:, [3, 7]].any(axis=1)
+            assert (~tie).sum() > len(y) // 2
+            np.testing.assert_allclose(dense[~tie], expected[~tie], atol=1e-10)
+            merged = lambda c: np.c_[c[:, :3], c[:, 3] + c[:, 7], c[:, 4:7], c[:, 8:]]  # noqa: E731
+            np.testing.assert_allclose(merged(dense), merged(expected), atol=1e-10)
+            np.testing.assert_allclose(dense @ d, expected @ d, atol=1e-10)
+            assert (np.count_nonzero(dense, axis=1) <= k).all()
+            assert not dense[0].any() and np.count_nonzero(dense[1]) == 1
+    finally:
+        stfsr._OMP_CHUNK = chunk
+
+
 def test_the_dictionary_reproduces_a_learned_detail_on_an_unseen_image():
     """The detail is a fixed linear function of the second derivatives (a sharpening): learned on two images, it
     is reproduced on a third far better than no detail at all."""
