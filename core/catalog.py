@@ -865,7 +865,9 @@ def _refine_spec() -> Spec:
         (
             Param("BASE", "enum", "Base method", "The method whose predictions are refined (default settings): "
                   "auto (ESTARFM with four pairs or more, else FSDAF), a classic method, the additive baseline, or "
-                  "stfdcnn, STFDCNN's fusion model without its CNNs.", d.base, options=BASES),
+                  "stfdcnn, STFDCNN's fusion model without its CNNs, or blend, stf:fuse_auto's default "
+                  "prediction (cross-validated on the other pairs for each example: three pairs needed).", d.base,
+                  options=BASES),
             Param("EPOCHS", "int", "Epochs (at most)", "Passes over the training windows; 0 saves the base method "
                   "as the model.", d.epochs, 0, 100000),
             Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "

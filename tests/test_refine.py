@@ -158,3 +158,27 @@ def test_untrained_refinement_of_stfdcnns_fusion_model_is_that_model(sample_on_f
     assert len(refined) == len(series.predict_dates)
     for a, b in zip(refined, plain):
         np.testing.assert_array_equal(read_raw(a), read_raw(b))
+
+
+def test_untrained_refinement_of_the_blend_is_fuse_autos_prediction(sample_on_fine_grid, tmp_path):
+    """Base ``blend`` (issue 25: "or the blend"): with EPOCHS=0 the refinement predicts what stf:fuse_auto's default
+    predicts, value for value; each example's blend is cross-validated on the other pairs, so three pairs are
+    needed, and two say so."""
+    from stf_fusion.core.auto import fuse_auto
+    from stf_fusion.core.series import build_series
+
+    series = sample_on_fine_grid
+    dates = series.predict_dates[:2]
+    networks, meta = train_method("refine", series, 1e-4, RefineParams(base="blend", epochs=0), "cpu")
+    assert meta["params"]["base"] == "blend"
+    with OutputTransaction() as tx:
+        model = write_model(str(tmp_path / "r.stfmodel"), "refine", networks, meta, tx)[0]
+    refined = predict_with_model(model, series, dates, str(tmp_path / "r"), 1e-4, "cpu")
+    plain = fuse_auto(series, dates, str(tmp_path / "a"), 1e-4, uncertainty=False, device="cpu").files
+    assert len(refined) == len(plain) == 2
+    for a, b in zip(refined, plain):
+        np.testing.assert_array_equal(read_raw(a), read_raw(b))
+    two = build_series([f.path for f in series.fine[:2]], [c.path for c in series.coarse],
+                       [f.date for f in series.fine[:2]] + [c.date for c in series.coarse])
+    with pytest.raises(InputError, match=r"blend \(stf:fuse_auto\) needs at least three pairs.*the series has 2\."):
+        train_method("refine", two, 1e-4, RefineParams(base="blend"), "cpu")
