@@ -100,7 +100,7 @@ from ..uncertainty import ERROR, band_rms, estimate, fit_error_model, novelty_fi
 from ..uncertainty import novelty as novelty_map
 from .common import patch_positions
 from .modelfile import build_checked, training_metadata
-from .training import TensorBatches, seed_everything, train, zero_last_layer
+from .training import Adam, TensorBatches, seed_everything, train, zero_last_layer
 from .validation import HoldOut, Score, quadrant_rmses, rmse, validation_record
 
 METHOD = "refine"
@@ -454,7 +454,7 @@ def train_refine(
                       f"{x.shape[-1]} pixels from " + ", ".join(f"{e.date.isoformat()} (reference "
                                                                 f"{e.reference.isoformat()})" for e in training)
                       + f"; {holdout.describe()}.")
-    optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
+    optimizer = Adam(net.parameters(), lr=params.lr)  # torch.optim.Adam's arithmetic (training.Adam)
     history = train(net, optimizer, TensorBatches(x, y, params.batch, params.seed), params.epochs,
                     torch.nn.functional.mse_loss, validate, params.patience, dev,
                     SubFeedback(feedback, 30.0, 100.0) if feedback else None, label="refine: ", bf16=True,

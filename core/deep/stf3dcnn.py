@@ -69,7 +69,7 @@ from ..tiles import Window
 from .coarse_noise import coarse_errors
 from .guided import build_branch, guided_radius
 from .modelfile import build_checked, training_metadata
-from .training import seed_everything, train, zero_last_layer
+from .training import Adam, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, plan_validation, read_block_data,
                          reference_plan, score, short_gaps_used, validation_record)
 
@@ -345,7 +345,7 @@ def train_stf3dcnn(
         feedback.info(f"STF3DCNN training on {describe_device(dev)}: {len(coarse)} sub-cubes of {size} x {size} "
                       f"pixels x {len(series.dates)} dates (random sub-sequences), pairs on "
                       + ", ".join(d.isoformat() for d in chosen))
-    optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
+    optimizer = Adam(net.parameters(), lr=params.lr)  # torch.optim.Adam's arithmetic (training.Adam)
     if dev.type == "cpu":  # channels-last for oneDNN's grouped 3D convolutions; back to contiguous after
         net.body = net.body.to(memory_format=torch.channels_last_3d)
     history = train(net, optimizer, batches, params.epochs, masked_mse, validate, params.patience, dev, feedback,

@@ -64,7 +64,7 @@ from ..series import SceneSeries, check_encodings
 from .common import (box_sum, downsample, patch_positions, read_image, read_window, upsample, upsample_window,
                      valid_lsr)
 from .modelfile import build_checked, training_metadata
-from .training import TensorBatches, seed_everything, train, zero_last_layer
+from .training import Adam, TensorBatches, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
     Score, quadrant_rmses, significant, validation_record
 
@@ -381,6 +381,7 @@ def train_stfdcnn(
     nlm = [build_network(params).to(dev) for _ in range(bands)]
     sr = build_network(params).to(dev)
     networks, histories = {}, {}
+    sr_scores: list = []  # the SR's validation per epoch: the full prediction with the final NLM CNNs
     steps = bands + 1
     for b in range(bands + 1):
         sub = SubFeedback(feedback, 100.0 * b / steps, 100.0 * (b + 1) / steps) if feedback else None
