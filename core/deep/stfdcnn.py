@@ -148,7 +148,7 @@ def _optimizer(net: Any, p: StfdcnnParams) -> Any:
     if p.optimizer == "adam":
         for g in groups:
             g["lr"] *= 10
-        return torch.optim.Adam(groups)
+        return Adam(groups)  # torch.optim.Adam's arithmetic without its import of the compiler (training.Adam)
     return torch.optim.SGD(groups, momentum=p.momentum)
 
 
@@ -395,7 +395,8 @@ def train_stfdcnn(
         else:
             name, net = "sr", sr
             x, y = _subimages(fine_images, params.patch, params.stride, excluded_fine, params.max_subimages, rng)
-            validate = (lambda: validation.full_score(nlm, sr)) if validation is not None else None
+            validate = (lambda: sr_scores.append(validation.full_score(nlm, sr)) or sr_scores[-1]) \
+                if validation is not None else None
         if dev.type == "cpu":  # channels-last for oneDNN (1.2x, 1.5x under bf16); back to contiguous after
             net.to(memory_format=torch.channels_last)
         history = train(net, _optimizer(net, params), TensorBatches(x, y, params.batch, params.seed + b),
@@ -408,7 +409,8 @@ def train_stfdcnn(
     record = {}
     if validation is not None:
         with torch.no_grad():
-            final = validation.full_score(nlm, sr)
+            # the kept SR epoch's score is this very prediction (every NLM CNN was final when the SR trained)
+            final = sr_scores[histories["sr"]["best_epoch"]]
             untrained = validation.full_score([build_network(params).to(dev) for _ in range(bands)],
                                               build_network(params).to(dev))
         improved = significant(final, untrained)
