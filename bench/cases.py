@@ -224,9 +224,15 @@ def _prepare_marginal(workdir: str) -> None:
     _prepare_cia_models(workdir)
 
 
-for _method in ("starfm", "estarfm", "fsdaf", "fitfc", "stfdcnn", "stfsr", "dcnn", "dcstfn"):
+def _prepare_marginal_stf3dcnn(workdir: str) -> None:
+    _prepare_marginal(workdir)
+    _prepare_cia17(workdir)  # its tiny STF3DCNN (trained on the 17-date series; speed only)
+
+
+for _method in ("starfm", "estarfm", "fsdaf", "fitfc", "stfdcnn", "stfsr", "dcnn", "dcstfn", "stf3dcnn"):
     case(f"{_method}_cia_marginal", f"{_method.upper()}, CIA size: one date, then three dates between the same two "
-         "pairs: the set-up and the marginal cost of a date (issue 28)", _prepare_marginal)(
+         "pairs: the set-up and the marginal cost of a date (issue 28)",
+         _prepare_marginal_stf3dcnn if _method == "stf3dcnn" else _prepare_marginal)(
         lambda w, m=_method: _marginal(w, m))
 
 
