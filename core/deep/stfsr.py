@@ -261,7 +261,11 @@ class Dictionary:
         patches = np.zeros((len(y), p * p))
         if textured.any():
             chosen, codes = omp(self.low, y[textured] / norm[textured, None], self.params.sparsity)
-            patches[textured] = np.einsum("ns,nsq->nq", codes, self.high[chosen]) * norm[textured, None]
+            rows = np.flatnonzero(textured)
+            for start in range(0, len(rows), _OMP_CHUNK):  # D_h a, a chunk of patches at a time (bounded memory)
+                part = slice(start, start + _OMP_CHUNK)
+                patches[rows[part]] = (np.einsum("ns,nsq->nq", codes[part], self.high[chosen[part]])
+                                       * norm[rows[part], None])
         total = np.zeros((h, w))
         count = np.zeros((h, w))
         grid = patches.reshape(len(ys), len(xs), p, p)
