@@ -66,6 +66,24 @@ def test_network_starts_from_dc_is_homogeneous_and_keeps_bands_apart():
         torch.testing.assert_close(net(y)[:, 1:], net(x)[:, 1:])
 
 
+def test_a_kept_start_skips_the_network_value_for_value():
+    """A zero last layer (untrained, or a model that kept its start) gives F(k) + dC_k without running the 3D
+    convolutions, the same values as running them; a trained-like or guided network runs."""
+    from stf_fusion.core.deep.stf3dcnn import _series_pass, is_identity
+
+    net = build_network(Stf3dcnnParams(depth=3, width=12), 6).eval()
+    coarse, fine_k = torch.rand(6, 5, 20, 24), torch.rand(6, 20, 24)
+    assert is_identity(net)
+    with torch.no_grad():
+        ran = fine_k[:, None] + net((coarse - coarse[:, 2:3])[None].contiguous(
+            memory_format=torch.channels_last_3d))[0]
+        np.testing.assert_array_equal(_series_pass(net, coarse, 2, fine_k).numpy(), ran.numpy())
+        torch.nn.init.normal_(net.body[-1].weight, std=0.3)
+        assert not is_identity(net)
+        assert not torch.equal(_series_pass(net, coarse, 2, fine_k), ran)
+    assert not is_identity(build_network(Stf3dcnnParams(guided=True, factor=4), 6))
+
+
 def test_guided_branch_starts_at_zero_reallocates_and_tiles(sample_on_fine_grid, tmp_path):
     """The guided allocation option (core/deep/guided.py): untrained it adds nothing; trained-like it is zero for
     no coarse change, homogeneous in the change, reads the fine reference, and tiles without seams."""

@@ -425,11 +425,22 @@ def _blend(plan: list[tuple[_dt.date, Any]], outputs: dict, t: int, dev: Any) ->
     return out
 
 
+def is_identity(net: Any) -> bool:
+    """True while the body's last layer (no bias) is zero and there is no guided branch (untrained, or a model that
+    kept its untrained start): net(dC) = dC + 0 value for value, so the convolutions need not run."""
+    if getattr(net, "branch", None) is not None:
+        return False
+    return not bool(net.body[-1].weight.detach().any())
+
+
 def _series_pass(net: Any, coarse: Any, k: int, fine_k: Any) -> Any:
     """F(k) + dC_k + net(dC_k) for every date: [B, T, h, w] from coarse [B, T, h, w] and fine_k [B, h, w]. On the
     CPU in channels-last layout, which oneDNN convolves 2.3 times as fast for these grouped 3D convolutions
-    (measured: 0.24 s vs 0.56 s for 17 x 256 x 256 x 6 on two cores)."""
+    (measured: 0.24 s vs 0.56 s for 17 x 256 x 256 x 6 on two cores). A network that is the identity
+    (:func:`is_identity`) is not run: F(k) + dC_k, the same values."""
     torch = import_torch()
+    if is_identity(net):
+        return fine_k[:, None] + (coarse - coarse[:, k:k + 1])
     change = (coarse - coarse[:, k:k + 1])[None]
     if getattr(net, "branch", None) is not None:
         change = torch.cat([change, fine_k[None, :, None].expand_as(change)], 1)
