@@ -482,6 +482,7 @@ def predict(
     dev = resolve_device(device)
     net = build_checked(lambda: build_network(params, series.grid.bands), weights["refine"], "refinement network")
     net = net.to(dev).eval()
+    identity = not (bool(net.last.weight.detach().any()) or bool(net.last.bias.detach().any()))
     with scratch_dir("refine", folder) as tmp:
         base_files = fuse_base(params.base, series, dates, os.path.join(tmp, "base"), scales, device,
                                SubFeedback(feedback, 0.0, 60.0) if feedback else None)
@@ -500,8 +501,11 @@ def predict(
             c, ok2 = read_item(series.coarse_at(date), tile.outer, scales)
             c_ref, ok3 = read_item(series.coarse_at(refs[date].date), tile.outer, scales)
             valid = valid & ok1 & ok2 & ok3
-            with torch.no_grad():
-                residual = net(torch.from_numpy(stack_inputs(p, f_ref, c, c_ref))[None].to(dev))[0].cpu().numpy()
+            if identity:  # g = 0 value for value: the base prediction (a model that kept its start)
+                residual = np.zeros_like(p)
+            else:
+                with torch.no_grad():
+                    residual = net(torch.from_numpy(stack_inputs(p, f_ref, c, c_ref))[None].to(dev))[0].cpu().numpy()
             r, cols = tile.inner_in_outer
             out = ((p + residual)[:, r, cols], valid[r, cols])
             if not model:
