@@ -105,3 +105,30 @@ def test_train_predict_chain_in_processing(provider, sample_on_fine_grid, tmp_pa
                                                         OUTPUT_FOLDER=str(tmp_path / "add")))["OUTPUT_FILES"]
     diff = np.abs(read_raw(files[0]).astype(int) - read_raw(additive[0]))
     assert diff.max() <= 1  # float32 arithmetic in another order: at most one stored unit
+
+
+def test_a_series_equals_each_date_alone(sample_on_fine_grid, tmp_path, monkeypatch):
+    """Issue 28: a tile's dates share the reference pairs' images as read, and the prediction runs its ReLUs in
+    place; with a trained-like network, two references and four tiles, every date of the series equals the date
+    predicted alone, value for value."""
+    import dataclasses
+    import functools
+
+    from stf_fusion.core.deep import dcnn
+
+    series = sample_on_fine_grid
+    params = DcnnParams(two_references=True)
+    net = build_network(params)
+    torch.manual_seed(5)
+    torch.nn.init.normal_(net.layers[4].weight, std=0.05)
+    meta = {"params": dataclasses.asdict(params), "halo": params.halo}
+    weights = {"dcnn": net.state_dict()}
+    monkeypatch.setattr(dcnn, "write_predictions", functools.partial(dcnn.write_predictions, tile_size=96))
+    dates = series.predict_dates
+    together = dcnn.predict(meta, weights, series, dates, str(tmp_path / "all"), 1e-4, "cpu")
+    for date, path in zip(dates, together):
+        alone = dcnn.predict(meta, weights, series, [date], str(tmp_path / date.isoformat()), 1e-4, "cpu")
+        np.testing.assert_array_equal(read_raw(path), read_raw(alone[0]))
+    untrained = dcnn.predict(meta, {"dcnn": build_network(params).state_dict()}, series, dates[:1],
+                             str(tmp_path / "u"), 1e-4, "cpu")
+    assert not np.array_equal(read_raw(untrained[0]), read_raw(together[0]))  # the network did run
