@@ -65,7 +65,7 @@ from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
 from .common import read_image, read_window
 from .modelfile import build_checked, training_metadata
-from .training import TensorBatches, seed_everything, train, zero_last_layer
+from .training import TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, BlockData, baseline_scores, one_reference_plan, plan_validation,
                          read_block_data, score, short_gaps_used, validation_record)
 
@@ -139,8 +139,7 @@ def stack_inputs(coarse_pred: Any, coarse_ref: Any, fine_ref: Any) -> Any:
 def is_identity(net: Any) -> bool:
     """True while the last layer is zero (untrained, or a model that kept its untrained start): the nine weights
     are then zero and the network's output F_ref + dC is computed without running it, value for value."""
-    last = net.layers[-1]
-    return not (bool(last.weight.detach().any()) or bool(last.bias.detach().any()))
+    return is_zero_layer(net.layers[-1])
 
 
 def predict_arrays(net: Any, params: DcnnParams, coarse_pred: Any, refs: list[tuple[Any, Any]]) -> Any:

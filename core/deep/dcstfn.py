@@ -76,7 +76,7 @@ from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
 from .common import patch_positions, read_image, read_window
 from .modelfile import build_checked, training_metadata
-from .training import TensorBatches, seed_everything, train, zero_last_layer
+from .training import TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, baseline_scores, one_reference_plan, plan_validation, read_block_data,
                          score, short_gaps_used, validation_record)
 
@@ -178,8 +178,7 @@ def is_identity(net: Any) -> bool:
     """True while R's last layer is zero (untrained, or a model that kept its untrained start): R(x) = 0 for any
     finite x, so the output F1 + (C2 - C1) + R(P) - R(fine(F1)) is the additive prediction value for value and the
     streams need not run."""
-    last = net.reconstruct[-1]
-    return not (bool(last.weight.detach().any()) or bool(last.bias.detach().any()))
+    return is_zero_layer(net.reconstruct[-1])
 
 
 def apply(net: Any, params: DcstfnParams, coarse_pred: Any, coarse_ref: Any, fine_ref: Any, y0: int = 0,

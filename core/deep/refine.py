@@ -100,7 +100,7 @@ from ..uncertainty import ERROR, band_rms, estimate, fit_error_model, novelty_fi
 from ..uncertainty import novelty as novelty_map
 from .common import patch_positions
 from .modelfile import build_checked, training_metadata
-from .training import Adam, TensorBatches, seed_everything, train, zero_last_layer
+from .training import Adam, TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import HoldOut, Score, quadrant_rmses, rmse, validation_record
 
 METHOD = "refine"
@@ -482,7 +482,7 @@ def predict(
     dev = resolve_device(device)
     net = build_checked(lambda: build_network(params, series.grid.bands), weights["refine"], "refinement network")
     net = net.to(dev).eval()
-    identity = not (bool(net.last.weight.detach().any()) or bool(net.last.bias.detach().any()))
+    identity = is_zero_layer(net.last)
     with scratch_dir("refine", folder) as tmp:
         base_files = fuse_base(params.base, series, dates, os.path.join(tmp, "base"), scales, device,
                                SubFeedback(feedback, 0.0, 60.0) if feedback else None)

@@ -69,7 +69,7 @@ from ..tiles import Window
 from .coarse_noise import coarse_errors
 from .guided import build_branch, guided_radius
 from .modelfile import build_checked, training_metadata
-from .training import Adam, seed_everything, train, zero_last_layer
+from .training import Adam, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, plan_validation, read_block_data,
                          reference_plan, score, short_gaps_used, validation_record)
 
@@ -430,7 +430,7 @@ def is_identity(net: Any) -> bool:
     kept its untrained start): net(dC) = dC + 0 value for value, so the convolutions need not run."""
     if getattr(net, "branch", None) is not None:
         return False
-    return not bool(net.body[-1].weight.detach().any())
+    return is_zero_layer(net.body[-1])
 
 
 def _series_pass(net: Any, coarse: Any, k: int, fine_k: Any) -> Any:

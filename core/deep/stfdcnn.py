@@ -64,7 +64,7 @@ from ..series import SceneSeries, check_encodings
 from .common import (box_sum, downsample, patch_positions, read_image, read_window, upsample, upsample_window,
                      valid_lsr)
 from .modelfile import build_checked, training_metadata
-from .training import Adam, TensorBatches, seed_everything, train, zero_last_layer
+from .training import Adam, TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
     Score, quadrant_rmses, significant, validation_record
 
@@ -231,9 +231,7 @@ def is_identity(net: Any) -> bool:
     value for value, and its convolutions need not run (the untrained model's validation and prediction). Any
     other callable (STFSR passes its own functions through the same fusion) is not skipped."""
     last = getattr(net, "conv3", None)
-    if last is None:
-        return False
-    return not (bool(last.weight.detach().any()) or bool(last.bias.detach().any()))
+    return last is not None and is_zero_layer(last)
 
 
 def _apply_nlm(nlm: list, low: Any) -> Any:
@@ -330,6 +328,15 @@ class _Validation:
         return score(predictions, data)
 
 
+def _recording(validate: Any, scores: list) -> Any:
+    """``validate`` that also appends each score it returns to ``scores`` (one per epoch, epoch 0 first)."""
+    def recorded():
+        scores.append(validate())
+        return scores[-1]
+
+    return recorded
+
+
 def train_stfdcnn(
     series: SceneSeries, pair_dates: list[_dt.date] | None, scale: float, params: StfdcnnParams,
     device: str = "auto", feedback: Feedback | None = None,
@@ -395,7 +402,7 @@ def train_stfdcnn(
         else:
             name, net = "sr", sr
             x, y = _subimages(fine_images, params.patch, params.stride, excluded_fine, params.max_subimages, rng)
-            validate = (lambda: sr_scores.append(validation.full_score(nlm, sr)) or sr_scores[-1]) \
+            validate = _recording(lambda: validation.full_score(nlm, sr), sr_scores) \
                 if validation is not None else None
         if dev.type == "cpu":  # channels-last for oneDNN (1.2x, 1.5x under bf16); back to contiguous after
             net.to(memory_format=torch.channels_last)

@@ -34,6 +34,14 @@ def zero_last_layer(layer: Any) -> None:
             layer.bias.zero_()
 
 
+def is_zero_layer(layer: Any) -> bool:
+    """True while ``layer``'s weights and bias are all zero (:func:`zero_last_layer`'s start, untrained or kept):
+    its output is then zero for any finite input, and a residual network ending in it is the identity, which the
+    predictions need not run."""
+    bias = layer.bias
+    return not (bool(layer.weight.detach().any()) or (bias is not None and bool(bias.detach().any())))
+
+
 def bf16_training(device: Any) -> bool:
     """Whether the training forward passes run in bfloat16 (autocast) on ``device``: on a CPU with native bfloat16
     arithmetic (AVX512-BF16 or AMX), unless ``STF_TRAIN_PRECISION=fp32``. Why: the convolutions of STFDCNN's and
