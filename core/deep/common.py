@@ -96,3 +96,20 @@ def box_sum(image: Any, window: int) -> Any:
     r = window // 2
     padded = torch.nn.functional.pad(image, (r, r, r, r))
     return torch.nn.functional.avg_pool2d(padded, window, stride=1) * (window * window)
+
+
+class TileCache:
+    """What the dates of one tile share (issue 28): ``write_predictions`` serves every date of a tile in turn, so a
+    value that depends only on the tile and a pair (a pair's images as read, its SR image, a network's pair part) is
+    computed for the first date and reused by the others. ``for_tile(key)`` returns the dict of values kept for
+    ``key`` (usually the tile's index; DCSTFN's (tile, pair), to keep one pair's large feature maps at a time) and
+    drops everything kept for an earlier key, so at most one key's values are held."""
+
+    def __init__(self) -> None:
+        self._key: Any = None
+        self._values: dict = {}
+
+    def for_tile(self, key: Any) -> dict:
+        if key != self._key:
+            self._key, self._values = key, {}
+        return self._values

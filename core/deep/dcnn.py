@@ -63,7 +63,7 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
-from .common import read_image, read_window
+from .common import TileCache, read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, BlockData, baseline_scores, one_reference_plan, plan_validation,
@@ -308,17 +308,15 @@ def predict(
             feedback.info(f"DCNN {date.isoformat()}: reference pair(s) "
                           + ", ".join(p.date.isoformat() for p in plans[date]))
 
-    read: dict = {}  # the reference pairs' images over the tile in progress (its dates share them, issue 28)
+    cache = TileCache()  # the reference pairs' images over the tile in progress (its dates share them, issue 28)
 
     def reference(ref, tile):
-        key = (tile.index, ref.date)
-        if key not in read:
-            if any(k[0] != tile.index for k in read):
-                read.clear()
+        read = cache.for_tile(tile.index)
+        if ref.date not in read:
             fine, v1 = read_window(ref, tile, scale)
             coarse, v2 = read_window(series.coarse_at(ref.date), tile, scale)
-            read[key] = (torch.from_numpy(fine).to(dev), torch.from_numpy(coarse).to(dev), v1 & v2)
-        return read[key]
+            read[ref.date] = (torch.from_numpy(fine).to(dev), torch.from_numpy(coarse).to(dev), v1 & v2)
+        return read[ref.date]
 
     def predict_tile(date, tile):
         coarse_pred, valid = read_window(series.coarse_at(date), tile, scale)

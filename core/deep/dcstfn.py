@@ -74,7 +74,7 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
-from .common import patch_positions, read_image, read_window
+from .common import TileCache, patch_positions, read_image, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, baseline_scores, one_reference_plan, plan_validation, read_block_data,
@@ -383,7 +383,7 @@ def predict(
     # (write_predictions serves every date of a tile in turn); kept for one tile and one pair at a time
     references = [series.nearest_pair(date).date for date in dates]
     sharing = len(set(references)) < len(references)
-    current: dict = {"key": None, "pair": {}, "inputs": None}
+    cache = TileCache()  # keyed by (tile, pair): one pair's feature maps at a time
 
     def predict_tile(date, tile):
         ref = series.nearest_pair(date)
@@ -392,10 +392,11 @@ def predict(
         def t(a):
             return torch.from_numpy(a).to(dev)
 
-        if current["key"] != (tile.index, ref.date):
+        current = cache.for_tile((tile.index, ref.date))
+        if not current:
             fine, v1 = read_window(ref, tile, scale)
             coarse, v2 = read_window(series.coarse_at(ref.date), tile, scale)
-            current.update(key=(tile.index, ref.date), pair={}, inputs=(t(coarse), t(fine), v1 & v2))
+            current.update(pair={}, inputs=(t(coarse), t(fine), v1 & v2))
         coarse, fine, pair_valid = current["inputs"]
         valid = valid & pair_valid
         with torch.no_grad():

@@ -61,8 +61,8 @@ from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
-from .common import (box_sum, downsample, patch_positions, read_image, read_window, upsample, upsample_window,
-                     valid_lsr)
+from .common import (TileCache, box_sum, downsample, patch_positions, read_image, read_window, upsample,
+                     upsample_window, valid_lsr)
 from .modelfile import build_checked, training_metadata
 from .training import Adam, TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
@@ -493,14 +493,11 @@ def predict(
             if feedback is not None:
                 feedback.info(f"STFDCNN {date.isoformat()}: pair(s) " + ", ".join(e.date.isoformat() for e in ends))
 
-    shared: dict = {}  # SR images of the pair ends for the tile in progress
-    current = {"tile": None}
+    cache = TileCache()  # SR images of the pair ends for the tile in progress (its dates share them)
 
     def predict_tile(date, tile):
         ends, fused_low = plans[date]
-        if current["tile"] != tile.index:  # write_predictions serves every date of a tile in turn
-            shared.clear()
-            current["tile"] = tile.index
+        shared = cache.for_tile(tile.index)
         _, valid = read_window(series.coarse_at(date), tile, scale)
         parts = []
         for e in ends:
