@@ -715,7 +715,9 @@ def _stfdcnn_spec() -> Spec:
         "images are the fine images downsampled bicubically by FACTOR (paper: 10). Each CNN starts as the identity "
         "(last layer zero), so EPOCHS = 0 saves the untrained model: the paper's fusion model (high-pass modulation "
         "+ change weights) on bicubic images. Validation predicts held-out pair dates through the real prediction "
-        "path; every network keeps its best epoch (possibly 0) and stops after PATIENCE epochs without improvement. "
+        "path; every network keeps its best epoch (possibly 0) and stops after PATIENCE epochs without improvement; "
+        "the trained networks replace the fusion model only when they beat it there by MIN_GAIN (5 %) and beyond "
+        "noise (a smaller gain on one held-out date was measured to carry no information on the other dates). "
         "The model file records its held-out RMSE beside its untrained start's and the naive and additive "
         "baselines'. Defaults train in about 10 s on the bundled sample on a CPU (at most 5 epochs per network: "
         "longer training sharpens the NLM CNNs' output, which helps large changes but adds noise to dates close to a "
@@ -753,6 +755,9 @@ def _stfdcnn_spec() -> Spec:
             Param("HPM_MAX", "float", "High-pass modulation bound", "The ratio T2 / T1 is used within [1 / bound, "
                   "bound] and where T1 >= 0.01; elsewhere the modulation is additive.", d.hpm_max, 1.01, 1000.0,
                   advanced=True),
+            Param("MIN_GAIN", "float", "Minimum held-out gain", "The trained networks replace the fusion model only "
+                  "when they beat it on the held-out dates by this share (0.05: 5 %) and beyond the score's noise; "
+                  "0: whenever they beat the noise.", d.min_gain, 0.0, 0.99, advanced=True),
         ),
         StfdcnnParams,
         "The pair dates to train the networks on, separated by commas; the other interior pairs are then the "

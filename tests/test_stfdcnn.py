@@ -103,9 +103,42 @@ def test_training_sub_images_are_capped():
 
 
 @pytest.fixture(scope="module")
-def trained(default_models, sample_on_fine_grid):
-    model = default_models["stfdcnn"]["trained"]
-    return sample_on_fine_grid, os.path.dirname(model), model, default_models["stfdcnn"]["meta"]
+def trained(sample_on_fine_grid, tmp_path_factory):
+    """Trained with the defaults but MIN_GAIN 0, so that the networks are kept (on the sample they gain 2.1 % on
+    the held-out date, less than the default 5 %: the default model is the fusion model, test_deep_quality.py) and
+    prediction, tiling and model files are tested with networks that run."""
+    from stf_fusion.core.deep.stfdcnn import train_stfdcnn
+
+    networks, meta = train_stfdcnn(sample_on_fine_grid, None, 1e-4, StfdcnnParams(min_gain=0.0), "cpu")
+    folder = tmp_path_factory.mktemp("stfdcnn_kept")
+    with OutputTransaction() as tx:
+        model, _, _ = write_model(str(folder / "stfdcnn.stfmodel"), "stfdcnn", networks, meta, tx)
+    return sample_on_fine_grid, str(folder), model, meta
+
+
+def test_networks_replace_the_fusion_model_only_beyond_min_gain(trained):
+    """MIN_GAIN: the trained networks are kept only when their held-out RMSE is at least MIN_GAIN below the
+    untrained model's (and beyond noise); otherwise every network is the untrained identity (last layer zero)."""
+    from stf_fusion.core.deep.stfdcnn import is_identity, train_stfdcnn
+
+    series, _, model, meta = trained
+    record = meta["validation"]
+    gain = 1 - record["rmse"] / record["untrained_rmse"]
+    assert record["best_epoch"] == 1 and 0 < gain < 0.05  # kept with MIN_GAIN 0 (2.1 % when measured)
+    _, weights = modelfile.load_model(model)
+    kept = []
+    for state in weights.values():
+        net = build_network(StfdcnnParams())
+        net.load_state_dict(state)
+        kept.append(not is_identity(net))
+    assert any(kept)
+    networks, meta_above = train_stfdcnn(series, None, 1e-4, StfdcnnParams(min_gain=gain + 0.002), "cpu")
+    assert meta_above["validation"]["best_epoch"] == 0
+    assert meta_above["validation"]["rmse"] == meta_above["validation"]["untrained_rmse"]
+    for state in networks.values():  # every network the identity: the fusion model
+        net = build_network(StfdcnnParams())
+        net.load_state_dict(state)
+        assert is_identity(net)
 
 
 def test_training_keeps_its_best_epochs_and_writes_its_curves(trained):
