@@ -7,7 +7,7 @@ PLUGIN_ID := stf_fusion
 STAMP     := $(VENV)/.setup-done
 QGIS_PROCESS := scripts/qgis_process
 
-.PHONY: setup test demo bench bench-learning paper-tables package plugin-link clean qgis-list
+.PHONY: setup test demo bench bench-learning bench-ceiling paper-tables package plugin-link clean qgis-list
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ bench: setup plugin-link
 # does learning pay? every method on the realistic simulator and the control generator -> bench/results/learning.md
 bench-learning: setup plugin-link
 	bash -c 'source scripts/env.sh && $(PY) -m bench.learning --output learning $(LEARNING_ARGS)'
+
+# how much of each learned start could a correction learned on other dates remove? -> bench/results/ceiling.md
+bench-ceiling: setup plugin-link
+	bash -c 'source scripts/env.sh && $(PY) -m bench.ceiling $(CEILING_ARGS)'
 
 # the seed papers' evaluation protocols on a 17-date CIA-like synthetic series -> bench/results/paper_tables.md
 paper-tables: setup plugin-link

@@ -22,7 +22,8 @@ applies on others. On a simulated series, whose truth is known on every date, tw
    images, so the series has 6-7 pairs instead of 3; the method, trained with its DEFAULT settings, predicts the
    other half, and is compared with its untrained start (EPOCHS=0) on those dates; then the halves swap.
 
-    python -m bench.ceiling --seeds 101 303 --starts additive stfdcnn --more-pairs dcnn stfdcnn
+    make bench-ceiling        # the README's figures (bench/results/ceiling.md; about 10 minutes on 2 cores)
+    python -m bench.ceiling --starts fsdaf estarfm blend --more-pairs --output ceiling_refine   # refine's bases
 """
 from __future__ import annotations
 
@@ -161,11 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--realism", default="realistic")
     ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[101, 303])
-    ap.add_argument("--starts", nargs="*", default=["additive", "stfdcnn"],
+    ap.add_argument("--seeds", type=int, nargs="+", default=[101, 303, 404])
+    ap.add_argument("--starts", nargs="*", default=["additive", "stfdcnn", "stf3dcnn"],
                     help="a learned method (its EPOCHS=0 start), or a base of the refinement: additive, a classic "
                          "method, blend")
-    ap.add_argument("--more-pairs", nargs="*", default=["dcnn", "stfdcnn"], help="learned methods")
+    ap.add_argument("--more-pairs", nargs="*", default=["dcnn", "stfdcnn", "stf3dcnn"], help="learned methods")
     ap.add_argument("--output", default="ceiling", help="results file stem in bench/results (empty: print only)")
     args = ap.parse_args(argv)
     lines, paired, records = [], [], []
