@@ -962,6 +962,9 @@ def _stf3dcnn_spec() -> Spec:
                   "model (a baseline).", d.epochs, 0, 100000),
             Param("PATIENCE", "int", "Early stopping patience", "Stop after this many epochs without a better "
                   "held-out RMSE (0: never early).", d.patience, 0, 100000, advanced=True),
+            Param("MIN_GAIN", "float", "Minimum held-out gain", "The kept epoch replaces the untrained start only "
+                  "when it beats it on the held-out dates by this share (0.05: 5 %) and beyond the score's noise; "
+                  "0: whenever it beats the noise.", d.min_gain, 0.0, 0.99, advanced=True),
             Param("DEPTH", "int", "Depth (convolution layers)", "Number of Conv3d layers (ablation of the paper).",
                   d.depth, 2, 64),
             Param("WIDTH", "int", "Width (filters)", "Filters per hidden layer (a multiple of the band count with "

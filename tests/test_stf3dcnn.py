@@ -281,3 +281,28 @@ def test_short_gap_validation_is_recorded(sample_on_fine_grid):
     _, meta = train_dcnn(sample_on_fine_grid, None, 1e-4, DcnnParams(epochs=1), "cpu")  # on by default
     assert meta["validation"]["short_gaps"] == [0.25, 0.5, 1.0]
     assert meta["validation"]["untrained_rmse"] == pytest.approx(meta["validation"]["additive_rmse"])
+
+
+def test_the_kept_epoch_replaces_the_start_only_beyond_min_gain(sample_on_fine_grid, monkeypatch):
+    """MIN_GAIN (default 5 %): an epoch kept by the noise-guarded selection must also beat the untrained start's
+    held-out RMSE by MIN_GAIN, else the untrained start is what the model holds. A stand-in for the training loop
+    changes the last layer and reports a 3 % held-out gain (0.02000 -> 0.01940): kept at MIN_GAIN 0.02, not at
+    the default 0.05."""
+    from stf_fusion.core.deep import stf3dcnn
+    from stf_fusion.core.deep.training import History
+
+    def fake_train(net, *args, **kwargs):
+        with torch.no_grad():
+            net.body[-1].weight.fill_(0.01)
+        return History(train=[1.0], validation=[0.02, 0.0194], best_epoch=1)
+
+    monkeypatch.setattr(stf3dcnn, "train", fake_train)
+    for min_gain, kept in ((0.02, True), (0.05, False)):
+        networks, meta = stf3dcnn.train_stf3dcnn(sample_on_fine_grid, 1e-4, Stf3dcnnParams(epochs=1, min_gain=min_gain),
+                                                 "cpu")
+        net = build_network(Stf3dcnnParams(), 6)
+        net.load_state_dict(networks["stf3dcnn"])
+        assert stf3dcnn.is_identity(net) is not kept, min_gain
+        record = meta["validation"]
+        assert record["best_epoch"] == (1 if kept else 0)
+        assert record["rmse"] == pytest.approx(0.0194 if kept else 0.02)
