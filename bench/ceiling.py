@@ -133,7 +133,7 @@ def more_pairs(series, truth: dict, method: str, folder: str) -> dict:
 
     trained, untrained, seconds, pairs = [], [], 0.0, []
     predicted = series.predict_dates
-    coarse = [series.coarse_at(d).path for d in series.dates]
+    coarse = [c.path for c in series.coarse]
     for half in (0, 1):
         extra = predicted[half::2]
         fine = sorted([(p.date, p.path) for p in series.fine] + [(d, truth[d.isoformat()]) for d in extra])

@@ -22,6 +22,15 @@ def read_window(item: DatedRaster, tile: Any, scale: float) -> tuple[np.ndarray,
     return read_item(item, tile.outer, scale)
 
 
+def read_pair_window(series: Any, pair: DatedRaster, tile: Any, scale: float, device: Any) -> tuple[Any, Any, Any]:
+    """A pair's fine and coarse images over the tile's outer window as tensors on ``device`` [B, h, w], and where
+    both are valid [h, w] (NumPy)."""
+    torch = import_torch()
+    fine, v1 = read_window(pair, tile, scale)
+    coarse, v2 = read_window(series.coarse_at(pair.date), tile, scale)
+    return torch.from_numpy(fine).to(device), torch.from_numpy(coarse).to(device), v1 & v2
+
+
 def lsr_shape(height: int, width: int, factor: int) -> tuple[int, int]:
     """Size of the low-spatial-resolution grid: ceil(size / factor)."""
     return math.ceil(height / factor), math.ceil(width / factor)

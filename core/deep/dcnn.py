@@ -63,7 +63,7 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
-from .common import TileCache, read_image, read_window
+from .common import TileCache, read_image, read_pair_window, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, BlockData, baseline_scores, one_reference_plan, plan_validation,
@@ -313,9 +313,7 @@ def predict(
     def reference(ref, tile):
         read = cache.for_tile(tile.index)
         if ref.date not in read:
-            fine, v1 = read_window(ref, tile, scale)
-            coarse, v2 = read_window(series.coarse_at(ref.date), tile, scale)
-            read[ref.date] = (torch.from_numpy(fine).to(dev), torch.from_numpy(coarse).to(dev), v1 & v2)
+            read[ref.date] = read_pair_window(series, ref, tile, scale, dev)
         return read[ref.date]
 
     def predict_tile(date, tile):

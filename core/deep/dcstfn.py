@@ -74,7 +74,7 @@ from ..feedback import Feedback
 from ..fusion import series_value_range, write_predictions
 from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
-from .common import TileCache, patch_positions, read_image, read_window
+from .common import TileCache, patch_positions, read_image, read_pair_window, read_window
 from .modelfile import build_checked, training_metadata
 from .training import TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
 from .validation import (SHORT_GAP_NOTE, baseline_scores, one_reference_plan, plan_validation, read_block_data,
@@ -388,19 +388,13 @@ def predict(
     def predict_tile(date, tile):
         ref = series.nearest_pair(date)
         coarse_pred, valid = read_window(series.coarse_at(date), tile, scale)
-
-        def t(a):
-            return torch.from_numpy(a).to(dev)
-
         current = cache.for_tile((tile.index, ref.date))
         if not current:
-            fine, v1 = read_window(ref, tile, scale)
-            coarse, v2 = read_window(series.coarse_at(ref.date), tile, scale)
-            current.update(pair={}, inputs=(t(coarse), t(fine), v1 & v2))
-        coarse, fine, pair_valid = current["inputs"]
+            current.update(pair={}, inputs=read_pair_window(series, ref, tile, scale, dev))
+        fine, coarse, pair_valid = current["inputs"]
         valid = valid & pair_valid
         with torch.no_grad():
-            out = apply(net, params, t(coarse_pred), coarse, fine, tile.outer.y, tile.outer.x,
+            out = apply(net, params, torch.from_numpy(coarse_pred).to(dev), coarse, fine, tile.outer.y, tile.outer.x,
                         current["pair"] if sharing else None, channels_last)
         r, c = tile.inner_in_outer
         return out[:, r, c].cpu().numpy(), valid[r, c]

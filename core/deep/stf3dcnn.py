@@ -74,9 +74,9 @@ from ..tiles import Window
 from .coarse_noise import coarse_errors
 from .guided import build_branch, guided_radius
 from .modelfile import build_checked, training_metadata
-from .training import Adam, is_zero_layer, seed_everything, train, zero_last_layer
-from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, plan_validation, read_block_data,
-                         reference_plan, score, short_gaps_used, validation_record)
+from .training import Adam, copy_state, is_zero_layer, seed_everything, train, zero_last_layer
+from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, meets_min_gain, plan_validation,
+                         read_block_data, reference_plan, score, short_gaps_used, validation_record)
 
 METHOD = "stf3dcnn"
 TIME_WEIGHTS = ("off", "distance", "change")
@@ -356,12 +356,12 @@ def train_stf3dcnn(
     optimizer = Adam(net.parameters(), lr=params.lr)  # torch.optim.Adam's arithmetic (training.Adam)
     if dev.type == "cpu":  # channels-last for oneDNN's grouped 3D convolutions; back to contiguous after
         net.body = net.body.to(memory_format=torch.channels_last_3d)
-    start = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    start = copy_state(net)
     history = train(net, optimizer, batches, params.epochs, masked_mse, validate, params.patience, dev, feedback,
                     label="stf3dcnn: ", bf16=True)
     net.body = net.body.to(memory_format=torch.contiguous_format)
-    kept = history.validation[history.best_epoch] if history.best_epoch else None
-    if kept is not None and kept > (1.0 - params.min_gain) * history.validation[0]:
+    kept = history.validation[history.best_epoch]
+    if history.best_epoch and not meets_min_gain(kept, history.validation[0], params.min_gain):
         # the kept epoch beat the noise but not MIN_GAIN: the untrained start (after training, not per epoch, so
         # early stopping still follows the noise-guarded best epoch)
         if feedback is not None:

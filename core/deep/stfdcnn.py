@@ -72,8 +72,8 @@ from .common import (TileCache, box_sum, downsample, patch_positions, read_image
                      upsample_window, valid_lsr)
 from .modelfile import build_checked, training_metadata
 from .training import Adam, TensorBatches, is_zero_layer, seed_everything, train, zero_last_layer
-from .validation import BlockData, HoldOut, baseline_scores, plan_holdout, read_block_data, rmse, score, \
-    Score, quadrant_rmses, significant, validation_record
+from .validation import BlockData, HoldOut, baseline_scores, meets_min_gain, plan_holdout, read_block_data, rmse, \
+    score, Score, quadrant_rmses, significant, validation_record
 
 METHOD = "stfdcnn"
 HPM_MIN = 0.01
@@ -430,7 +430,7 @@ def train_stfdcnn(
             final = sr_scores[histories["sr"]["best_epoch"]]
             untrained = validation.full_score([build_network(params).to(dev) for _ in range(bands)],
                                               build_network(params).to(dev))
-        improved = significant(final, untrained) and final <= (1.0 - params.min_gain) * untrained
+        improved = significant(final, untrained) and meets_min_gain(final, untrained, params.min_gain)
         record = validation_record(holdout, [untrained, final], 1 if improved else 0, scores)
         if not improved:  # the networks did not pay on the held-out task: keep the untrained model
             networks = {name: build_network(params).state_dict() for name in networks}

@@ -181,7 +181,7 @@ def train(
     the score's noise (:func:`.validation.significant`). With ``bf16`` the forward passes of training run under
     bfloat16 autocast where :func:`bf16_training` allows it (validation stays float32). With ``min_gain`` an epoch
     beyond 0 must also beat the untrained start by at least that share of its score (e.g. 0.05: 5 %)."""
-    from .validation import significant
+    from .validation import meets_min_gain, significant
 
     torch = import_torch()
     history = History()
@@ -193,7 +193,7 @@ def train(
         scores.append(_validate(model, validate))
         validation_seconds = time.perf_counter() - tick
         history.validation.append(float(scores[0]))
-        best_state = _copy_state(model)
+        best_state = copy_state(model)
         if feedback is not None:
             feedback.info(f"{label}epoch 0 (untrained): validation RMSE {history.validation[0]:.5f}")
     start = time.perf_counter()
@@ -238,10 +238,10 @@ def train(
             better = history.validation[-1] < history.validation[history.best_epoch]
             if better and noise_guard and not significant(scores[-1], scores[0]):
                 better = False
-            if better and history.validation[-1] > (1.0 - min_gain) * history.validation[0]:
+            if better and not meets_min_gain(history.validation[-1], history.validation[0], min_gain):
                 better = False
             if better:
-                history.best_epoch, best_state, since_best = epoch + 1, _copy_state(model), 0
+                history.best_epoch, best_state, since_best = epoch + 1, copy_state(model), 0
             else:
                 since_best += 1
         if feedback is not None:
@@ -272,5 +272,6 @@ def _validate(model: Any, validate: Callable[[], float]) -> float:
     return value if math.isfinite(float(value)) else float("inf")
 
 
-def _copy_state(model: Any) -> dict[str, Any]:
+def copy_state(model: Any) -> dict[str, Any]:
+    """A detached copy of ``model``'s state dict (to restore it later with ``load_state_dict``)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -176,6 +176,12 @@ def quadrant_rmses(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> li
             for rows in (slice(0, h // 2), slice(h // 2, h)) for cols in (slice(0, w // 2), slice(w // 2, w))]
 
 
+def meets_min_gain(candidate: float, start: float, min_gain: float) -> bool:
+    """True when ``candidate`` is at least ``min_gain`` (a share, e.g. 0.05) below ``start``: the minimum held-out
+    gain a trained model needs to replace its untrained start (STFDCNN, STF3DCNN, the refinement)."""
+    return candidate <= (1.0 - min_gain) * start
+
+
 def significant(candidate: float, start: float) -> bool:
     """True when ``candidate`` beats ``start`` by more than the noise: the mean of the per-part improvements
     exceeds twice its standard error (both :class:`Score` with parts of the same targets and quadrants); plain
