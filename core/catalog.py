@@ -1139,10 +1139,11 @@ def _methods(values: Values) -> list[str]:
 
 
 def _learned_methods_asked(values: Values) -> bool:
-    """Cross-validation and fuse_auto need torch only when METHODS names a learned method."""
-    from .crossval import LEARNED
+    """Cross-validation and fuse_auto need torch only when METHODS names a learned method or STFDCNN's fusion
+    model (fuse_auto's default members include the fusion model only where torch is installed)."""
+    from .crossval import NEEDS_TORCH
 
-    return any(m in LEARNED for m in _methods(values))
+    return any(m in NEEDS_TORCH for m in _methods(values))
 
 
 def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
@@ -1164,7 +1165,7 @@ def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
 
 
 def _cross_validate_spec() -> Spec:
-    from .crossval import DEFAULT_METHODS, LEARNED, METHODS
+    from .crossval import DEFAULT_METHODS, FUSION_MODEL, LEARNED, METHODS
 
     return Spec(
         "cross_validate", "Which method suits this scene? (cross-validation)", "evaluation",
@@ -1178,8 +1179,9 @@ def _cross_validate_spec() -> Spec:
         "and the two-pair methods are left out. Coarse images must be on the fine grid (stf:resample_coarse).",
         _series_params(predict_dates=False) + (
             Param("METHODS", "string", "Methods", "The methods to compare, separated by commas, among "
-                  + ", ".join(METHODS) + "; the learned ones (" + ", ".join(LEARNED) + ") are trained on each "
-                  "fold's pairs first, with their default settings (slower).", ",".join(DEFAULT_METHODS)),
+                  + ", ".join(METHODS) + "; " + FUSION_MODEL + " is STFDCNN's fusion model without its CNNs (no "
+                  "training); the learned ones (" + ", ".join(LEARNED) + ") are trained on each fold's pairs "
+                  "first, with their default settings (slower). The last two need PyTorch.", ",".join(DEFAULT_METHODS)),
             _device(), _SCHEDULER,
             Param("OUTPUT_CSV", "file_out", "Cross-validation table", "One row per held-out date and method (RMSE, "
                   "MAE, SSIM, CC, SAM, ERGAS, rank), then the mean RMSE and mean rank of each method.",
@@ -1196,7 +1198,7 @@ def _run_fuse_auto(values: Values, feedback: Feedback) -> dict:
     from .auto import fuse_auto
 
     series, dates, folder, scale = prediction_inputs(values)
-    methods = tuple(m.strip() for m in (values.get("METHODS") or "").split(",") if m.strip())
+    methods = tuple(_methods(values)) or None  # empty: the default members
     result = fuse_auto(series, dates, folder, scale, methods, values["CHOICE"], bool(values["UNCERTAINTY"]),
                        values["DEVICE"], feedback)
     return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": result.files, "OUTPUT_ERRORS": result.errors,
@@ -1204,25 +1206,31 @@ def _run_fuse_auto(values: Values, feedback: Feedback) -> dict:
 
 
 def _fuse_auto_spec() -> Spec:
-    from .auto import CHOICES, MEMBERS
+    from .auto import CHOICES, MEMBERS, POOL_RATIO
     from .crossval import METHODS
+    from .fusion import FUSION_MODEL
 
     return Spec(
         "fuse_auto", "Best prediction (cross-validated choice or blend)", "classic",
         "This product's own method: the scene's leave-one-pair-out cross-validation turned into the prediction. "
         "Each interior pair (with two pairs: each pair) is held out and predicted by every member method; then "
-        "CHOICE=auto (default) predicts with equal weights over the members whose held-out RMSE is within 3x of the "
-        "best (measured better than fitted weights on the control and the realistic simulator: with few held-out "
-        "pairs fitted weights follow those dates), CHOICE=blend with a per-band blend of the members, w >= 0 and "
+        "CHOICE=auto (default) predicts with the trimmed mean of the members whose held-out RMSE is within "
+        f"{POOL_RATIO:g}x of the best (per pixel and band the lowest and the highest member value are left out, "
+        "then the others averaged; measured better than fitted weights, the best member by cross-validation and "
+        "the plain mean on the control and the realistic simulator: with few held-out pairs, predicted across the "
+        "widest gap of the series, the held-out pairs do not rank the members as the dates a user predicts do), "
+        "CHOICE=blend with a per-band blend of the members, w >= 0 and "
         "sum w = 1, fitted on the held-out pairs (never worse than its best member there), CHOICE=best with the "
         "member of the lowest held-out RMSE. Writes auto_<date>.tif, an estimated error per pixel "
         "(uncertainty/auto_<date>_error.tif: the members' spread and the coarse change, calibrated on the held-out "
         "pairs) and auto_members.csv (each member's held-out RMSE and weights). Needs at least two pairs.",
         _series_params() + (
             Param("METHODS", "string", "Members", "The methods to choose among or blend, separated by commas (among "
-                  + ", ".join(METHODS) + "; learned ones are trained per fold, slower).", ",".join(MEMBERS)),
-            Param("CHOICE", "enum", "Choice", "auto: equal weights over the members within 3x of the best held-out "
-                  "RMSE; blend: weights fitted on the held-out pairs; best: the best member.", "auto",
+                  + ", ".join(METHODS) + "; learned ones are trained per fold, slower). Empty (default): "
+                  + ", ".join(MEMBERS) + ", and " + FUSION_MODEL + " (STFDCNN's fusion model without its CNNs, no "
+                  "training) where PyTorch is installed.", "", optional=True),
+            Param("CHOICE", "enum", "Choice", f"auto: the trimmed mean of the members within {POOL_RATIO:g}x of the "
+                  "best held-out RMSE; blend: weights fitted on the held-out pairs; best: the best member.", "auto",
                   options=CHOICES),
             Param("UNCERTAINTY", "bool", "Estimate the error", "Write the per-pixel error estimate.", True),
             _device(), _MAX_NODATA, _SCHEDULER,

@@ -34,11 +34,13 @@ import numpy as np
 
 from .errors import InputError
 from .feedback import Feedback, SubFeedback, check_cancel
+from .fusion import FUSION_MODEL  # STFDCNN's fusion model without its CNNs (no training; needs torch)
 from .series import SceneSeries, build_series, read_item
 
 DEFAULT_METHODS = ("naive", "additive", "starfm", "estarfm", "fsdaf", "fitfc")  # run unless METHODS says otherwise
 LEARNED = ("stfsr", "stfdcnn", "dcnn", "stf3dcnn", "dcstfn")  # trained on each fold's pairs first (slower)
-METHODS = DEFAULT_METHODS + LEARNED  # what cross_validate can run, each with its default settings
+NEEDS_TORCH = LEARNED + (FUSION_MODEL,)
+METHODS = DEFAULT_METHODS + (FUSION_MODEL,) + LEARNED  # what cross_validate can run, each with its defaults
 TWO_PAIRS = {"estarfm"}
 
 
@@ -98,7 +100,7 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
     the caller owns and removes) they are written there and kept, their paths in each row's ``prediction`` and
     the held-out fine image's in ``reference``."""
     from .evaluation import evaluate_files
-    from .fusion import fuse_method
+    from .fusion import fuse_member
     from .raster import scratch_dir
     from .series import as_scales, require_fine_grid
 
@@ -136,15 +138,8 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
                 step = k * len(methods) + j
                 sub = SubFeedback(feedback, 100.0 * step / steps, 100.0 * (step + 1) / steps) if feedback else None
                 out = os.path.join(tmp, f"{held.isoformat()}_{method}")
-                if method in LEARNED:  # trained on this fold's pairs (the held-out one is not in the fold)
-                    from .deep.api import predict_trained, train_method
-
-                    networks, meta = train_method(method, fold, scales, None, device,
-                                                  SubFeedback(sub, 0.0, 90.0) if sub else None)
-                    prediction = predict_trained(method, networks, meta, fold, [held], out, scales, device,
-                                                 SubFeedback(sub, 90.0, 100.0) if sub else None)[0]
-                else:
-                    prediction = fuse_method(method, fold, [held], out, scales, device=device, feedback=sub)[0]
+                # a learned method is trained on this fold's pairs (the held-out one is not in the fold)
+                prediction = fuse_member(method, fold, [held], out, scales, device, sub)[0]
                 evaluation = evaluate_files([prediction], [reference], scale=scales.fine, keep_details=False)
                 row = next(r for r in evaluation.rows if r["band"] == "all")
                 result.rows.append({"held_out": held.isoformat(), "method": method,

@@ -242,6 +242,35 @@ def fuse_method(method: str, series: SceneSeries, dates: list[_dt.date], folder:
                           starfm if method == "estarfm" else None)
 
 
+FUSION_MODEL = "stfdcnn_fusion"  # STFDCNN's fusion model without its CNNs: no training, needs torch
+
+
+def fuse_member(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
+                scale: "float | Encoding | Scales", device: str = "auto",
+                feedback: Feedback | None = None) -> list[str]:
+    """Predict ``dates`` with any method by name and its default settings, as stf:fuse_auto's members and the
+    cross-validation run them: a benchmark or classic method (:func:`fuse_method`); :data:`FUSION_MODEL`,
+    STFDCNN's fusion model (its untrained networks are identities, so none runs: the LSR- and fine-level
+    high-pass modulation of the paper, no training); or a learned method, trained on the pairs of ``series``
+    first (the held-out pair of a fold is not among them)."""
+    from .crossval import LEARNED
+    from .feedback import SubFeedback
+
+    if method == FUSION_MODEL or method in LEARNED:
+        from .deep.api import predict_trained, train_method
+
+        if method == FUSION_MODEL:
+            from .deep.stfdcnn import fusion_model
+
+            networks, meta = fusion_model(series.grid.bands)
+            return predict_trained("stfdcnn", networks, meta, series, dates, folder, scale, device, feedback)
+        networks, meta = train_method(method, series, scale, None, device,
+                                      SubFeedback(feedback, 0.0, 90.0) if feedback else None)
+        return predict_trained(method, networks, meta, series, dates, folder, scale, device,
+                               SubFeedback(feedback, 90.0, 100.0) if feedback else None)
+    return fuse_method(method, series, dates, folder, scale, device=device, feedback=feedback)
+
+
 def _fuse_once(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
                scale: "float | Encoding | Scales", params: object = None, device: str = "auto",
                feedback: Feedback | None = None) -> list[str]:

@@ -30,6 +30,9 @@ def test_torch_is_really_unimportable_there():
     with pytest.raises(ImportError):
         import torch  # noqa: F401  (pyflakes: the import is the test)
     assert not torch_importable() and is_numpy(backend())
+    from stf_fusion.core.auto import MEMBERS, default_members
+
+    assert default_members() == MEMBERS  # fuse_auto's default members: STFDCNN's fusion model needs torch
 
 
 @pytest.mark.skipif(BLOCKED, reason="starts the torch-less run itself")
