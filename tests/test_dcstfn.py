@@ -153,3 +153,33 @@ def test_train_predict_chain_in_processing(provider, sample_on_fine_grid, tmp_pa
                                                         OUTPUT_FOLDER=str(tmp_path / "a")))["OUTPUT_FILES"]
     difference = np.abs(read_raw(files[0]).astype(int) - read_raw(additive[0]).astype(int))
     assert difference.max() <= 1  # the untrained network is the additive baseline (float rounding)
+
+
+def test_the_kept_epoch_replaces_the_start_only_beyond_min_gain(sample_on_fine_grid, monkeypatch):
+    """MIN_GAIN (default 5 %): an epoch kept by the noise-guarded selection must also beat the untrained start's
+    held-out RMSE by MIN_GAIN, else the model holds the untrained start (the additive baseline). A stand-in for the
+    training loop changes the last layer and reports a 3 % held-out gain (0.02000 -> 0.01940): kept at MIN_GAIN
+    0.02, not at the default 0.05."""
+    from stf_fusion.core.deep import dcstfn
+    from stf_fusion.core.deep.training import History
+
+    def fake_train(net, *args, **kwargs):
+        with torch.no_grad():
+            for layer in net.reconstruct:
+                if isinstance(layer, torch.nn.Conv2d):
+                    layer.weight.fill_(0.01)
+        return History(train=[1.0], validation=[0.02, 0.0194], best_epoch=1)
+
+    monkeypatch.setattr(dcstfn, "train", fake_train)
+    assert DcstfnParams().min_gain == 0.05
+    for min_gain, kept in ((0.02, True), (0.05, False)):
+        networks, meta = dcstfn.train_dcstfn(sample_on_fine_grid, None, 1e-4, DcstfnParams(epochs=1, min_gain=min_gain),
+                                             "cpu")
+        net = build_network(DcstfnParams(factor=meta["params"]["factor"]))
+        net.load_state_dict(networks["dcstfn"])
+        assert dcstfn.is_identity(net) is not kept, min_gain
+        record = meta["validation"]
+        assert record["best_epoch"] == (1 if kept else 0)
+        assert record["rmse"] == pytest.approx(0.0194 if kept else 0.02)
+    with pytest.raises(InputError, match="minimum held-out gain"):
+        DcstfnParams(min_gain=1.0).validate()
