@@ -106,11 +106,11 @@ def trimmed_mean(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     values = np.asarray(values, dtype=np.float64)
     ok = np.ones(values.shape, bool) if valid is None else np.broadcast_to(valid, values.shape)
     count = ok.sum(axis=0)
-    total = np.where(ok, values, 0.0).sum(axis=0)
     trim = count >= 3
-    low = np.where(trim, np.where(ok, values, np.inf).min(axis=0), 0.0)
-    high = np.where(trim, np.where(ok, values, -np.inf).max(axis=0), 0.0)
-    kept = total - low - high
+    # reductions with where=: no masked copies of the members' stack (a tile's largest array)
+    low = np.where(trim, np.min(values, axis=0, where=ok, initial=np.inf), 0.0)
+    high = np.where(trim, np.max(values, axis=0, where=ok, initial=-np.inf), 0.0)
+    kept = np.sum(values, axis=0, where=ok) - low - high
     return kept / np.maximum(np.where(trim, count - 2, count), 1)
 
 
