@@ -84,9 +84,10 @@ from ..series import SceneSeries, check_encodings
 from .coarse_noise import CoarseErrors, coarse_errors
 from .common import TileCache, patch_positions, read_image, read_pair_window, read_window
 from .modelfile import build_checked, training_metadata
-from .training import TensorBatches, copy_state, is_zero_layer, seed_everything, train, zero_last_layer
-from .validation import (SHORT_GAP_NOTE, baseline_scores, meets_min_gain, one_reference_plan, plan_validation,
-                         read_block_data, score, short_gaps_used, validation_record)
+from .training import (TensorBatches, copy_state, is_zero_layer, restore_start_below_min_gain, seed_everything,
+                       train, zero_last_layer)
+from .validation import (SHORT_GAP_NOTE, baseline_scores, one_reference_plan, plan_validation, read_block_data,
+                         score, short_gaps_used, validation_record)
 
 METHOD = "dcstfn"
 
@@ -270,16 +271,8 @@ def train_dcstfn(
     start = copy_state(net)
     history = train(net, optimizer, batches, params.epochs, torch.nn.functional.mse_loss, validate,
                     params.patience, dev, feedback, label="dcstfn: ")
-    kept = history.validation[history.best_epoch] if history.validation else 0.0
-    if history.validation and history.best_epoch and not meets_min_gain(kept, history.validation[0], params.min_gain):
-        # the kept epoch beat the noise but not MIN_GAIN: the untrained start (after training, as STF3DCNN, so
-        # early stopping still follows the noise-guarded best epoch)
-        if feedback is not None:
-            feedback.info(f"DCSTFN keeps its untrained start (the additive baseline): epoch {history.best_epoch} "
-                          f"gained {100 * (1 - kept / history.validation[0]):.1f} % on the held-out dates, less "
-                          f"than MIN_GAIN ({100 * params.min_gain:.0f} %).")
-        net.load_state_dict(start)
-        history.best_epoch = 0
+    restore_start_below_min_gain(net, start, history, params.min_gain, feedback,
+                                 "DCSTFN keeps its untrained start (the additive baseline)")
     metadata = training_metadata(grid, scale, params, params.halo, [p.date for p in pairs],
                                  {"dcstfn": history.as_dict()}, dev, patch=size,
                                  validation=validation_record(holdout, history.validation, history.best_epoch,

@@ -74,9 +74,10 @@ from ..tiles import Window
 from .coarse_noise import coarse_errors
 from .guided import build_branch, guided_radius
 from .modelfile import build_checked, training_metadata
-from .training import Adam, copy_state, is_zero_layer, seed_everything, train, zero_last_layer
-from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, meets_min_gain, plan_validation,
-                         read_block_data, reference_plan, score, short_gaps_used, validation_record)
+from .training import Adam, copy_state, is_zero_layer, restore_start_below_min_gain, seed_everything, train, \
+    zero_last_layer
+from .validation import (SHORT_GAP_NOTE, HoldOut, add_short_gaps, baseline_scores, plan_validation, read_block_data,
+                         reference_plan, score, short_gaps_used, validation_record)
 
 METHOD = "stf3dcnn"
 TIME_WEIGHTS = ("off", "distance", "change")
@@ -360,16 +361,7 @@ def train_stf3dcnn(
     history = train(net, optimizer, batches, params.epochs, masked_mse, validate, params.patience, dev, feedback,
                     label="stf3dcnn: ", bf16=True)
     net.body = net.body.to(memory_format=torch.contiguous_format)
-    kept = history.validation[history.best_epoch]
-    if history.best_epoch and not meets_min_gain(kept, history.validation[0], params.min_gain):
-        # the kept epoch beat the noise but not MIN_GAIN: the untrained start (after training, not per epoch, so
-        # early stopping still follows the noise-guarded best epoch)
-        if feedback is not None:
-            feedback.info(f"STF3DCNN keeps its untrained start: epoch {history.best_epoch} gained "
-                          f"{100 * (1 - kept / history.validation[0]):.1f} % on the held-out dates, less than "
-                          f"MIN_GAIN ({100 * params.min_gain:.0f} %).")
-        net.load_state_dict(start)
-        history.best_epoch = 0
+    restore_start_below_min_gain(net, start, history, params.min_gain, feedback, "STF3DCNN keeps its untrained start")
     metadata = training_metadata(grid, scale, params, params.spatial_radius, chosen,
                                  {"stf3dcnn": history.as_dict()}, dev,
                                  training_dates=[d.isoformat() for d in series.dates],

@@ -275,3 +275,23 @@ def _validate(model: Any, validate: Callable[[], float]) -> float:
 def copy_state(model: Any) -> dict[str, Any]:
     """A detached copy of ``model``'s state dict (to restore it later with ``load_state_dict``)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def restore_start_below_min_gain(model: Any, start: dict[str, Any], history: "History", min_gain: float,
+                                 feedback: Feedback | None, name: str) -> None:
+    """After training: when the kept epoch beat the noise but not ``min_gain`` (:func:`.validation.meets_min_gain`
+    against the untrained epoch 0), load the untrained ``start`` back into ``model`` and record epoch 0 as kept.
+    Checked after training, not per epoch (train()'s ``min_gain``), so early stopping still follows the
+    noise-guarded best epoch. ``name`` begins the message, e.g. "DCSTFN keeps its untrained start"."""
+    from .validation import meets_min_gain
+
+    if not history.validation or not history.best_epoch:
+        return
+    kept, untrained = history.validation[history.best_epoch], history.validation[0]
+    if meets_min_gain(kept, untrained, min_gain):
+        return
+    if feedback is not None:
+        feedback.info(f"{name}: epoch {history.best_epoch} gained {100 * (1 - kept / untrained):.1f} % on the "
+                      f"held-out dates, less than MIN_GAIN ({100 * min_gain:.0f} %).")
+    model.load_state_dict(start)
+    history.best_epoch = 0
