@@ -53,6 +53,15 @@ echo "== stf:fuse_additive: nearest fine image + coarse change (the untrained st
 "$QP" --json run stf:fuse_additive -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
     > "$OUT/fuse_additive.json"
 
+echo "== stf:fuse_auto (defaults): the best prediction without expertise, with a per-pixel error estimate"
+"$QP" --json run stf:fuse_auto -- "${fine[@]}" "${coarse[@]}" OUTPUT_FOLDER="$OUT/predictions" \
+    > "$OUT/fuse_auto.json"
+"$ROOT/.venv/bin/python" - "$OUT/fuse_auto.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print(f"  {len(r['OUTPUT_FILES'])} dates, {r['CHOSEN']}; error estimates in predictions/uncertainty/")
+PY
+
 # Deep methods with their DEFAULT settings (early stopping on held-out pairs), and with EPOCHS=0: the untrained
 # model each one starts from, predicted into $OUT/untrained for the comparison below.
 train() {  # train(method)
@@ -117,6 +126,28 @@ stfsr, _ = mean_rmse(f"{out}/predictions/stfsr_*.tif")
 stfdcnn, _ = mean_rmse(f"{out}/predictions/stfdcnn_*.tif")
 print(f"  stfsr: {stfsr:.4f}: " + verdict(stfsr, (("naive", naive), ("additive", additive)))
       + f"; STFDCNN {'beats' if stfdcnn < stfsr else 'does NOT beat'} it, as in its paper")
+PY
+
+echo "== stf:fuse_auto against every single method (mean RMSE over every predicted date, reflectance)"
+"$ROOT/.venv/bin/python" - "$OUT" "$SAMPLE" "$PLUGIN_DIR" <<'PY'
+import glob, os, sys
+sys.path.insert(0, sys.argv[3])
+import numpy as np
+from stf_fusion.core.metrics import rmse
+from stf_fusion.core.raster import read_block
+
+out, sample = sys.argv[1:3]
+scores = {}
+for path in sorted(glob.glob(f"{out}/predictions/*.tif")):
+    method, date = os.path.basename(path)[:-4].rsplit("_", 1)
+    truth, ok = read_block(os.path.join(sample, "truth", f"truth_{date}.tif"), scale=1e-4)
+    pred, ok2 = read_block(path, scale=1e-4)
+    scores.setdefault(method, []).append(float(np.mean(rmse(pred, truth, ok & ok2))))
+auto = float(np.mean(scores.pop("auto")))
+best = min(scores, key=lambda m: np.mean(scores[m]))
+value = float(np.mean(scores[best]))
+print(f"  auto {auto:.4f}; best single method {best} {value:.4f} ({100 * (auto / value - 1):+.1f} %), "
+      f"of {len(scores)}: " + ", ".join(f"{m} {np.mean(v):.4f}" for m, v in sorted(scores.items())))
 PY
 
 echo "== stf:evaluate: every method against the truth, naive as the MAEC baseline"
