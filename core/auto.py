@@ -121,6 +121,7 @@ class AutoResult:
     csv: str = ""
     choice: str = ""
     best: str = ""
+    used: str = ""  # what predicts: the best member's name, "blend", or "trimmed mean of <the pool's members>"
     cv_rmse: dict[str, float] = field(default_factory=dict)
     blend_rmse: float = float("nan")  # out of sample (halves), on the pixels of every member
     pool_rmse: float = float("nan")  # the pool's trimmed mean on the folds (no fit: out of sample)
@@ -190,9 +191,10 @@ def fuse_auto(series: SceneSeries, dates: list[_dt.date], folder: str, scale: An
             weights[:, pool] = 1.0 / len(pool)
         result.pool_rmse = float(np.mean([_rmse_per_band(o, f["truth"]) for o, f in zip(fold_outputs["auto"], folds)]))
         result.weights = {m: weights[:, i].tolist() for i, m in enumerate(members)}
+        result.used = {"best": result.best, "blend": "blend",
+                       "auto": "trimmed mean of " + ", ".join(members[i] for i in pool)}[choice]
         if feedback is not None:
-            used_text = {"best": result.best, "blend": "the fitted blend",
-                         "auto": "the trimmed mean of " + ", ".join(members[i] for i in pool)}[choice]
+            used_text = {"blend": "the fitted blend", "auto": "the " + result.used}.get(choice, result.used)
             feedback.info("fuse_auto: held-out RMSE " + ", ".join(f"{m} {v:.5f}" for m, v in result.cv_rmse.items())
                           + f"; fitted blend (out of sample) {honest:.5f}, trimmed mean {result.pool_rmse:.5f}, "
                           f"{result.best} {best_honest:.5f} on the same pixels; predicting with {used_text}.")

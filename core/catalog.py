@@ -1207,7 +1207,7 @@ def _run_fuse_auto(values: Values, feedback: Feedback) -> dict:
     result = fuse_auto(series, dates, folder, scale, methods, values["CHOICE"], bool(values["UNCERTAINTY"]),
                        values["DEVICE"], feedback)
     return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": result.files, "OUTPUT_ERRORS": result.errors,
-            "OUTPUT_CSV": result.csv, "CHOSEN": "blend" if result.choice == "blend" else result.best}
+            "OUTPUT_CSV": result.csv, "CHOSEN": result.used}
 
 
 def _fuse_auto_spec() -> Spec:
@@ -1245,7 +1245,8 @@ def _fuse_auto_spec() -> Spec:
         outputs=(_OUTPUT_FILES,
                  Output("OUTPUT_ERRORS", "layers", "Error estimates", "Per date: the estimated error (reflectance)."),
                  Output("OUTPUT_CSV", "file", "Members", "auto_members.csv: held-out RMSE and weights."),
-                 Output("CHOSEN", "string", "Chosen", "blend, or the member used.")),
+                 Output("CHOSEN", "string", "Chosen", "What predicts: 'trimmed mean of <members>' (CHOICE=auto), "
+                        "'blend', or the member used (CHOICE=best).")),
         needs_torch=_learned_methods_asked, layers="OUTPUT_FILES")
 
 

@@ -144,6 +144,7 @@ def test_two_pairs_run_without_the_two_pair_method_and_one_pair_is_refused(sampl
     two = build_series([fine[0], fine[2]], coarse)
     result = fuse_auto(two, two.predict_dates[:1], str(tmp_path / "two"), 1e-4, uncertainty=False, device="cpu")
     assert "estarfm" not in result.cv_rmse and len(result.files) == 1 and result.errors == []
+    assert result.used.startswith("trimmed mean of ") and "estarfm" not in result.used
     with pytest.raises(InputError, match="at least two pairs"):
         fuse_auto(build_series([fine[0]], coarse), [two.predict_dates[0]], str(tmp_path / "one"), 1e-4)
 
@@ -162,6 +163,7 @@ def test_learned_members_are_trained_on_the_series_and_predict(sample_on_fine_gr
     assert len(result.files) == 2 and all(len(files) == 2 for files in result.members.values())
     pool = sorted(m for m, w in result.weights.items() if any(w))  # within 3x of the best held-out RMSE
     assert "additive" in pool and len(pool) >= 2
+    assert result.used == "trimmed mean of " + ", ".join(pool)  # stf:fuse_auto's CHOSEN output (was the best member)
     out, ok = read_block(result.files[0], scale=1e-4)
     members = np.stack([read_block(result.members[m][0], scale=1e-4)[0] for m in pool])
     assert ok.all()  # the pool's trimmed mean (two members: their mean; three: their median), pixel and band
