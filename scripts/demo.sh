@@ -110,44 +110,31 @@ def mean_rmse(pattern):
         values.append(float(np.mean(rmse(pred, truth, ok & ok2))))
     return float(np.mean(values)), len(values)
 
-naive, n = mean_rmse(f"{out}/predictions/naive_*.tif")
-additive, _ = mean_rmse(f"{out}/predictions/additive_*.tif")
+# every method in predictions/ (file names <method>_<date>.tif), each read once
+methods = sorted({os.path.basename(p).rsplit("_", 1)[0] for p in glob.glob(f"{out}/predictions/*.tif")})
+scores = {m: mean_rmse(f"{out}/predictions/{m}_*.tif") for m in methods}
+naive, n = scores["naive"]
+additive = scores["additive"][0]
 print(f"  {n} dates; naive {naive:.4f}, additive {additive:.4f}")
 def verdict(value, baselines):
     return ", ".join(f"{'beats' if value < v else 'does NOT beat'} {name} ({100 * (value / v - 1):+.1f} %)"
                      for name, v in baselines)
 
 for method in ("stfdcnn", "dcnn", "stf3dcnn", "dcstfn"):
-    trained, _ = mean_rmse(f"{out}/predictions/{method}_*.tif")
+    trained = scores[method][0]
     untrained, _ = mean_rmse(f"{out}/untrained/{method}_*.tif")
     print(f"  {method}: {trained:.4f} (untrained {untrained:.4f}): "
           + verdict(trained, (("naive", naive), ("additive", additive), ("its untrained start", untrained))))
-stfsr, _ = mean_rmse(f"{out}/predictions/stfsr_*.tif")
-stfdcnn, _ = mean_rmse(f"{out}/predictions/stfdcnn_*.tif")
+stfsr, stfdcnn = scores["stfsr"][0], scores["stfdcnn"][0]
 print(f"  stfsr: {stfsr:.4f}: " + verdict(stfsr, (("naive", naive), ("additive", additive)))
       + f"; STFDCNN {'beats' if stfdcnn < stfsr else 'does NOT beat'} it, as in its paper")
-PY
 
-echo "== stf:fuse_auto against every single method (mean RMSE over every predicted date, reflectance)"
-"$ROOT/.venv/bin/python" - "$OUT" "$SAMPLE" "$PLUGIN_DIR" <<'PY'
-import glob, os, sys
-sys.path.insert(0, sys.argv[3])
-import numpy as np
-from stf_fusion.core.metrics import rmse
-from stf_fusion.core.raster import read_block
-
-out, sample = sys.argv[1:3]
-scores = {}
-for path in sorted(glob.glob(f"{out}/predictions/*.tif")):
-    method, date = os.path.basename(path)[:-4].rsplit("_", 1)
-    truth, ok = read_block(os.path.join(sample, "truth", f"truth_{date}.tif"), scale=1e-4)
-    pred, ok2 = read_block(path, scale=1e-4)
-    scores.setdefault(method, []).append(float(np.mean(rmse(pred, truth, ok & ok2))))
-auto = float(np.mean(scores.pop("auto")))
-best = min(scores, key=lambda m: np.mean(scores[m]))
-value = float(np.mean(scores[best]))
+print("== stf:fuse_auto against every single method (mean RMSE over every predicted date, reflectance)")
+auto = scores.pop("auto")[0]
+best = min(scores, key=lambda m: scores[m][0])
+value = scores[best][0]
 print(f"  auto {auto:.4f}; best single method {best} {value:.4f} ({100 * (auto / value - 1):+.1f} %), "
-      f"of {len(scores)}: " + ", ".join(f"{m} {np.mean(v):.4f}" for m, v in sorted(scores.items())))
+      f"of {len(scores)}: " + ", ".join(f"{m} {v:.4f}" for m, (v, _) in sorted(scores.items())))
 PY
 
 echo "== stf:evaluate: every method against the truth, naive as the MAEC baseline"
