@@ -135,7 +135,7 @@ def sentinel2(folder: str, date: dt.date, cloud: bool) -> str:
            driver="JP2OpenJPEG")
     offsets = "".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i in range(13))
     with open(os.path.join(safe, "MTD_MSIL2A.xml"), "w") as fh:
-        fh.write(f'<?xml version="1.0" encoding="UTF-8"?><n1:Level-2A_User_Product><n1:General_Info><Product_Info>'
+        fh.write(f'<?xml version="1.0" encoding="UTF-8"?><n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"><n1:General_Info><Product_Info>'
                  f"<PRODUCT_START_TIME>{date.isoformat()}T10:56:19.024Z</PRODUCT_START_TIME>"
                  f"<PROCESSING_BASELINE>04.00</PROCESSING_BASELINE></Product_Info><Product_Image_Characteristics>"
                  f'<QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>'

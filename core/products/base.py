@@ -22,6 +22,7 @@ from osgeo import gdal, osr
 
 from ..errors import InputError
 from ..raster import RasterInfo
+from .files import redact, shown
 
 COMMON_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 
@@ -73,8 +74,13 @@ class Product:
         try:
             return self.bands[name]
         except KeyError:
-            raise InputError(f"{self.sensor} product '{self.product_id}' has no band '{name}' (it has "
-                             f"{', '.join(self.bands)}).") from None
+            if self.bands:
+                has = f"it has {', '.join(self.bands)}"
+            else:
+                has = ("none of the bands this tool reads was found among its files: "
+                       + (", ".join(os.path.basename(f) for f in self.files[:8]) or "no files")
+                       + ("..." if len(self.files) > 8 else "") + "; incomplete download?")
+            raise InputError(f"{self.sensor} product '{self.product_id}' has no band '{name}' ({has}).") from None
 
 
 def open_source(layer: Layer, product: Product) -> tuple[gdal.Dataset, int]:
@@ -82,9 +88,9 @@ def open_source(layer: Layer, product: Product) -> tuple[gdal.Dataset, int]:
     try:
         ds = gdal.Open(layer.source)
     except RuntimeError as exc:
-        raise InputError(f"Cannot read '{layer.source}' of {product.product_id}: {exc}") from None
+        raise InputError(f"Cannot read '{shown(layer.source)}' of {product.product_id}: {redact(str(exc))}") from None
     if ds is None:
-        raise InputError(f"Cannot read '{layer.source}' of {product.product_id}.")
+        raise InputError(f"Cannot read '{shown(layer.source)}' of {product.product_id}.")
     if product.tile is not None and (not ds.GetProjection() or ds.GetGeoTransform() == (0, 1, 0, 0, 0, 1)):
         # HDF5 (VIIRS) and stand-ins: GDAL reads no grid; the tile's place in the sinusoidal grid gives it
         wkt, transform = sinusoidal_georef(*product.tile, layer.tile_columns)
@@ -121,7 +127,7 @@ def warp(layer: Layer, product: Product, grid: "Grid", algorithm: str) -> np.nda
     try:
         out = gdal.Warp("", src, options=options)
     except RuntimeError as exc:
-        raise InputError(f"Reading '{layer.source}' onto the series grid failed: {exc}") from None
+        raise InputError(f"Reading '{shown(layer.source)}' onto the series grid failed: {redact(str(exc))}") from None
     values = out.GetRasterBand(1).ReadAsArray().astype(np.float64)
     for f in layer.fill:
         values[values == f] = np.nan

@@ -3,8 +3,10 @@
 beside them; ``<ID>`` = ``LXSS_L2SP_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX`` (sensor, satellite, path/row, acquisition and
 processing dates, collection, tier).
 
-* Reflectance = DN x REFLECTANCE_MULT_BAND_n + REFLECTANCE_ADD_BAND_n from the MTL file (Collection 2: 2.75e-5 and
-  -0.2, used when the MTL file is absent); DN 0 is fill.
+* Reflectance = DN x REFLECTANCE_MULT_BAND_n + REFLECTANCE_ADD_BAND_n of the MTL file's group
+  LEVEL2_SURFACE_REFLECTANCE_PARAMETERS (Collection 2: 2.75e-5 and -0.2, used when the MTL file is absent). The MTL
+  (text, XML and JSON alike) repeats both keys in LEVEL1_RADIOMETRIC_RESCALING with the top-of-atmosphere
+  constants (e.g. 2.0e-5 / -0.1 for OLI, ~1e-3 for TM): those are never read. DN 0 is fill.
 * Bands (common name <- band): Landsat 8/9 OLI blue B2, green B3, red B4, nir B5, swir1 B6, swir2 B7; Landsat 4/5
   TM and 7 ETM+ blue B1, green B2, red B3, nir B4, swir1 B5, swir2 B7.
 * QA_PIXEL bits (Collection 2): 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 cloud shadow, 5 snow (masked only
@@ -15,13 +17,15 @@ processing dates, collection, tier).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 
 import numpy as np
 
+from ..errors import InputError
 from .base import Layer, Product, Quality, bits, group_files
+from .files import read_text, shown
+from .metadata import find_group, leaf, parse
 
 ID = re.compile(r"^(L[CTEO]0[4-9])_L2S[PR]_\d{6}_(\d{8})_\d{8}_\d{2}_(T1|T2|RT)$")
 FILE = re.compile(r"^(L[CTEO]0[4-9]_L2S[PR]_\d{6}_\d{8}_\d{8}_\d{2}_(?:T1|T2|RT))_(SR_B\d|QA_PIXEL|QA_RADSAT|MTL)"
@@ -38,52 +42,41 @@ def group(files: list[str]) -> dict[str, list[str]]:
     return group_files(files, FILE)
 
 
-def _mtl(files: list[str]) -> dict[str, str]:
-    """KEY = value pairs of the MTL file (text or JSON; the XML form is read for the same keys)."""
-    values: dict[str, str] = {}
-    for path in files:
-        name = os.path.basename(path)
-        if "_MTL." not in name:
-            continue
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-        if name.lower().endswith(".json"):
-            def walk(node):
-                if isinstance(node, dict):
-                    for k, v in node.items():
-                        if isinstance(v, (dict, list)):
-                            walk(v)
-                        else:
-                            values[k] = str(v)
-                elif isinstance(node, list):
-                    for v in node:
-                        walk(v)
-            walk(json.loads(text))
-        elif name.lower().endswith(".xml"):
-            values.update(re.findall(r"<(\w+)>([^<]*)</\1>", text))
-        else:
-            for key, value in re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*$", text, flags=re.M):
-                values[key] = value.strip('"')
-    return values
+def _metadata(files: list[str]) -> tuple[dict, dict, str]:
+    """(IMAGE_ATTRIBUTES, LEVEL2_SURFACE_REFLECTANCE_PARAMETERS, the MTL file read) of the product's MTL file, read
+    by its structure (text, XML or JSON: the same groups). Never a value of the LEVEL1 groups: the MTL repeats
+    REFLECTANCE_MULT_BAND_n / REFLECTANCE_ADD_BAND_n there with the top-of-atmosphere constants."""
+    mtl = sorted((p for p in files if "_MTL." in os.path.basename(p)),
+                 key=lambda p: [".txt", ".xml", ".json"].index(os.path.splitext(p)[1].lower()))
+    if not mtl:
+        return {}, {}, ""
+    tree = parse(read_text(mtl[0]), os.path.basename(mtl[0]))
+    return (find_group(tree, "IMAGE_ATTRIBUTES") or {}, find_group(tree, "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS")
+            or {}, mtl[0])
 
 
 def read(product_id: str, files: list[str]) -> Product:
     """The product ``product_id`` from its files."""
     m = ID.match(product_id)
     sensor_code, acquired = m.group(1), m.group(2)
-    meta = _mtl(files)
-    date = _dt.date.fromisoformat(meta["DATE_ACQUIRED"]) if "DATE_ACQUIRED" in meta else \
-        _dt.datetime.strptime(acquired, "%Y%m%d").date()
+    image, level2, mtl = _metadata(files)
+    acquired_text = leaf(image, "DATE_ACQUIRED")
+    try:
+        date = _dt.date.fromisoformat(acquired_text) if acquired_text else \
+            _dt.datetime.strptime(acquired, "%Y%m%d").date()
+    except ValueError:
+        raise InputError(f"{shown(mtl)}: DATE_ACQUIRED '{acquired_text}' is not a date (YYYY-MM-DD).") from None
     table = OLI if sensor_code[1] in "CO" else TM
-    by_suffix = {FILE.match(os.path.basename(p)).group(2): p for p in files if not p.endswith(("txt", "json", "xml"))}
+    by_suffix = {FILE.match(os.path.basename(p)).group(2): p for p in files
+                 if not p.lower().endswith(("txt", "json", "xml"))}
     bands = {}
     ids = {}
     for name, n in table.items():
         path = by_suffix.get(f"SR_B{n}")
         if path is None:
             continue
-        scale = float(meta.get(f"REFLECTANCE_MULT_BAND_{n}", MULT))
-        offset = float(meta.get(f"REFLECTANCE_ADD_BAND_{n}", ADD))
+        scale = _number(level2, f"REFLECTANCE_MULT_BAND_{n}", MULT, mtl)
+        offset = _number(level2, f"REFLECTANCE_ADD_BAND_{n}", ADD, mtl)
         bands[name] = Layer(path, scale=scale, offset=offset, fill=(0,))
         ids[name] = f"SR_B{n}"
     quality = []
@@ -94,9 +87,20 @@ def read(product_id: str, files: list[str]) -> Product:
         numbers = [table[n] for n in bands]
         quality.append(Quality(Layer(by_suffix["QA_RADSAT"]), lambda v, _snow, numbers=numbers: _radsat(v, numbers),
                                "QA_RADSAT: saturation in a band read, terrain occlusion"))
-    spacecraft = meta.get("SPACECRAFT_ID", "").replace("_", " ").title() or SENSORS.get(sensor_code, sensor_code)
+    spacecraft = (leaf(image, "SPACECRAFT_ID") or "").replace("_", " ").title() or SENSORS.get(sensor_code, sensor_code)
     return Product("fine", f"{SENSORS.get(sensor_code, spacecraft)} (Collection 2 Level-2)", product_id, date, bands,
                    quality, sorted(files), band_ids=ids)
+
+
+def _number(group: dict, key: str, default: float, mtl: str) -> float:
+    """A number of the MTL's Level-2 group; the Collection 2 constant where the file or the key is absent."""
+    text = leaf(group, key)
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{shown(mtl)}: {key} '{text}' is not a number.") from None
 
 
 def _qa_pixel(values: np.ndarray, mask_snow: bool) -> np.ndarray:

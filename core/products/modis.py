@@ -23,6 +23,12 @@ Layers are found by their names among the file's subdatasets, so the HDF4-EOS pa
 (``HDF5:"f.h5"://HDFEOS/GRIDS/VNP_Grid_1km_2D/Data_Fields/SurfReflect_M3_1``) are read the same way. Where GDAL
 gives a layer no georeferencing (HDF5), the tile (hHHvVV in the file name) places it in the sinusoidal grid.
 Date: AYYYYDDD of the file name.
+
+The same products as the cloud archives serve them, one GeoTIFF (COG) per layer beside each other:
+``<product id>_<layer>.tif`` with the layer's own name (``MOD09GA.A2021001.h10v05.061.2021003035845_sur_refl_b01_1.tif``,
+``..._Nadir_Reflectance_Band1.tif``), or the MCD43A4 short form ``<product id>_B0N.TIF`` with ``_B0Nqa.TIF`` for
+Nadir_Reflectance_BandN and its mandatory quality (``MCD43A4.A2017006.h21v11.006.2017018074804_B01.TIF``). Their
+values are the stored ones of the HDF layers (same scale, fill and flags); they carry their georeferencing.
 """
 from __future__ import annotations
 
@@ -31,7 +37,8 @@ import re
 
 import numpy as np
 
-from .base import Layer, Product, Quality, bits, date_from_yyyyddd, find_subdataset
+from ..errors import InputError
+from .base import Layer, Product, Quality, bits, date_from_yyyyddd, find_subdataset, group_files
 
 FILE = re.compile(r"^(MOD09GA|MYD09GA|MCD43A4|VNP09GA|VJ109GA|VNP43MA4|VNP43IA4|VJ143MA4|VJ143IA4)\.A(\d{7})"
                   r"\.h(\d\d)v(\d\d)\.\d{3}\.\d{13}\.(hdf|h5)$")
@@ -44,31 +51,73 @@ SENSORS = {"MOD09GA": "MODIS Terra MOD09GA", "MYD09GA": "MODIS Aqua MYD09GA", "M
            "VJ143MA4": "VIIRS NOAA-20 VJ143MA4 (NBAR)", "VJ143IA4": "VIIRS NOAA-20 VJ143IA4 (NBAR)"}
 
 
+LAYER_FILE = re.compile(r"^((MOD09GA|MYD09GA|MCD43A4|VNP09GA|VJ109GA|VNP43MA4|VNP43IA4|VJ143MA4|VJ143IA4)\.A\d{7}"
+                        r"\.h\d\dv\d\d\.\d{3}\.\d{13})_(\w+?)\.(tif|TIF|tiff|TIFF)$")
+
+
 def matches(path: str) -> bool:
     return bool(FILE.match(os.path.basename(path)))
 
 
+def group_layers(files: list[str]) -> dict[str, list[str]]:
+    """The per-layer GeoTIFFs among ``files``, by product id."""
+    return group_files(files, LAYER_FILE)
+
+
+def _layer_name(suffix: str) -> str:
+    """A per-layer GeoTIFF's layer: the MCD43A4 short form B0N / B0Nqa, else the layer's own name."""
+    short = re.match(r"^B0?(\d)(qa)?$", suffix, flags=re.IGNORECASE)
+    if short:
+        n = short.group(1)
+        return f"BRDF_Albedo_Band_Mandatory_Quality_Band{n}" if short.group(2) else f"Nadir_Reflectance_Band{n}"
+    return suffix
+
+
+def read_layers(product_id: str, files: list[str]) -> Product:
+    """A product given as one GeoTIFF per layer (module docstring)."""
+    by_layer = {_layer_name(LAYER_FILE.match(os.path.basename(p)).group(3)): p for p in files}
+
+    def find(name: str) -> str:
+        if name not in by_layer:
+            raise InputError(f"{product_id}: no GeoTIFF of the layer '{name}' beside the others (it has "
+                             f"{', '.join(sorted(by_layer))}).")
+        return by_layer[name]
+
+    return _read(product_id, sorted(files), find, available=set(by_layer))
+
+
 def read(path: str) -> Product:
-    m = FILE.match(os.path.basename(path))
+    return _read(os.path.basename(path), [path], lambda name: find_subdataset(path, name))
+
+
+def _read(product_id: str, files: list[str], find, available: set[str] | None = None) -> Product:
+    """The product from ``find(layer name) -> GDAL source``; with ``available`` (the per-layer form) bands without
+    a file are left out (a product may be downloaded with some bands only), quality layers are required."""
+    m = FILE.match(product_id) or re.match(r"^(\w+)\.A(\d{7})\.h(\d\d)v(\d\d)", product_id)
     short, date, tile = m.group(1), date_from_yyyyddd(m.group(2)), (int(m.group(3)), int(m.group(4)))
     bands, ids, quality = {}, {}, []
 
     def layer(name: str, columns: int, fill: float, valid=None) -> Layer:
-        return Layer(find_subdataset(path, name), scale=1e-4, fill=(fill,), valid_range=valid, tile_columns=columns)
+        return Layer(find(name), scale=1e-4, fill=(fill,), valid_range=valid, tile_columns=columns)
+
+    def present(name: str) -> bool:
+        return available is None or name in available
 
     if short in ("MOD09GA", "MYD09GA"):
         for common, n in MODIS.items():
-            bands[common] = layer(f"sur_refl_b0{n}_1", 2400, -28672, (-100, 16000))
-            ids[common] = f"sur_refl_b0{n}_1"
-        quality.append(Quality(Layer(find_subdataset(path, "state_1km_1"), tile_columns=1200), _state_1km,
+            if present(f"sur_refl_b0{n}_1"):
+                bands[common] = layer(f"sur_refl_b0{n}_1", 2400, -28672, (-100, 16000))
+                ids[common] = f"sur_refl_b0{n}_1"
+        quality.append(Quality(Layer(find("state_1km_1"), tile_columns=1200), _state_1km,
                                "state_1km: cloudy or mixed, cloud shadow, cirrus, internal cloud, adjacent to cloud "
                                "(snow if asked)"))
     elif short in ("VNP09GA", "VJ109GA"):
         for common, band in VIIRS_M.items():
-            bands[common] = layer(f"SurfReflect_{band}_1", 1200, -28672, (-100, 16000))
-            ids[common] = f"SurfReflect_{band}_1"
-        qf1 = Layer(find_subdataset(path, "SurfReflect_QF1_1"), tile_columns=1200)
-        qf2 = Layer(find_subdataset(path, "SurfReflect_QF2_1"), tile_columns=1200)
+            if present(f"SurfReflect_{band}_1"):
+                bands[common] = layer(f"SurfReflect_{band}_1", 1200, -28672, (-100, 16000))
+                ids[common] = f"SurfReflect_{band}_1"
+        qf1 = Layer(find("SurfReflect_QF1_1"), tile_columns=1200)
+        qf2 = Layer(find("SurfReflect_QF2_1"), tile_columns=1200)
         quality.append(Quality(qf1, _viirs_qf1, "QF1: probably or confidently cloudy"))
         quality.append(Quality(qf2, _viirs_qf2, "QF2: cloud shadow, thin cirrus (snow if asked)"))
     else:  # nadir BRDF-adjusted reflectance
@@ -79,13 +128,14 @@ def read(path: str) -> Product:
         else:
             table, columns = VIIRS_M, 1200
         for common, band in table.items():
+            if not present(f"Nadir_Reflectance_{band}"):
+                continue
             bands[common] = layer(f"Nadir_Reflectance_{band}", columns, 32767)
             ids[common] = f"Nadir_Reflectance_{band}"
-            quality.append(Quality(Layer(find_subdataset(path, f"BRDF_Albedo_Band_Mandatory_Quality_{band}"),
+            quality.append(Quality(Layer(find(f"BRDF_Albedo_Band_Mandatory_Quality_{band}"),
                                          tile_columns=columns), _nbar_quality,
                                    f"BRDF_Albedo_Band_Mandatory_Quality_{band}: not a full or magnitude inversion"))
-    return Product("coarse", SENSORS[short], os.path.basename(path), date, bands, quality, [path], tile=tile,
-                   band_ids=ids)
+    return Product("coarse", SENSORS[short], product_id, date, bands, quality, files, tile=tile, band_ids=ids)
 
 
 def _state_1km(values: np.ndarray, mask_snow: bool) -> np.ndarray:

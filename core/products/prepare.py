@@ -32,8 +32,9 @@ from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..raster import OutputTransaction, RasterWriter, raster_info, scratch_dir, valid_share
 from ..resample import RESAMPLING_METHODS, resample_to_grid
-from . import hls, landsat, modis, sentinel2
+from . import hls, landsat, modis, sentinel2, stac
 from .base import COMMON_BANDS, Grid, Layer, Product, native_grid, read_on_grid
+from .files import expand
 
 NODATA = -9999
 SCALE = 1e-4
@@ -60,28 +61,21 @@ class Prepared:
 
 def find_products(inputs: list[str], fine_geotiffs: list[str], coarse_geotiffs: list[str],
                   config: PrepareConfig) -> list[Product]:
-    """Every product among ``inputs`` (files or folders) and the prepared GeoTIFFs; an input that is no known
-    product is an error naming it (inside a folder, other files are passed over)."""
+    """Every product among ``inputs`` (files, folders, archives as downloaded, STAC Item / ItemCollection JSON) and
+    the prepared GeoTIFFs; an input given by itself that holds no known product is an error naming it (inside a
+    folder, other files are passed over)."""
     files: list[str] = []
-    safes: list[str] = []
-    explicit: set[str] = set()
+    given: dict[str, list[str]] = {}  # an input given by itself (a file or an archive) -> its files
     for path in inputs:
         if not os.path.exists(path):
             raise InputError(f"'{path}' does not exist.")
-        if sentinel2.is_safe(path):
-            safes.append(path)
-        elif os.path.isdir(path):
-            for base, dirs, names in os.walk(path):
-                for d in list(dirs):
-                    if sentinel2.is_safe(os.path.join(base, d)):
-                        safes.append(os.path.join(base, d))
-                        dirs.remove(d)
-                files += [os.path.join(base, n) for n in sorted(names)]
-        elif os.path.basename(path) == "MTD_MSIL2A.xml" and sentinel2.is_safe(os.path.dirname(path)):
-            safes.append(os.path.dirname(path))
+        if sentinel2.is_metadata(path):  # a SAFE's MTD_MSIL2A.xml stands for its folder
+            members = expand(os.path.dirname(path))
         else:
-            files.append(path)
-            explicit.add(path)
+            members = expand(path)
+        files += members
+        if not os.path.isdir(path):
+            given[path] = members
     products: list[Product] = []
     used: set[str] = set()
     for pid, group in landsat.group(files).items():
@@ -94,11 +88,27 @@ def find_products(inputs: list[str], fine_geotiffs: list[str], coarse_geotiffs: 
         if modis.matches(path):
             products.append(modis.read(path))
             used.add(path)
-    products += [sentinel2.read(s) for s in sorted(set(safes))]
-    unknown = sorted(explicit - used)
+    for pid, group in modis.group_layers(files).items():
+        products.append(modis.read_layers(pid, group))
+        used.update(group)
+    for metadata, group in sentinel2.group(files).items():
+        products.append(sentinel2.read(metadata, group))
+        used.update(group)
+    ids = {p.product_id for p in products}
+    for path in files:
+        if path in used or not stac.is_stac(path):
+            continue
+        # a STAC item beside the product's own files (USGS ships <id>_SR_stac.json in its .tar) is the same
+        # product: the files are read, the item is not read twice
+        for product in stac.read(path, skip=set() if path in given else ids):
+            products.append(product)
+            ids.add(product.product_id)
+        used.add(path)
+    unknown = sorted(p for p, members in given.items() if not used.intersection(members))
     if unknown:
-        raise InputError("Not a product this tool reads (Landsat Collection 2 Level-2, Sentinel-2 L2A SAFE, HLS "
-                         "v2.0, MOD09GA / MYD09GA / MCD43A4, VNP09GA / VJ109GA / VNP43MA4 / VNP43IA4) by its name: "
+        raise InputError("Not a product this tool reads (Landsat Collection 2 Level-2 files or .tar, Sentinel-2 "
+                         "L2A SAFE folder or .zip, HLS v2.0, MOD09GA / MYD09GA / MCD43A4 (.hdf or per-layer "
+                         "GeoTIFFs), VNP09GA / VJ109GA / VNP43MA4 / VNP43IA4, a STAC Item or ItemCollection): "
                          + ", ".join(f"'{u}'" for u in unknown)
                          + ". Give already prepared GeoTIFFs as fine or coarse GeoTIFFs instead.")
     for kind, paths in (("fine", fine_geotiffs), ("coarse", coarse_geotiffs)):
@@ -325,8 +335,10 @@ def _prepare(folder, config, names, grid, fine, by_date, coarse_dates, manifest,
                               f"{share:.1%} valid.")
         pairs = {os.path.basename(p)[5:15] for p in result.fine}
         if not pairs:
-            raise InputError("No pair: no fine date kept has a coarse image on the same date (see the products' "
-                             "dates); nothing was written.")
+            reasons = "; ".join(f"fine {left['date']}: {left['reason']}" for left in manifest["left_out"]
+                                if left["kind"] == "fine")
+            raise InputError(f"No pair left: every fine date was left out ({reasons}); nothing was written. "
+                             "Lower MIN_VALID, or add clearer fine images.")
         manifest["pairs"] = sorted(pairs)
         manifest["predict_dates"] = sorted(d.isoformat() for d in coarse_dates if d.isoformat() not in pairs)
         manifest_path = os.path.join(folder, "manifest.json")
