@@ -410,16 +410,20 @@ def _prepare_spec() -> Spec:
         "scale and offset, clouds, shadows, cirrus, fill and saturation (and snow if asked) from the quality layers "
         "as nodata, dates from the metadata, clipped to the extent, the coarse images resampled onto the fine grid "
         "with their native pixel size recorded (so FACTOR is known), and manifest.json saying what was read and "
-        "each date's valid share. Fine: Landsat Collection 2 Level-2 (SR_B*, QA_PIXEL, QA_RADSAT, MTL), "
-        "Sentinel-2 L2A (.SAFE, 20 m bands and SCL), HLS v2.0 L30/S30 (with Fmask). Coarse: MOD09GA / MYD09GA "
-        "(state_1km), MCD43A4, VNP09GA / VJ109GA (QF1, QF2), VNP43MA4 / VNP43IA4. Band table (blue, green, red, nir, "
+        "each date's valid share. Fine: Landsat Collection 2 Level-2 (SR_B*, QA_PIXEL, QA_RADSAT, MTL; the files "
+        "or the .tar / .tar.gz USGS delivers), Sentinel-2 L2A (a SAFE folder or the .SAFE.zip of a download, 20 m "
+        "bands and SCL), HLS v2.0 L30/S30 (with Fmask). Coarse: MOD09GA / MYD09GA (state_1km), MCD43A4 (.hdf or "
+        "per-layer GeoTIFFs), VNP09GA / VJ109GA (QF1, QF2), VNP43MA4 / VNP43IA4. STAC Items or ItemCollections "
+        "(a catalogue search's JSON) with local or URL assets are read too; archives are read in place. Band table (blue, green, red, nir, "
         "swir1, swir2): Landsat 8/9 B2-B7, Landsat 4-7 B1-B5, B7; Sentinel-2 B02, B03, B04, B8A, B11, B12; MODIS "
         "3, 4, 1, 2, 6, 7; VIIRS M3, M4, M5, M7, M10, M11. Already prepared GeoTIFFs (a date in the name, bands in "
         "the order of BANDS) can be given as fine or coarse images.",
         (
             Param("INPUTS", "files", "Product files",
-                  "Downloaded product files: Landsat band, QA and MTL files; HLS band and Fmask files; MODIS .hdf and "
-                  "VIIRS .h5 files; a Sentinel-2 SAFE's MTD_MSIL2A.xml (or the .SAFE folder on the command line).",
+                  "Downloaded product files: Landsat band, QA and MTL files or the scene's .tar / .tar.gz; HLS band and "
+                  "Fmask files; MODIS .hdf and VIIRS .h5 files or per-layer GeoTIFFs; a Sentinel-2 .SAFE.zip or a "
+                  "SAFE's MTD_MSIL2A.xml (or the .SAFE folder on the command line); STAC Item / ItemCollection "
+                  ".json files.",
                   optional=True),
             Param("INPUT_FOLDER", "folder", "Product folder", "A folder searched (with its sub-folders) for "
                   "products; other files in it are passed over.", optional=True),

@@ -2,9 +2,11 @@
 takes: ``fine/fine_<date>.tif`` and ``coarse/coarse_<date>.tif``, one multi-band GeoTIFF per date, plus
 ``manifest.json``.
 
-1. Products are recognised by their names (readers: landsat, sentinel2, hls, modis); a folder is searched
-   recursively; fine sensors are Landsat, Sentinel-2 and HLS, coarse ones MODIS and VIIRS; prepared GeoTIFFs are
-   given as fine or coarse with a date in their names and the bands in the order of BANDS.
+1. Products are recognised by their file names (landsat, hls, modis) or their content (sentinel2: a folder
+   holding MTD_MSIL2A.xml; stac: a STAC Item / ItemCollection JSON); a folder is searched recursively; archives
+   (.tar, .tar.gz, .zip) are read in place (files.py); fine sensors are Landsat, Sentinel-2 and HLS, coarse ones
+   MODIS and VIIRS; prepared GeoTIFFs are given as fine or coarse with a date in their names and the bands in the
+   order of BANDS.
 2. The fine grid is the native grid of the earliest fine product (Sentinel-2: 20 m), clipped to the extent when one
    is given (snapped to its pixels). Every fine product is read onto it (same grid: pixel for pixel; finer: block
    average; coarser: bilinear), reflectance from the product's own scale and offset, its quality flags (clouds,
