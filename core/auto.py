@@ -128,6 +128,7 @@ class AutoResult:
     weights: dict[str, list[float]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)  # kept member predictions (keep_members)
     error_model: tuple[float, ...] = (float("nan"),) * 4  # (e0, a, g, n0) of the error estimate
+    notes: list[str] = field(default_factory=list)  # members left out and why; one-pair and two-pair notes
 
 
 def simplex_weights(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -148,27 +149,38 @@ def _rmse_per_band(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def fuse_auto(series: SceneSeries, dates: list[_dt.date], folder: str, scale: Any,
               methods: tuple[str, ...] | None = None, choice: str = "auto", uncertainty: bool = True,
-              device: str = "auto", feedback: Feedback | None = None, keep_members: bool = False) -> AutoResult:
+              device: str = "auto", feedback: Feedback | None = None, keep_members: bool = False,
+              factor: int = 0) -> AutoResult:
     """Predict ``dates`` with the cross-validated best member or blend (module docstring); ``methods`` None: the
     :func:`default_members`; ``keep_members`` keeps every member's predictions in ``<folder>/members/<method>/``
-    (``result.members``)."""
-    from .crossval import cross_validate
+    (``result.members``); ``factor`` > 0: the coarse factor of the members that take one (0: from the data).
+
+    Every series runs: a member that cannot run on it (e.g. no coarse factor known for FSDAF) is left out with a
+    warning, and the run fails only when no member can run. With one pair there is nothing to hold out: the
+    members that predict from one pair are combined by their trimmed mean, with no error estimate (nothing to
+    calibrate it on). With two pairs, ESTARFM (which needs a pair on each side, so it has no fold) still takes
+    part in the prediction: CHOICE=auto adds it to the trimmed mean's pool."""
+    from .crossval import TWO_PAIRS, cross_validate
 
     if choice not in CHOICES:
         raise InputError(f"CHOICE must be one of {', '.join(CHOICES)} (got '{choice}').")
     methods = tuple(dict.fromkeys(default_members() if methods is None else methods))
     if not methods:
         raise InputError("METHODS: give at least one method.")
-    if len(series.fine) < 2:
-        raise InputError("fuse_auto judges the methods on the scene's own pairs: it needs at least two pairs (one to "
-                         "hold out, one to predict it from). With one pair use a one-pair method (FSDAF or Fit-FC "
-                         "for strong change, STARFM otherwise).")
+    if factor < 0 or factor == 1:
+        raise InputError(f"FACTOR must be at least 2, or 0 to read it from the coarse images (got {factor}).")
     scales = as_scales(scale)
     result = AutoResult()
+    if len(series.fine) < 2:
+        return _one_pair(series, dates, folder, scales, [m for m in methods if m not in TWO_PAIRS], device,
+                         feedback, keep_members, factor, result)
     with scratch_dir("auto", folder) as tmp:
         cv = cross_validate(series, list(methods), tmp, scales, device,
-                            SubFeedback(feedback, 0.0, 40.0) if feedback else None, keep=os.path.join(tmp, "cv"))
+                            SubFeedback(feedback, 0.0, 40.0) if feedback else None, keep=os.path.join(tmp, "cv"),
+                            factor=factor)
+        result.notes += cv.notes
         members = [m for m in methods if any(r["method"] == m for r in cv.rows)]  # two pairs: no ESTARFM
+        extras = [m for m in methods if m in TWO_PAIRS and m not in members and m not in cv.failed]
         folds = _fold_data(series, cv.rows, members, scales)
         result.cv_rmse = {m: float(np.mean([_rmse_per_band(f["preds"][i], f["truth"]) for f in folds]))
                           for i, m in enumerate(members)}
@@ -190,6 +202,11 @@ def fuse_auto(series: SceneSeries, dates: list[_dt.date], folder: str, scale: An
             weights = np.zeros((bands, len(members)))
             weights[:, pool] = 1.0 / len(pool)
         result.pool_rmse = float(np.mean([_rmse_per_band(o, f["truth"]) for o, f in zip(fold_outputs["auto"], folds)]))
+        if choice == "auto" and extras:  # two pairs: ESTARFM joins the pool without a fold score
+            weights = np.hstack([weights, np.full((bands, len(extras)), 1.0 / (len(pool) + len(extras)))])
+            pool += list(range(len(members), len(members) + len(extras)))
+            members = members + extras
+            result.cv_rmse.update({m: float("nan") for m in extras})
         result.weights = {m: weights[:, i].tolist() for i, m in enumerate(members)}
         result.used = {"best": result.best, "blend": "blend",
                        "auto": "trimmed mean of " + ", ".join(members[i] for i in pool)}[choice]
@@ -201,19 +218,68 @@ def fuse_auto(series: SceneSeries, dates: list[_dt.date], folder: str, scale: An
         # the error model from the folds' predictions of the chosen kind (out of sample)
         result.error_model = _error_model(folds, fold_outputs[choice])
         used = [m for i, m in enumerate(members) if uncertainty or weights[:, i].any()]
-        outputs = {}
-        for k, m in enumerate(used):
-            check_cancel(feedback)
-            sub = SubFeedback(feedback, 40.0 + 50.0 * k / len(used), 40.0 + 50.0 * (k + 1) / len(used)) \
-                if feedback else None
-            files = fuse_member(m, series, dates, os.path.join(folder if keep_members else tmp, "members", m), scales,
-                                device, sub)
-            outputs[m] = dict(zip(dates, files))
-            if keep_members:
-                result.members[m] = files
+        outputs = _predict_members(series, dates, folder, tmp, scales, used, device, feedback, keep_members,
+                                   factor, result, weights, members)
+        used = [m for m in used if m in outputs]
         result.files, result.errors = _write(series, dates, folder, scales, members, used, outputs, weights,
                                              result, uncertainty, SubFeedback(feedback, 90.0, 100.0)
                                              if feedback else None)
+        result.csv = _write_csv(folder, members, result)
+    return result
+
+
+def _predict_members(series, dates, folder, tmp, scales, used, device, feedback, keep_members, factor, result,
+                     weights=None, members=None) -> dict:
+    """Every member's predictions of ``dates`` ({member: {date: file}}); a member that cannot run is left out
+    with a warning (its weight set to 0), an error only when none can run."""
+    outputs = {}
+    for k, m in enumerate(used):
+        check_cancel(feedback)
+        sub = SubFeedback(feedback, 40.0 + 50.0 * k / len(used), 40.0 + 50.0 * (k + 1) / len(used)) \
+            if feedback else None
+        try:
+            files = fuse_member(m, series, dates, os.path.join(folder if keep_members else tmp, "members", m),
+                                scales, device, sub, factor=factor)
+        except InputError as exc:
+            note = f"{m} was left out: it cannot run on this series ({exc})"
+            result.notes.append(note)
+            if feedback is not None:
+                feedback.info("Warning: " + note)
+            if weights is not None:
+                weights[:, members.index(m)] = 0.0
+            continue
+        outputs[m] = dict(zip(dates, files))
+        if keep_members:
+            result.members[m] = files
+    if not outputs or (weights is not None and not any(weights[:, members.index(m)].any() for m in outputs)):
+        raise InputError("No member could predict on this series: " + "; ".join(result.notes))
+    return outputs
+
+
+def _one_pair(series, dates, folder, scales, methods, device, feedback, keep_members, factor, result) -> AutoResult:
+    """One pair: nothing to hold out. The members that predict from one pair, combined by their trimmed mean (a
+    robust combination that needs no scores: module docstring, item 3); no error estimate (nothing to calibrate
+    it on)."""
+    if not methods:
+        raise InputError("With one pair, fuse_auto needs members that predict from one pair (ESTARFM needs two).")
+    note = (f"One pair: nothing to hold out, so no cross-validation and no error estimate; predicting with the "
+            f"trimmed mean of the members that run ({', '.join(methods)}).")
+    result.notes.append(note)
+    if feedback is not None:
+        feedback.info(note)
+    result.choice = "auto"
+    with scratch_dir("auto", folder) as tmp:
+        outputs = _predict_members(series, dates, folder, tmp, scales, methods, device, feedback, keep_members,
+                                   factor, result)
+        members = [m for m in methods if m in outputs]
+        bands = series.grid.bands
+        weights = np.full((bands, len(members)), 1.0 / len(members))
+        result.weights = {m: weights[:, i].tolist() for i, m in enumerate(members)}
+        result.cv_rmse = {m: float("nan") for m in members}
+        result.best = ""
+        result.used = "trimmed mean of " + ", ".join(members)
+        result.files, result.errors = _write(series, dates, folder, scales, members, members, outputs, weights,
+                                             result, False, SubFeedback(feedback, 90.0, 100.0) if feedback else None)
         result.csv = _write_csv(folder, members, result)
     return result
 

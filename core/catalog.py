@@ -247,6 +247,9 @@ def _device() -> Param:
 FACTOR_HELP = ("Coarse pixel size / fine pixel size (16 for MODIS 480 m over Landsat 30 m, 10 for 500 m over 50 m). "
                "0: from the coarse images: the native pixel size stf:resample_coarse records, else estimated from "
                "the resampling period of a coarse image on the fine grid, else the run stops and asks for it.")
+_MEMBER_FACTOR = Param("FACTOR", "int", "Coarse factor",
+                       FACTOR_HELP.replace("else the run stops and asks for it", "else the methods that need it are "
+                                           "left out with a warning") + " Used by FSDAF, Fit-FC and DCSTFN.", 0, 0, 200)
 _MAX_NODATA = Param("MAX_NODATA", "float", "Largest nodata share",
                     "A prediction with more nodata than this share of the values (where its nearest fine image is "
                     "valid) fails the run with the reason (an empty input, rejected pixels) instead of writing a "
@@ -1163,7 +1166,8 @@ def _run_cross_validate(values: Values, feedback: Feedback) -> dict:
     methods = _methods(values)
     csv_path, html_path = values["OUTPUT_CSV"], values.get("OUTPUT_HTML")
     folder = os.path.dirname(os.path.abspath(csv_path))
-    result = cross_validate(series, methods, folder, scales_of(values), values["DEVICE"], feedback)
+    result = cross_validate(series, methods, folder, scales_of(values), values["DEVICE"], feedback,
+                            factor=int(values.get("FACTOR") or 0))
     with OutputTransaction() as tx:
         write_csv(result, csv_path, tx)
         if html_path:
@@ -1185,12 +1189,15 @@ def _cross_validate_spec() -> Spec:
         "additive predictions, and shows the spatial / temporal variance of the pairs' fine images beside the "
         "ranking (Emelyanova et al. 2013, Remote Sensing of Environment 133, found ESTARFM better where spatial "
         "variance dominates and STARFM where temporal variance dominates). With two pairs only, each is held out "
-        "and the two-pair methods are left out. Coarse images must be on the fine grid (stf:resample_coarse).",
+        "and the two-pair methods are left out. A method that cannot run on the series (e.g. FSDAF when the coarse "
+        "factor is neither recorded nor visible and FACTOR is 0) is left out with a warning saying why. Coarse "
+        "images must be on the fine grid (stf:resample_coarse).",
         _series_params(predict_dates=False) + (
             Param("METHODS", "string", "Methods", "The methods to compare, separated by commas, among "
                   + ", ".join(METHODS) + "; " + FUSION_MODEL + " is STFDCNN's fusion model without its CNNs (no "
                   "training); the learned ones (" + ", ".join(LEARNED) + ") are trained on each fold's pairs "
                   "first, with their default settings (slower). The last two need PyTorch.", ",".join(DEFAULT_METHODS)),
+            _MEMBER_FACTOR,
             _device(), _SCHEDULER,
             Param("OUTPUT_CSV", "file_out", "Cross-validation table", "One row per held-out date and method (RMSE, "
                   "MAE, SSIM, CC, SAM, ERGAS, rank), then the mean RMSE and mean rank of each method.",
@@ -1209,7 +1216,7 @@ def _run_fuse_auto(values: Values, feedback: Feedback) -> dict:
     series, dates, folder, scale = prediction_inputs(values)
     methods = tuple(_methods(values)) or None  # empty: the default members
     result = fuse_auto(series, dates, folder, scale, methods, values["CHOICE"], bool(values["UNCERTAINTY"]),
-                       values["DEVICE"], feedback)
+                       values["DEVICE"], feedback, factor=int(values.get("FACTOR") or 0))
     return {"OUTPUT_FOLDER": folder, "OUTPUT_FILES": result.files, "OUTPUT_ERRORS": result.errors,
             "OUTPUT_CSV": result.csv, "CHOSEN": result.used}
 
@@ -1232,7 +1239,10 @@ def _fuse_auto_spec() -> Spec:
         "sum w = 1, fitted on the held-out pairs (never worse than its best member there), CHOICE=best with the "
         "member of the lowest held-out RMSE. Writes auto_<date>.tif, an estimated error per pixel "
         "(uncertainty/auto_<date>_error.tif: the members' spread and the coarse change, calibrated on the held-out "
-        "pairs) and auto_members.csv (each member's held-out RMSE and weights). Needs at least two pairs.",
+        "pairs) and auto_members.csv (each member's held-out RMSE and weights). A member that cannot run on the "
+        "series is left out with a warning saying why. With two pairs ESTARFM (no fold of its own) joins the trimmed "
+        "mean; with one pair the members that predict from one pair are combined by their trimmed mean, without "
+        "an error estimate.",
         _series_params() + (
             Param("METHODS", "string", "Members", "The methods to choose among or blend, separated by commas (among "
                   + ", ".join(METHODS) + "; learned ones are trained per fold, slower). Empty (default): "
@@ -1242,6 +1252,7 @@ def _fuse_auto_spec() -> Spec:
                   "best held-out RMSE; blend: weights fitted on the held-out pairs; best: the best member.", "auto",
                   options=CHOICES),
             Param("UNCERTAINTY", "bool", "Estimate the error", "Write the per-pixel error estimate.", True),
+            _MEMBER_FACTOR,
             _device(), _MAX_NODATA, _SCHEDULER,
             _output_folder("Folder for the predictions (created if needed)."),
         ),

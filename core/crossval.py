@@ -52,6 +52,7 @@ class CrossValidation:
     spatial_variance: float = float("nan")
     temporal_variance: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # a method that could not run on the series -> why
 
     @property
     def variance_ratio(self) -> float:
@@ -93,12 +94,15 @@ def folds(series: SceneSeries) -> tuple[list[_dt.date], bool]:
 
 
 def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: Any, device: str = "auto",
-                   feedback: Feedback | None = None, keep: str | None = None) -> CrossValidation:
+                   feedback: Feedback | None = None, keep: str | None = None, factor: int = 0) -> CrossValidation:
     """Leave each (interior) pair out in turn, predict it with every method, evaluate against it.
 
     Predictions are written to a scratch folder under ``folder`` and removed at the end; with ``keep`` (a folder
     the caller owns and removes) they are written there and kept, their paths in each row's ``prediction`` and
-    the held-out fine image's in ``reference``."""
+    the held-out fine image's in ``reference``. ``factor`` > 0: the coarse factor of the methods that take one.
+    A method that cannot run on the series (an input error of its own, e.g. no coarse factor known) is left out
+    with a note saying why (``result.notes``, and the feedback's warning) and the others go on; only when no
+    method can run is it an error."""
     from .evaluation import evaluate_files
     from .fusion import fuse_member
     from .raster import scratch_dir
@@ -126,6 +130,7 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
         valid = ok if valid is None else valid & ok
     result.spatial_variance, result.temporal_variance = variance_partition(images, valid)
     steps = len(held_dates) * len(methods)
+    failed = result.failed
     with scratch_dir("crossval", folder) as scratch:
         tmp = keep or scratch
         for k, held in enumerate(held_dates):
@@ -135,11 +140,21 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
             reference = next(item.path for item in series.fine if item.date == held)
             for j, method in enumerate(methods):
                 check_cancel(feedback)
+                if method in failed:
+                    continue
                 step = k * len(methods) + j
                 sub = SubFeedback(feedback, 100.0 * step / steps, 100.0 * (step + 1) / steps) if feedback else None
                 out = os.path.join(tmp, f"{held.isoformat()}_{method}")
                 # a learned method is trained on this fold's pairs (the held-out one is not in the fold)
-                prediction = fuse_member(method, fold, [held], out, scales, device, sub)[0]
+                try:
+                    prediction = fuse_member(method, fold, [held], out, scales, device, sub, factor=factor)[0]
+                except InputError as exc:
+                    failed[method] = str(exc)
+                    note = f"{method} was left out: it cannot run on this series ({exc})"
+                    result.notes.append(note)
+                    if feedback is not None:
+                        feedback.info("Warning: " + note)
+                    continue
                 evaluation = evaluate_files([prediction], [reference], scale=scales.fine, keep_details=False)
                 row = next(r for r in evaluation.rows if r["band"] == "all")
                 result.rows.append({"held_out": held.isoformat(), "method": method,
@@ -148,6 +163,10 @@ def cross_validate(series: SceneSeries, methods: list[str], folder: str, scale: 
                                     **{key: row[key] for key in ("rmse", "mae", "ssim", "cc", "sam", "ergas")}})
                 if feedback is not None:
                     feedback.info(f"{held.isoformat()} held out, {method}: RMSE {row['rmse']:.5f}")
+    result.rows = [r for r in result.rows if r["method"] not in failed]  # a method runs on every fold or none
+    if not result.rows:
+        raise InputError("No method could run on this series: " + "; ".join(f"{m}: {why}" for m, why in
+                                                                          failed.items()))
     for held in {r["held_out"] for r in result.rows}:  # rank per date
         ordered = sorted((r for r in result.rows if r["held_out"] == held), key=lambda r: r["rmse"])
         for rank, row in enumerate(ordered, 1):

@@ -245,16 +245,32 @@ def fuse_method(method: str, series: SceneSeries, dates: list[_dt.date], folder:
 FUSION_MODEL = "stfdcnn_fusion"  # STFDCNN's fusion model without its CNNs: no training, needs torch
 
 
+FACTOR_METHODS = ("fsdaf", "fitfc", "dcstfn")  # members whose settings take the coarse factor (FACTOR)
+
+
 def fuse_member(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,
                 scale: "float | Encoding | Scales", device: str = "auto",
-                feedback: Feedback | None = None) -> list[str]:
+                feedback: Feedback | None = None, factor: int = 0) -> list[str]:
     """Predict ``dates`` with any method by name and its default settings, as stf:fuse_auto's members and the
     cross-validation run them: a benchmark or classic method (:func:`fuse_method`); :data:`FUSION_MODEL`,
     STFDCNN's fusion model (its untrained networks are identities, so none runs: the LSR- and fine-level
     high-pass modulation of the paper, no training); or a learned method, trained on the pairs of ``series``
-    first (the held-out pair of a fold is not among them)."""
+    first (the held-out pair of a fold is not among them). ``factor`` > 0: the coarse factor of the members that
+    take one (:data:`FACTOR_METHODS`; 0: from the data, as each method's own FACTOR default)."""
     from .crossval import LEARNED
     from .feedback import SubFeedback
+
+    params = None
+    if factor > 0 and method in FACTOR_METHODS:
+        if method == "dcstfn":
+            from .deep.api import settings_class
+
+            params = settings_class(method)(factor=factor)
+        else:
+            import importlib
+
+            module = importlib.import_module(f".classic.{method}", __package__)
+            params = getattr(module, {"fsdaf": "FsdafParams", "fitfc": "FitfcParams"}[method])(factor=factor)
 
     if method == FUSION_MODEL or method in LEARNED:
         from .deep.api import predict_trained, train_method
@@ -264,11 +280,11 @@ def fuse_member(method: str, series: SceneSeries, dates: list[_dt.date], folder:
 
             networks, meta = fusion_model(series.grid.bands)
             return predict_trained("stfdcnn", networks, meta, series, dates, folder, scale, device, feedback)
-        networks, meta = train_method(method, series, scale, None, device,
+        networks, meta = train_method(method, series, scale, params, device,
                                       SubFeedback(feedback, 0.0, 90.0) if feedback else None)
         return predict_trained(method, networks, meta, series, dates, folder, scale, device,
                                SubFeedback(feedback, 90.0, 100.0) if feedback else None)
-    return fuse_method(method, series, dates, folder, scale, device=device, feedback=feedback)
+    return fuse_method(method, series, dates, folder, scale, params=params, device=device, feedback=feedback)
 
 
 def _fuse_once(method: str, series: SceneSeries, dates: list[_dt.date], folder: str,

@@ -131,3 +131,26 @@ def assert_one_pass_equals_each_date(fuse, sample, folder, size: int, hole: tupl
                      for d in chosen]
         for a, b in zip(together, alone):
             np.testing.assert_array_equal(read_raw(a), read_raw(b))
+
+
+def on_fine_grid(coarse: str, fine: str, out: str, algorithm: str) -> str:
+    """A coarse image warped onto the fine grid by GDAL alone: no native pixel size recorded."""
+    ds = gdal.Open(fine)
+    gdal.Warp(out, coarse, width=ds.RasterXSize, height=ds.RasterYSize, resampleAlg=algorithm)
+    return out
+
+
+def unrecorded_series(tmp_path, algorithm):
+    """The bundled sample with its coarse images warped onto the fine grid by GDAL (``algorithm``): the coarse
+    factor is not recorded (cubic: a resampling period shows; lanczos: none does)."""
+    import glob
+    import os
+
+    from conftest import SAMPLE
+    from stf_fusion.core.series import build_series
+
+    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
+    coarse = sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif")))
+    os.makedirs(tmp_path / algorithm, exist_ok=True)
+    warped = [on_fine_grid(c, fine[0], str(tmp_path / algorithm / os.path.basename(c)), algorithm) for c in coarse]
+    return build_series(fine, warped)

@@ -138,15 +138,50 @@ def test_auto_is_never_worse_than_the_best_member_and_beats_it_somewhere(sample_
     assert max(gains.values()) > 0  # better than the best single method on at least one scene
 
 
-def test_two_pairs_run_without_the_two_pair_method_and_one_pair_is_refused(sample_on_fine_grid, tmp_path):
+def test_two_pairs_take_estarfm_into_the_pool_and_one_pair_runs(sample_on_fine_grid, tmp_path):
+    """Two pairs: ESTARFM has no fold but joins the trimmed mean; one pair: the one-pair members' trimmed mean,
+    no cross-validation, no error estimate; every predicted value one of the members' median-type combinations."""
     fine = [f.path for f in sample_on_fine_grid.fine]
     coarse = [c.path for c in sample_on_fine_grid.coarse]
     two = build_series([fine[0], fine[2]], coarse)
-    result = fuse_auto(two, two.predict_dates[:1], str(tmp_path / "two"), 1e-4, uncertainty=False, device="cpu")
-    assert "estarfm" not in result.cv_rmse and len(result.files) == 1 and result.errors == []
-    assert result.used.startswith("trimmed mean of ") and "estarfm" not in result.used
-    with pytest.raises(InputError, match="at least two pairs"):
-        fuse_auto(build_series([fine[0]], coarse), [two.predict_dates[0]], str(tmp_path / "one"), 1e-4)
+    date = two.predict_dates[:1]
+    result = fuse_auto(two, date, str(tmp_path / "two"), 1e-4, uncertainty=False, device="cpu")
+    assert np.isnan(result.cv_rmse["estarfm"]) and len(result.files) == 1 and result.errors == []
+    assert result.used.startswith("trimmed mean of ") and "estarfm" in result.used
+    one = build_series([fine[0]], coarse)
+    methods = ("additive", "starfm", "estarfm", "fitfc")
+    result = fuse_auto(one, date, str(tmp_path / "one"), 1e-4, methods, device="cpu", keep_members=True)
+    assert result.used == "trimmed mean of additive, starfm, fitfc" and result.errors == []
+    assert any("One pair" in n for n in result.notes)
+    out, ok = read_block(result.files[0], scale=1e-4)
+    members = np.stack([read_block(result.members[m][0], scale=1e-4)[0] for m in ("additive", "starfm", "fitfc")])
+    np.testing.assert_allclose(out[:, ok], np.median(members, axis=0)[:, ok], atol=1.01e-4)  # three: the median
+
+
+def test_a_member_that_cannot_run_is_left_out_and_factor_brings_it_back(tmp_path):
+    """Coarse images warped onto the fine grid elsewhere with a smooth kernel (lanczos): no factor recorded and
+    none visible. FSDAF cannot run; fuse_auto and cross_validate go on without it and say why; with FACTOR it is a
+    member again."""
+    from helpers import unrecorded_series
+
+    from stf_fusion.core.crossval import cross_validate
+    from stf_fusion.core.feedback import RecordingFeedback
+
+    series = unrecorded_series(tmp_path, "lanczos")
+    date = series.predict_dates[:1]
+    methods = ("additive", "starfm", "fsdaf")
+    feedback = RecordingFeedback()
+    result = fuse_auto(series, date, str(tmp_path / "auto"), 1e-4, methods, uncertainty=False, device="cpu",
+                       feedback=feedback)
+    assert len(result.files) == 1 and "fsdaf" not in result.cv_rmse and "fsdaf" not in result.used
+    assert any(line.startswith("Warning: fsdaf was left out") and "Set FACTOR" in line for line in feedback.lines)
+    cv = cross_validate(series, ["additive", "fsdaf"], str(tmp_path / "cv"), 1e-4, "cpu")
+    assert set(cv.failed) == {"fsdaf"} and {r["method"] for r in cv.rows} == {"additive"}
+    with pytest.raises(InputError, match="No method could run"):
+        cross_validate(series, ["fsdaf"], str(tmp_path / "cv2"), 1e-4, "cpu")
+    result = fuse_auto(series, date, str(tmp_path / "factor"), 1e-4, methods, uncertainty=False, device="cpu",
+                       factor=16)
+    assert "fsdaf" in result.cv_rmse and result.notes == []
 
 
 def test_learned_members_are_trained_on_the_series_and_predict(sample_on_fine_grid, tmp_path):

@@ -6,6 +6,8 @@ import os
 import pytest
 from osgeo import gdal
 
+from helpers import on_fine_grid as _on_fine_grid, unrecorded_series as _unrecorded_series
+
 from stf_fusion.core.classic.fitfc import FitfcParams, fuse_fitfc
 from stf_fusion.core.classic.fsdaf import FsdafParams, fuse_fsdaf
 from stf_fusion.core.coarse_grid import estimate_factor, recorded_factor, resolve_factor
@@ -16,13 +18,6 @@ from stf_fusion.core.series import build_series
 from stf_fusion.core.synthetic import SampleSeriesConfig, make_sample_series
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "sample")
-
-
-def _on_fine_grid(coarse: str, fine: str, out: str, algorithm: str) -> str:
-    """A coarse image warped onto the fine grid by GDAL alone: no native pixel size recorded."""
-    ds = gdal.Open(fine)
-    gdal.Warp(out, coarse, width=ds.RasterXSize, height=ds.RasterYSize, resampleAlg=algorithm)
-    return out
 
 
 def _estimate(path: str):
@@ -58,14 +53,6 @@ def test_the_recorded_native_pixel_size_comes_first(sample_on_fine_grid):
     # a user's FACTOR wins, with a note where the data say otherwise
     assert resolve_factor(sample_on_fine_grid, 8, "FSDAF", feedback) == 8
     assert any("FACTOR 8 was given" in m for m in feedback.lines)
-
-
-def _unrecorded_series(tmp_path, algorithm):
-    fine = sorted(glob.glob(os.path.join(SAMPLE, "fine", "*.tif")))
-    coarse = sorted(glob.glob(os.path.join(SAMPLE, "coarse", "*.tif")))
-    os.makedirs(tmp_path / algorithm, exist_ok=True)
-    warped = [_on_fine_grid(c, fine[0], str(tmp_path / algorithm / os.path.basename(c)), algorithm) for c in coarse]
-    return build_series(fine, warped)
 
 
 @pytest.mark.parametrize("fuse, params", [(fuse_fsdaf, FsdafParams), (fuse_fitfc, FitfcParams)])
