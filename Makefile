@@ -7,7 +7,7 @@ PLUGIN_ID := stf_fusion
 STAMP     := $(VENV)/.setup-done
 QGIS_PROCESS := scripts/qgis_process
 
-.PHONY: setup test demo bench bench-learning bench-ceiling paper-tables package plugin-link clean qgis-list
+.PHONY: setup test demo bench bench-learning bench-real bench-ceiling paper-tables package plugin-link clean qgis-list
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ bench: setup plugin-link
 # does learning pay? every method on the realistic simulator and the control generator -> bench/results/learning.md
 bench-learning: setup plugin-link
 	bash -c 'source scripts/env.sh && $(PY) -m bench.learning --output learning $(LEARNING_ARGS)'
+
+# fuse_auto and every method on the real series of ../shared/realdata (leave one date out) and the simulator
+# -> bench/results/real.md
+bench-real: setup plugin-link
+	bash -c 'source scripts/env.sh && $(PY) -m bench.real $(REAL_ARGS)'
 
 # how much of each learned start could a correction learned on other dates remove? -> bench/results/ceiling.md
 bench-ceiling: setup plugin-link

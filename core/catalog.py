@@ -1230,8 +1230,10 @@ def _fuse_auto_spec() -> Spec:
         "fuse_auto", "Best prediction (cross-validated choice or blend)", "classic",
         "This product's own method: the scene's leave-one-pair-out cross-validation turned into the prediction. "
         "Each interior pair (with two pairs: each pair) is held out and predicted by every member method; then "
-        "CHOICE=auto (default) predicts with the trimmed mean of the members whose held-out RMSE is within "
-        f"{POOL_RATIO:g}x of the best (per pixel and band the lowest and the highest member value are left out, "
+        "CHOICE=auto (default) predicts, with fewer than three held-out dates, with the trimmed mean of the members "
+        f"whose held-out RMSE is within {POOL_RATIO:g}x of the best, and with three or more with whichever of that "
+        "trimmed mean, the fitted blend and the best member scored lowest on them (chosen on real series and the "
+        "simulator, bench/results/real.md) (trimmed mean: per pixel and band the lowest and the highest member value are left out, "
         "then the others averaged; measured better than fitted weights, the best member by cross-validation and "
         "the plain mean on the control and the realistic simulator: with few held-out pairs, predicted across the "
         "widest gap of the series, the held-out pairs do not rank the members as the dates a user predicts do), "
@@ -1249,7 +1251,9 @@ def _fuse_auto_spec() -> Spec:
                   + ", ".join(MEMBERS) + ", and " + FUSION_MODEL + " (STFDCNN's fusion model without its CNNs, no "
                   "training) where PyTorch is installed.", "", optional=True),
             Param("CHOICE", "enum", "Choice", f"auto: the trimmed mean of the members within {POOL_RATIO:g}x of the "
-                  "best held-out RMSE; blend: weights fitted on the held-out pairs; best: the best member.", "auto",
+                  "best held-out RMSE, or with three held-out dates or more whichever of it, the blend and the best "
+                  "member scored lowest on them; blend: weights fitted on the held-out pairs; best: the best member.",
+                  "auto",
                   options=CHOICES),
             Param("UNCERTAINTY", "bool", "Estimate the error", "Write the per-pixel error estimate.", True),
             _MEMBER_FACTOR,
@@ -1260,8 +1264,8 @@ def _fuse_auto_spec() -> Spec:
         outputs=(_OUTPUT_FILES,
                  Output("OUTPUT_ERRORS", "layers", "Error estimates", "Per date: the estimated error (reflectance)."),
                  Output("OUTPUT_CSV", "file", "Members", "auto_members.csv: held-out RMSE and weights."),
-                 Output("CHOSEN", "string", "Chosen", "What predicts: 'trimmed mean of <members>' (CHOICE=auto), "
-                        "'blend', or the member used (CHOICE=best).")),
+                 Output("CHOSEN", "string", "Chosen", "What predicts: 'trimmed mean of <members>', 'blend', or the "
+                        "member used (CHOICE=best, or CHOICE=auto where the held-out dates chose it).")),
         needs_torch=_learned_methods_asked, layers="OUTPUT_FILES")
 
 

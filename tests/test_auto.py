@@ -30,6 +30,17 @@ def test_simplex_weights_hand_computed():
     np.testing.assert_allclose(w, [0.0, 0.0, 1.0], atol=1e-6)
 
 
+def test_the_held_out_dates_choose_the_combination_only_when_there_are_enough():
+    from stf_fusion.core.auto import MIN_FOLDS, _kind
+
+    scores = {"trimmed": 0.030, "blend": 0.025, "best": 0.027}
+    assert MIN_FOLDS == 3
+    assert _kind("auto", 2, scores) == "trimmed"  # too few held-out dates: the trimmed mean whatever they say
+    assert _kind("auto", 3, scores) == "blend"
+    assert _kind("auto", 15, {**scores, "blend": float("nan")}) == "best"
+    assert _kind("best", 1, scores) == "best" and _kind("blend", 1, scores) == "blend"
+
+
 def test_trimmed_mean_hand_computed():
     values = np.array([[1.0, 5.0], [2.0, 1.0], [9.0, 2.0], [4.0, 3.0]])  # four members, two elements
     np.testing.assert_allclose(trimmed_mean(values), [3.0, 2.5])  # (2 + 4) / 2 and (2 + 3) / 2
