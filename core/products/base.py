@@ -190,10 +190,15 @@ def group_files(files: list[str], pattern: "re.Pattern") -> dict[str, list[str]]
     """The files whose names match ``pattern``, by the product id its first group captures."""
     found: dict[str, list[str]] = {}
     for path in files:
-        m = pattern.match(os.path.basename(path))
+        m = pattern.match(file_name(path))
         if m:
             found.setdefault(m.group(1), []).append(path)
     return found
+
+
+def file_name(path: str) -> str:
+    """The file name of a path or a URL (a signed URL's query left out)."""
+    return os.path.basename(path.split("?", 1)[0] if "://" in path else path)
 
 
 def bits(values: np.ndarray, first: int, count: int = 1) -> np.ndarray:

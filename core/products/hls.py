@@ -10,12 +10,11 @@
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 
-from .base import Layer, Product, Quality, bits, group_files, date_from_yyyyddd
+from .base import Layer, Product, Quality, bits, date_from_yyyyddd, file_name, group_files
 
 FILE = re.compile(r"^(HLS\.(L30|S30)\.T\w{5}\.(\d{7})T\d{6}\.v\d\.\d)\.(B\w\w|Fmask)\.tif$", re.IGNORECASE)
 TABLES = {"L30": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B05", "swir1": "B06", "swir2": "B07"},
@@ -28,9 +27,9 @@ def group(files: list[str]) -> dict[str, list[str]]:
 
 
 def read(granule: str, files: list[str]) -> Product:
-    m = FILE.match(os.path.basename(files[0]))
+    m = FILE.match(file_name(files[0]))
     kind = m.group(2).upper()
-    by_band = {FILE.match(os.path.basename(p)).group(4): p for p in files}
+    by_band = {FILE.match(file_name(p)).group(4): p for p in files}
     bands, ids = {}, {}
     for common, band in TABLES[kind].items():
         if band in by_band:

@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from ..errors import InputError
-from .base import Layer, Product, Quality, bits, group_files
+from .base import Layer, Product, Quality, bits, file_name, group_files
 from .files import read_text, shown
 from .metadata import find_group, leaf, parse
 
@@ -46,11 +46,11 @@ def _metadata(files: list[str]) -> tuple[dict, dict, str]:
     """(IMAGE_ATTRIBUTES, LEVEL2_SURFACE_REFLECTANCE_PARAMETERS, the MTL file read) of the product's MTL file, read
     by its structure (text, XML or JSON: the same groups). Never a value of the LEVEL1 groups: the MTL repeats
     REFLECTANCE_MULT_BAND_n / REFLECTANCE_ADD_BAND_n there with the top-of-atmosphere constants."""
-    mtl = sorted((p for p in files if "_MTL." in os.path.basename(p)),
-                 key=lambda p: [".txt", ".xml", ".json"].index(os.path.splitext(p)[1].lower()))
+    mtl = sorted((p for p in files if "_MTL." in file_name(p)),
+                 key=lambda p: [".txt", ".xml", ".json"].index(os.path.splitext(file_name(p))[1].lower()))
     if not mtl:
         return {}, {}, ""
-    tree = parse(read_text(mtl[0]), os.path.basename(mtl[0]))
+    tree = parse(read_text(mtl[0]), file_name(mtl[0]))
     return (find_group(tree, "IMAGE_ATTRIBUTES") or {}, find_group(tree, "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS")
             or {}, mtl[0])
 
@@ -67,8 +67,8 @@ def read(product_id: str, files: list[str]) -> Product:
     except ValueError:
         raise InputError(f"{shown(mtl)}: DATE_ACQUIRED '{acquired_text}' is not a date (YYYY-MM-DD).") from None
     table = OLI if sensor_code[1] in "CO" else TM
-    by_suffix = {FILE.match(os.path.basename(p)).group(2): p for p in files
-                 if not p.lower().endswith(("txt", "json", "xml"))}
+    by_suffix = {FILE.match(file_name(p)).group(2): p for p in files
+                 if not file_name(p).lower().endswith(("txt", "json", "xml"))}
     bands = {}
     ids = {}
     for name, n in table.items():

@@ -38,7 +38,7 @@ import re
 import numpy as np
 
 from ..errors import InputError
-from .base import Layer, Product, Quality, bits, date_from_yyyyddd, find_subdataset, group_files
+from .base import Layer, Product, Quality, bits, date_from_yyyyddd, file_name, find_subdataset, group_files
 
 FILE = re.compile(r"^(MOD09GA|MYD09GA|MCD43A4|VNP09GA|VJ109GA|VNP43MA4|VNP43IA4|VJ143MA4|VJ143IA4)\.A(\d{7})"
                   r"\.h(\d\d)v(\d\d)\.\d{3}\.\d{13}\.(hdf|h5)$")
@@ -75,7 +75,7 @@ def _layer_name(suffix: str) -> str:
 
 def read_layers(product_id: str, files: list[str]) -> Product:
     """A product given as one GeoTIFF per layer (module docstring)."""
-    by_layer = {_layer_name(LAYER_FILE.match(os.path.basename(p)).group(3)): p for p in files}
+    by_layer = {_layer_name(LAYER_FILE.match(file_name(p)).group(3)): p for p in files}
 
     def find(name: str) -> str:
         if name not in by_layer:

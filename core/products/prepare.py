@@ -34,9 +34,10 @@ from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_cancel
 from ..raster import OutputTransaction, RasterWriter, raster_info, scratch_dir, valid_share
 from ..resample import RESAMPLING_METHODS, resample_to_grid
-from . import hls, landsat, modis, sentinel2, stac
+from . import modis, sentinel2, stac
 from .base import COMMON_BANDS, Grid, Layer, Product, native_grid, read_on_grid
 from .files import expand
+from .readers import GROUPED
 
 NODATA = -9999
 SCALE = 1e-4
@@ -80,22 +81,14 @@ def find_products(inputs: list[str], fine_geotiffs: list[str], coarse_geotiffs: 
             given[path] = members
     products: list[Product] = []
     used: set[str] = set()
-    for pid, group in landsat.group(files).items():
-        products.append(landsat.read(pid, group))
-        used.update(group)
-    for granule, group in hls.group(files).items():
-        products.append(hls.read(granule, group))
-        used.update(group)
-    for path in files:
+    for group_of, read in GROUPED:
+        for key, group in group_of(files).items():
+            products.append(read(key, group))
+            used.update(group)
+    for path in files:  # MODIS / VIIRS HDF: one file, one product
         if modis.matches(path):
             products.append(modis.read(path))
             used.add(path)
-    for pid, group in modis.group_layers(files).items():
-        products.append(modis.read_layers(pid, group))
-        used.update(group)
-    for metadata, group in sentinel2.group(files).items():
-        products.append(sentinel2.read(metadata, group))
-        used.update(group)
     ids = {p.product_id for p in products}
     for path in files:
         if path in used or not stac.is_stac(path):

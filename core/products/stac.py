@@ -27,6 +27,7 @@ from . import hls, landsat, modis, sentinel2
 from .base import Layer, Product, Quality
 from .files import read_text, redact, shown
 from .metadata import parse_json
+from .readers import GROUPED
 
 COMMON = {"blue": ("blue",), "green": ("green",), "red": ("red",), "nir": ("nir08", "nir"),
           "swir1": ("swir16",), "swir2": ("swir22",)}
@@ -100,12 +101,9 @@ def _item(item: dict, folder: str, path: str) -> Product:
 
 def _by_reader(files: list[str]) -> Product | None:
     """The product when the assets are one product's own files (module docstring)."""
-    for pid, group in landsat.group(files).items():
-        return landsat.read(pid, group)
-    for granule, group in hls.group(files).items():
-        return hls.read(granule, group)
-    for pid, group in modis.group_layers(files).items():
-        return modis.read_layers(pid, group)
+    for group_of, read in GROUPED:
+        for key, group in group_of(files).items():
+            return read(key, group)
     return None
 
 
