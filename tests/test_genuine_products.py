@@ -20,7 +20,7 @@ import pytest
 from osgeo import gdal, osr
 
 from stf_fusion.core.errors import InputError
-from stf_fusion.core.products import landsat, modis, sentinel2, stac
+from stf_fusion.core.products import landsat, stac
 from stf_fusion.core.products.base import Grid, native_grid, read_on_grid
 from stf_fusion.core.products.prepare import PrepareConfig, find_products, prepare_series
 from stf_fusion.core.raster import read_block
