@@ -45,13 +45,18 @@ def parse_odl(text: str) -> Tree:
     return root
 
 
+def _root(text: str, what: str):
+    """The root element of an XML text; an :class:`InputError` naming ``what`` if it is not readable XML."""
+    try:
+        return ET.fromstring(text.encode("utf-8"))
+    except ET.ParseError as exc:
+        raise InputError(f"{what}: not readable XML ({exc}).") from None
+
+
 def parse_xml(text: str, what: str = "metadata") -> Tree:
     """XML as nested dicts by element tag (namespaces dropped); an element's attributes are kept under
     ``@name`` keys of its dict, a leaf's text as the value (a leaf with attributes: ``{"@...": ..., "#text": t}``)."""
-    try:
-        element = ET.fromstring(text.encode("utf-8") if isinstance(text, str) else text)
-    except ET.ParseError as exc:
-        raise InputError(f"{what}: not readable XML ({exc}).") from None
+    element = _root(text, what)
     return {_tag(element): _element(element)}
 
 
@@ -116,11 +121,12 @@ def leaf(group: Tree | None, key: str) -> str | None:
     return None if value is None else str(value)
 
 
-def elements(text: str, tag: str, what: str = "metadata") -> list:
-    """Every XML element named ``tag`` (any namespace) in document order, for lists whose items repeat one tag
-    (Sentinel-2's IMAGE_FILE, BOA_ADD_OFFSET)."""
-    try:
-        root = ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as exc:
-        raise InputError(f"{what}: not readable XML ({exc}).") from None
-    return [e for e in root.iter() if _tag(e) == tag]
+def elements(text: str, tags: tuple[str, ...], what: str = "metadata") -> dict[str, list]:
+    """Every XML element named by one of ``tags`` (any namespace), in document order, by tag: for lists whose
+    items repeat one tag (Sentinel-2's IMAGE_FILE, BOA_ADD_OFFSET); the text is parsed once."""
+    found: dict[str, list] = {t: [] for t in tags}
+    for e in _root(text, what).iter():
+        tag = _tag(e)
+        if tag in found:
+            found[tag].append(e)
+    return found

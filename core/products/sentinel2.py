@@ -67,11 +67,12 @@ def read(metadata: str, files: list[str]) -> Product:
         date = _dt.datetime.strptime(m.group(2), "%Y%m%d").date()
     else:
         raise InputError(f"{shown(metadata)}: no PRODUCT_START_TIME, and the folder name '{name}' holds no date.")
-    quantification = [e.text for e in elements(text, "BOA_QUANTIFICATION_VALUE", shown(metadata))]
+    found = elements(text, ("BOA_QUANTIFICATION_VALUE", "BOA_ADD_OFFSET", "IMAGE_FILE"), shown(metadata))
+    quantification = [e.text for e in found["BOA_QUANTIFICATION_VALUE"]]
     q = float(quantification[0]) if quantification and quantification[0] else 10000.0
-    offsets = {int(e.get("band_id")): float(e.text) for e in elements(text, "BOA_ADD_OFFSET", shown(metadata))
+    offsets = {int(e.get("band_id")): float(e.text) for e in found["BOA_ADD_OFFSET"]
                if e.get("band_id") is not None and e.text}
-    listed = {f"{root}/{e.text.strip()}.jp2".lower() for e in elements(text, "IMAGE_FILE", shown(metadata)) if e.text}
+    listed = {f"{root}/{e.text.strip()}.jp2".lower() for e in found["IMAGE_FILE"] if e.text}
     by_name = {p.lower(): p for p in files}
     images = [by_name[p] for p in sorted(listed) if p in by_name] or \
         [p for p in files if p.lower().endswith(".jp2") and "/r20m/" in p.replace(os.sep, "/").lower()]
