@@ -67,6 +67,7 @@ def score_dates(series, dates: list[dt.date], truths: list[str], folder: str) ->
     from scipy.stats import spearmanr
 
     from stf_fusion.core.auto import fuse_auto, trimmed_mean
+    from stf_fusion.core.crossval import folds
     from stf_fusion.core.fusion import fuse_member
     from stf_fusion.core.raster import read_block
 
@@ -82,8 +83,8 @@ def score_dates(series, dates: list[dt.date], truths: list[str], folder: str) ->
             preds[m], oks[m] = read_block(files[k], scale=1e-4)
         members = list(preds)
         row = {"date": date.isoformat(), "seconds": round(seconds / len(dates), 1), "used": result.used,
-               "notes": result.notes, "cv_rmse": result.cv_rmse, "folds": len(series.fine) - 2
-               if len(series.fine) > 2 else len(series.fine) if len(series.fine) == 2 else 0,
+               "notes": result.notes, "cv_rmse": result.cv_rmse,
+               "folds": len(folds(series)[0]) if len(series.fine) > 1 else 0,
                "fold_scores": {"trimmed": result.pool_rmse, "blend": result.blend_rmse, "best_cv": result.best_rmse}}
         methods = {m: _rmse(preds[m], oks[m], truth, tok) for m in members}
         p, ok = read_block(naive[k], scale=1e-4)
@@ -100,9 +101,9 @@ def score_dates(series, dates: list[dt.date], truths: list[str], folder: str) ->
             w = np.array([result.fitted.get(m, [0.0] * stack.shape[1]) for m in members])  # [M, B]
             rules["blend"] = np.einsum("mb,mbhw->bhw", w, stack)
         scores = {name: _rmse(value, all_ok, truth, tok) for name, value in rules.items()}
-        folds = {k2: v for k2, v in row["fold_scores"].items() if k2 in scores and np.isfinite(v)}
-        if folds:
-            scores["select"] = scores[min(folds, key=folds.get)]
+        scored = {k2: v for k2, v in row["fold_scores"].items() if k2 in scores and np.isfinite(v)}
+        if scored:
+            scores["select"] = scores[min(scored, key=scored.get)]
         row["rules"] = scores
         if result.errors:
             estimate, eok = read_block(result.errors[k], scale=1.0)
